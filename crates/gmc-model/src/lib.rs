@@ -1,0 +1,48 @@
+//! Shared data model of gmc: label sets and series identity, float and native-histogram
+//! samples, label matchers, metric metadata, timestamps and the write batch that every
+//! ingest protocol decodes into and the storage engine appends from.
+//!
+//! This crate does no I/O and has no async code; every other gmc crate depends on it.
+//!
+//! ```
+//! use gmc_model::{WriteBatch, LabelsBuilder, STALE_NAN_BITS};
+//!
+//! let mut batch = WriteBatch::new();
+//! let mut s = batch.series();
+//! s.label("__name__", "orders_total");
+//! s.label("venue", "XNAS");
+//! s.float(1_700_000_000_000_000_000, 42.0);
+//! s.finish().unwrap();
+//! assert_eq!(batch.len_series(), 1);
+//! assert_eq!(batch.len_samples(), 1);
+//! assert!(f64::from_bits(STALE_NAN_BITS).is_nan());
+//! let _ = LabelsBuilder::new();
+//! ```
+
+mod batch;
+mod error;
+mod histogram;
+mod labels;
+mod matcher;
+mod metadata;
+mod time;
+
+pub use batch::{BatchSeries, FloatSample, HistogramSample, SeriesEntry, SeriesWriter, WriteBatch};
+pub use error::{Error, ErrorClass, Result};
+pub use histogram::{CounterResetHint, Histogram, Span};
+pub use labels::{
+    series_hash, Label, LabelRef, Labels, LabelsBuilder, ValidationLimits, METRIC_NAME,
+};
+pub use matcher::{MatchOp, Matcher};
+pub use metadata::{Metadata, MetricType};
+pub use time::{millis_to_nanos, nanos_to_millis, now_nanos, NANOS_PER_MILLI, NANOS_PER_SEC};
+
+/// Bit pattern of Prometheus' staleness marker: a NaN that means "this series ended".
+/// Stored bit-exactly; any other NaN is an ordinary value.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Whether `v` is the Prometheus staleness marker (compares bits, not values).
+#[inline]
+pub fn is_stale_nan(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}
