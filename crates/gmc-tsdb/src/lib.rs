@@ -1,0 +1,1 @@
+//! gmc embedded time-series store (under construction in this change).

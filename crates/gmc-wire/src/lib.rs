@@ -1,0 +1,1 @@
+//! Ingest codecs of gmc (under construction in this change).
