@@ -1,0 +1,520 @@
+//! Write endpoints. Every protocol goes through one pipeline: read the body within the
+//! size limit → decompress (capped) → decode on a blocking thread → reject what is invalid
+//! (counted by reason) → append to the store, which returns once the write is durable →
+//! answer `204`, or `400` naming what was refused while keeping what was good.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read as _;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gmc_model::{WriteBatch, NANOS_PER_SEC};
+
+use crate::api_error::ApiError;
+use crate::metrics::Protocol;
+use crate::state::AppState;
+
+pub(crate) mod decode;
+
+pub(crate) use gmc_wire::Decoded;
+
+/// How many rejection messages one response quotes.
+const MAX_MESSAGES: usize = 5;
+
+/// A refusal of the whole request, with its counter reason.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) reason: &'static str,
+    pub(crate) error: ApiError,
+}
+
+impl Refusal {
+    pub(crate) fn bad(reason: &'static str, msg: impl Into<String>) -> Self {
+        Refusal {
+            reason,
+            error: ApiError::bad_request(msg),
+        }
+    }
+}
+
+/// What a stored request achieved.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub(crate) samples: u64,
+    pub(crate) rejected_series: u64,
+    pub(crate) messages: Vec<String>,
+}
+
+/// Read the body, refusing more than `limit` bytes.
+async fn read_body(state: &AppState, p: Protocol, body: Body) -> Result<Bytes, ApiError> {
+    let limit = usize::try_from(state.config.ingest.max_body_bytes).unwrap_or(usize::MAX);
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        state.metrics.rejected(p, "body_too_large", 1);
+        ApiError::too_large(format!(
+            "request body exceeds the limit of {limit} bytes (ingest.max_body_bytes) or could not be read: {e}"
+        ))
+    })
+}
+
+/// Undo `Content-Encoding: gzip` with the decompressed size capped like the body.
+fn decode_content_encoding(
+    state: &AppState,
+    p: Protocol,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Bytes, ApiError> {
+    let enc = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match enc.as_str() {
+        "" | "identity" => Ok(body),
+        "gzip" | "x-gzip" => {
+            let limit = state.config.ingest.max_body_bytes;
+            let mut out = Vec::new();
+            let mut rd = flate2::read::MultiGzDecoder::new(&body[..]).take(limit + 1);
+            rd.read_to_end(&mut out).map_err(|e| {
+                state.metrics.rejected(p, "bad_gzip", 1);
+                ApiError::bad_request(format!("cannot decompress gzip body: {e}"))
+            })?;
+            if out.len() as u64 > limit {
+                state.metrics.rejected(p, "body_too_large", 1);
+                return Err(ApiError::too_large(format!(
+                    "decompressed body exceeds the limit of {limit} bytes (ingest.max_body_bytes)"
+                )));
+            }
+            Ok(Bytes::from(out))
+        }
+        other => {
+            state.metrics.rejected(p, "unsupported_encoding", 1);
+            Err(ApiError::unsupported_media(format!(
+                "unsupported Content-Encoding {other:?}; use gzip or none"
+            )))
+        }
+    }
+}
+
+/// Decode and store `body`; the closure decodes on a blocking thread. `ctx` (labels,
+/// options) lives as long as the decoded batch, so the batch may borrow from it.
+pub(crate) async fn store<C, F>(
+    state: &AppState,
+    p: Protocol,
+    body: Bytes,
+    ctx: C,
+    decode: F,
+) -> Result<Outcome, ApiError>
+where
+    C: Send + 'static,
+    F: for<'a> FnOnce(&'a [u8], &'a mut Vec<u8>, &'a C) -> Result<Decoded<'a>, Refusal>
+        + Send
+        + 'static,
+{
+    let wait = state.config.server.overload_wait;
+    let permit = match tokio::time::timeout(wait, state.write_slots.clone().acquire_owned()).await
+    {
+        Ok(Ok(p)) => p,
+        _ => {
+            state.metrics.overloaded();
+            return Err(ApiError::overloaded(
+                "gmc is saturated with writes; retry after the delay in Retry-After",
+                1,
+            ));
+        }
+    };
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        store_blocking(&st, p, &body, &ctx, decode)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("write task failed: {e}")))?
+}
+
+fn store_blocking<C, F>(
+    state: &AppState,
+    p: Protocol,
+    body: &[u8],
+    ctx: &C,
+    decode: F,
+) -> Result<Outcome, ApiError>
+where
+    F: for<'a> FnOnce(&'a [u8], &'a mut Vec<u8>, &'a C) -> Result<Decoded<'a>, Refusal>,
+{
+    let mut scratch = Vec::new();
+    let decoded = decode(body, &mut scratch, ctx).map_err(|r| {
+        state.metrics.rejected(p, r.reason, 1);
+        r.error
+    })?;
+    commit(state, p, decoded)
+}
+
+/// Check request-level limits, drop future samples, append durably and count everything.
+/// Blocking: call from a blocking thread.
+pub(crate) fn commit(state: &AppState, p: Protocol, mut decoded: Decoded<'_>) -> Result<Outcome, ApiError> {
+    let mut outcome = Outcome::default();
+    let mut by_reason: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for (reason, n) in &decoded.report.rejected {
+        *by_reason.entry(reason).or_default() += n;
+        outcome.rejected_series += n;
+    }
+    outcome.messages.append(&mut decoded.report.messages);
+    outcome.messages.truncate(MAX_MESSAGES);
+    if decoded.batch.len_samples() > state.config.ingest.max_samples_per_request {
+        state.metrics.rejected(p, "too_many_samples", 1);
+        return Err(ApiError::bad_request(format!(
+            "request carries {} samples, the limit is {} (ingest.max_samples_per_request)",
+            decoded.batch.len_samples(),
+            state.config.ingest.max_samples_per_request
+        )));
+    }
+    reject_future(state, &mut decoded.batch, &mut by_reason, &mut outcome);
+    let report = match state.db.append(&decoded.batch) {
+        Ok(r) => {
+            *state.last_storage_error.lock() = None;
+            r
+        }
+        Err(e) => {
+            state.metrics.rejected(p, "storage_error", 1);
+            *state.last_storage_error.lock() = Some((std::time::Instant::now(), e.to_string()));
+            tracing::error!(error = %e, protocol = p.as_str(), "Store refused a write; nothing of it was acknowledged.");
+            return Err(ApiError::from_class(
+                e.class(),
+                format!("storage refused the write, nothing was stored: {e}"),
+            ));
+        }
+    };
+    for r in &report.rejected {
+        *by_reason.entry(r.reason()).or_default() += 1;
+        outcome.rejected_series += 1;
+        if outcome.messages.len() < MAX_MESSAGES {
+            let labels = decoded
+                .batch
+                .get(r.series_index())
+                .map(|s| s.to_labels().to_string())
+                .unwrap_or_default();
+            outcome.messages.push(format!("{labels}: {}", r.message()));
+        }
+    }
+    for (reason, n) in by_reason {
+        state.metrics.rejected(p, reason, n);
+    }
+    outcome.samples = report.accepted_samples();
+    state.metrics.ingested(p, outcome.samples);
+    if outcome.samples > 0 {
+        state.note_services(&decoded.batch);
+    }
+    Ok(outcome)
+}
+
+/// Drop series with samples beyond the allowed clock skew into the future.
+fn reject_future(
+    state: &AppState,
+    batch: &mut WriteBatch<'_>,
+    by_reason: &mut BTreeMap<&'static str, u64>,
+    outcome: &mut Outcome,
+) {
+    let skew = i64::try_from(state.config.ingest.max_future_skew.as_nanos()).unwrap_or(i64::MAX);
+    let limit = gmc_model::now_nanos().saturating_add(skew);
+    let mut dropped = 0u64;
+    let mut first: Option<String> = None;
+    batch.retain_series(|_, s| {
+        let newest = s
+            .floats
+            .iter()
+            .map(|f| f.ts_nanos)
+            .chain(s.histograms.iter().map(|h| h.ts_nanos))
+            .max()
+            .unwrap_or(i64::MIN);
+        if newest > limit {
+            dropped += 1;
+            if first.is_none() {
+                first = Some(format!(
+                    "{}: sample timestamp {:.3} is more than {}s in the future",
+                    s.to_labels(),
+                    newest as f64 / NANOS_PER_SEC as f64,
+                    skew / NANOS_PER_SEC
+                ));
+            }
+            false
+        } else {
+            true
+        }
+    });
+    if dropped > 0 {
+        *by_reason.entry("too_far_in_future").or_default() += dropped;
+        outcome.rejected_series += dropped;
+        if let Some(m) = first {
+            if outcome.messages.len() < MAX_MESSAGES {
+                outcome.messages.push(m);
+            }
+        }
+    }
+}
+
+/// The response for a stored request: `204`, or `400` listing what was refused.
+fn respond(outcome: Outcome, ok: StatusCode) -> Response {
+    if outcome.rejected_series == 0 {
+        return ok.into_response();
+    }
+    let mut msg = format!(
+        "stored {} samples; refused {} series: {}",
+        outcome.samples,
+        outcome.rejected_series,
+        outcome.messages.join("; ")
+    );
+    if msg.len() > 4096 {
+        msg.truncate(msg.floor_char_boundary(4096));
+    }
+    ApiError::bad_request(msg).into_response()
+}
+
+/// `POST /api/v1/write`: Prometheus remote_write 1.0 (protobuf, snappy block format).
+pub(crate) async fn remote_write(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let p = Protocol::RemoteWrite;
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype.contains("io.prometheus.write.v2") {
+        state.metrics.rejected(p, "unsupported_version", 1);
+        return Err(ApiError::unsupported_media(
+            "remote write 2.0 is not supported yet; configure the sender for remote write 1.0 (protobuf_message: prometheus.WriteRequest)",
+        ));
+    }
+    if !ctype.is_empty() && !ctype.starts_with("application/x-protobuf") {
+        state.metrics.rejected(p, "unsupported_content_type", 1);
+        return Err(ApiError::unsupported_media(format!(
+            "unsupported Content-Type {ctype:?}; remote write sends application/x-protobuf"
+        )));
+    }
+    if let Some(enc) = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        if !enc.eq_ignore_ascii_case("snappy") {
+            state.metrics.rejected(p, "unsupported_encoding", 1);
+            return Err(ApiError::unsupported_media(format!(
+                "unsupported Content-Encoding {enc:?}; remote write 1.0 uses snappy"
+            )));
+        }
+    }
+    let body = read_body(&state, p, body).await?;
+    let limits = decode::limits(&state);
+    let outcome = store(&state, p, body, limits, |b, scratch, limits| {
+        decode::remote_write(b, scratch, limits)
+    }).await?;
+    Ok(respond(outcome, StatusCode::NO_CONTENT))
+}
+
+/// Extra labels for pushed expositions: `job`, `instance` and repeated `extra_label=k=v`.
+fn import_labels(raw_query: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let mut labels = Vec::new();
+    for (k, v) in form_pairs(raw_query.unwrap_or("")) {
+        match k.as_str() {
+            "job" | "instance" => labels.push((k, v)),
+            "extra_label" => {
+                let (n, val) = v.split_once('=').ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid extra_label {v:?}; write extra_label=name=value"
+                    ))
+                })?;
+                labels.push((n.to_owned(), val.to_owned()));
+            }
+            _ => {}
+        }
+    }
+    Ok(labels)
+}
+
+fn form_pairs(q: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for part in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        out.push((percent_decode(k), percent_decode(v)));
+    }
+    out
+}
+
+/// Decode `%XX` and `+` in a query component; invalid escapes are kept literally.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn exposition_format(headers: &HeaderMap) -> decode::TextFormat {
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    decode::TextFormat::from_content_type(ctype)
+}
+
+/// `POST /api/v1/import/prometheus`: push a text exposition.
+pub(crate) async fn import_prometheus(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let p = Protocol::Exposition;
+    let labels = import_labels(uri.query())?;
+    let body = read_body(&state, p, body).await?;
+    let body = decode_content_encoding(&state, p, &headers, body)?;
+    let format = exposition_format(&headers);
+    let ctx = (decode::limits(&state), labels, gmc_model::now_nanos());
+    let outcome = store(&state, p, body, ctx, move |b, _, (limits, labels, now)| {
+        let opts = decode::ExpositionOptions {
+            format,
+            default_ts_nanos: *now,
+            target_labels: labels,
+            honor_labels: false,
+            honor_timestamps: true,
+        };
+        decode::exposition(b, &opts, limits)
+    })
+    .await?;
+    Ok(respond(outcome, StatusCode::NO_CONTENT))
+}
+
+/// `PUT|POST /metrics/job/<job>{/<label>/<value>}`: Pushgateway-style push. Unlike a
+/// Pushgateway, gmc stores the pushed samples at once (receive time unless the exposition
+/// has timestamps); there is no group cache to scrape or delete.
+pub(crate) async fn pushgateway(
+    State(state): State<AppState>,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let p = Protocol::Exposition;
+    let mut parts = rest.split('/').filter(|s| !s.is_empty());
+    let job = parts.next().map(percent_decode).unwrap_or_default();
+    if job.is_empty() {
+        state.metrics.rejected(p, "bad_path", 1);
+        return Err(ApiError::bad_request("the job name in /metrics/job/<job> is empty"));
+    }
+    let mut labels = vec![("job".to_owned(), job)];
+    let rest: Vec<&str> = parts.collect();
+    if rest.len() % 2 != 0 {
+        state.metrics.rejected(p, "bad_path", 1);
+        return Err(ApiError::bad_request(
+            "grouping labels in the path must come in /<label>/<value> pairs",
+        ));
+    }
+    for pair in rest.chunks(2) {
+        labels.push((percent_decode(pair[0]), percent_decode(pair[1])));
+    }
+    let body = read_body(&state, p, body).await?;
+    let body = decode_content_encoding(&state, p, &headers, body)?;
+    let format = exposition_format(&headers);
+    let ctx = (decode::limits(&state), labels, gmc_model::now_nanos());
+    let outcome = store(&state, p, body, ctx, move |b, _, (limits, labels, now)| {
+        let opts = decode::ExpositionOptions {
+            format,
+            default_ts_nanos: *now,
+            target_labels: labels,
+            honor_labels: false,
+            honor_timestamps: true,
+        };
+        decode::exposition(b, &opts, limits)
+    })
+    .await?;
+    Ok(respond(outcome, StatusCode::OK))
+}
+
+/// `POST /write` (InfluxDB 1.x) and `POST /api/v2/write` (2.x): line protocol.
+pub(crate) async fn influx(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let p = Protocol::Influx;
+    let raw = params.get("precision").map(String::as_str).unwrap_or("ns");
+    let Some(precision) = gmc_wire::influx::Precision::parse(raw) else {
+        state.metrics.rejected(p, "bad_precision", 1);
+        return Err(ApiError::bad_request(format!(
+            "invalid precision {raw:?}; use ns, us, ms or s"
+        )));
+    };
+    let body = read_body(&state, p, body).await?;
+    let body = decode_content_encoding(&state, p, &headers, body)?;
+    let ctx = (decode::limits(&state), gmc_model::now_nanos());
+    let outcome = store(&state, p, body, ctx, move |b, _, (limits, now)| {
+        decode::influx(b, precision, *now, limits)
+    })
+    .await?;
+    Ok(respond(outcome, StatusCode::NO_CONTENT))
+}
+
+/// `POST /api/v1/push`: gmc's JSON push.
+pub(crate) async fn json_push(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let p = Protocol::Json;
+    let body = read_body(&state, p, body).await?;
+    let body = decode_content_encoding(&state, p, &headers, body)?;
+    let ctx = (decode::limits(&state), gmc_model::now_nanos());
+    let outcome = store(&state, p, body, ctx, |b, _, (limits, now)| {
+        decode::json(b, *now, limits)
+    })
+    .await?;
+    if outcome.rejected_series > 0 {
+        return Ok(respond(outcome, StatusCode::OK));
+    }
+    Ok((
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"status": "success", "samples": outcome.samples})),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_and_import_labels() {
+        assert_eq!(percent_decode("a%2Fb+c"), "a/b c");
+        assert_eq!(percent_decode("bad%zz"), "bad%zz");
+        assert_eq!(percent_decode("%4"), "%4");
+        let l = import_labels(Some("job=x&instance=h%3A1&extra_label=env=prod&other=1")).unwrap();
+        assert_eq!(
+            l,
+            vec![
+                ("job".into(), "x".into()),
+                ("instance".into(), "h:1".into()),
+                ("env".into(), "prod".into())
+            ]
+        );
+        assert!(import_labels(Some("extra_label=novalue")).is_err());
+    }
+}

@@ -1,0 +1,81 @@
+//! Adapters from the server's ingest pipeline to the gmc-wire decoders: limits from the
+//! configuration, body validation, and whole-request errors turned into counted refusals.
+
+use gmc_wire::{Decoded, Limits};
+
+use super::Refusal;
+use crate::api_error::ApiError;
+use crate::state::AppState;
+
+pub(crate) use gmc_wire::exposition::{Format as TextFormat, Options as ExpositionOptions};
+
+/// The decode limits of the configuration.
+pub(crate) fn limits(state: &AppState) -> Limits {
+    let ing = &state.config.ingest;
+    Limits {
+        max_body_bytes: usize::try_from(ing.max_body_bytes).unwrap_or(usize::MAX),
+        max_samples: ing.max_samples_per_request,
+        labels: ing.validation_limits(),
+    }
+}
+
+/// A whole-request decode failure, counted under the decoder's reason.
+fn refuse(e: gmc_wire::Error) -> Refusal {
+    Refusal {
+        reason: e.reason(),
+        error: match e.class() {
+            gmc_model::ErrorClass::Limit if matches!(e, gmc_wire::Error::BodyTooLarge { .. }) => {
+                ApiError::too_large(e.to_string())
+            }
+            class => ApiError::from_class(class, e.to_string()),
+        },
+    }
+}
+
+fn utf8(body: &[u8]) -> Result<&str, Refusal> {
+    std::str::from_utf8(body).map_err(|e| {
+        Refusal::bad(
+            "invalid_utf8",
+            format!("body is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
+        )
+    })
+}
+
+/// Remote write: snappy (capped) into `scratch`, then the zero-copy protobuf decoder.
+pub(crate) fn remote_write<'a>(
+    body: &[u8],
+    scratch: &'a mut Vec<u8>,
+    limits: &Limits,
+) -> Result<Decoded<'a>, Refusal> {
+    *scratch = gmc_wire::remote_write::decompress(body, limits).map_err(refuse)?;
+    let buf: &'a Vec<u8> = scratch;
+    gmc_wire::remote_write::decode(buf, limits).map_err(refuse)
+}
+
+/// Text exposition (0.0.4 or OpenMetrics).
+pub(crate) fn exposition<'a>(
+    body: &'a [u8],
+    opts: &ExpositionOptions<'a>,
+    limits: &Limits,
+) -> Result<Decoded<'a>, Refusal> {
+    gmc_wire::exposition::decode(utf8(body)?, opts, limits).map_err(refuse)
+}
+
+/// InfluxDB line protocol.
+pub(crate) fn influx<'a>(
+    body: &'a [u8],
+    precision: gmc_wire::influx::Precision,
+    default_ts_nanos: i64,
+    limits: &Limits,
+) -> Result<Decoded<'a>, Refusal> {
+    gmc_wire::influx::decode(utf8(body)?, precision, default_ts_nanos, limits).map_err(refuse)
+}
+
+/// gmc's JSON push.
+pub(crate) fn json(
+    body: &[u8],
+    default_ts_nanos: i64,
+    limits: &Limits,
+) -> Result<Decoded<'static>, Refusal> {
+    gmc_wire::json_push::decode(body, default_ts_nanos, limits).map_err(refuse)
+}

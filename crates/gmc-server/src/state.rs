@@ -1,0 +1,109 @@
+//! Shared state of the HTTP handlers: the store, the configuration, metrics, admission
+//! control for writes, and what `/system/status` reports (service freshness, scrapes).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::metrics::ServerMetrics;
+
+/// Cloned into every handler (cheap: all fields are `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    /// The embedded store.
+    pub db: Arc<gmc_tsdb::Db>,
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// Server self-metrics.
+    pub metrics: Arc<ServerMetrics>,
+    /// Admission control: one permit per write being decoded and appended.
+    pub write_slots: Arc<Semaphore>,
+    /// Newest sample timestamp (ns) per service, for freshness in `/system/status`.
+    pub services: Arc<Mutex<HashMap<String, i64>>>,
+    /// Latest result of every scrape target.
+    pub scrape_status: Arc<Mutex<Vec<TargetStatus>>>,
+    /// Last write failure of the store, cleared by the next success.
+    pub last_storage_error: Arc<Mutex<Option<(Instant, String)>>>,
+    /// When the server started.
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// Last result of one scrape target.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TargetStatus {
+    /// `job` label.
+    pub job: String,
+    /// Scraped URL.
+    pub url: String,
+    /// `instance` label.
+    pub instance: String,
+    /// Whether the last scrape succeeded.
+    pub up: bool,
+    /// Error of the last scrape, if it failed.
+    pub last_error: Option<String>,
+    /// Unix ms of the last scrape start.
+    pub last_scrape_ms: i64,
+    /// Duration of the last scrape in seconds.
+    pub last_duration_seconds: f64,
+    /// Samples returned by the last scrape.
+    pub samples: u64,
+}
+
+impl AppState {
+    /// Build the state for `config` over `db`.
+    pub fn new(config: Config, db: Arc<gmc_tsdb::Db>) -> Self {
+        AppState {
+            db,
+            write_slots: Arc::new(Semaphore::new(config.server.max_inflight_writes)),
+            config: Arc::new(config),
+            metrics: Arc::new(ServerMetrics::default()),
+            services: Arc::new(Mutex::new(HashMap::new())),
+            scrape_status: Arc::new(Mutex::new(Vec::new())),
+            last_storage_error: Arc::new(Mutex::new(None)),
+            started: Instant::now(),
+        }
+    }
+
+    /// Note the newest timestamp seen per service in a stored batch.
+    pub fn note_services(&self, batch: &gmc_model::WriteBatch<'_>) {
+        // Collapse the batch first so the shared map is locked once per request.
+        let mut local: HashMap<&str, i64> = HashMap::new();
+        for s in batch.iter() {
+            let Some(svc) = s.label("service").or_else(|| s.label("job")) else {
+                continue;
+            };
+            let newest = s
+                .floats
+                .iter()
+                .map(|f| f.ts_nanos)
+                .chain(s.histograms.iter().map(|h| h.ts_nanos))
+                .max();
+            if let Some(ts) = newest {
+                let e = local.entry(svc).or_insert(ts);
+                *e = (*e).max(ts);
+            }
+        }
+        if local.is_empty() {
+            return;
+        }
+        let mut map = self.services.lock();
+        for (svc, ts) in local {
+            match map.get_mut(svc) {
+                Some(v) => *v = (*v).max(ts),
+                None => {
+                    map.insert(svc.to_owned(), ts);
+                }
+            }
+        }
+    }
+}

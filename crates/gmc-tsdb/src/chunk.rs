@@ -1,0 +1,149 @@
+//! Chunk codecs: compressed runs of one series' samples, stored by the head and by blocks as
+//! opaque `(mint, maxt, encoding: u8, bytes)`. Byte formats: `docs/format/chunk.md`.
+//!
+//! Encodings: [`ENCODING_XOR`] (appendable head chunk), [`ENCODING_PACKED`] (closed float
+//! chunk, smallest of three value modes), [`ENCODING_HISTOGRAM`] (native histograms).
+
+mod bits;
+mod histogram;
+mod packed;
+mod timestamps;
+mod xor;
+
+use std::sync::Arc;
+
+use gmc_model::Histogram;
+
+pub use xor::XorAppender;
+
+use crate::error::{Error, Result};
+use crate::querier::{Sample, SampleValue};
+
+/// Appendable float chunk: grid-residual timestamps + Gorilla XOR values.
+pub const ENCODING_XOR: u8 = xor::ENCODING;
+/// Closed float chunk: grid-residual timestamps + best of XOR / decimal-Rice / bits-Rice.
+pub const ENCODING_PACKED: u8 = packed::ENCODING;
+/// Native histogram chunk.
+pub const ENCODING_HISTOGRAM: u8 = histogram::ENCODING;
+
+/// Encode float samples (strictly increasing timestamps) with the closed-chunk codec.
+/// Returns `(encoding, bytes)`.
+pub fn encode_floats(samples: &[(i64, f64)]) -> (u8, Vec<u8>) {
+    (ENCODING_PACKED, packed::encode(samples))
+}
+
+/// Encode histogram samples (strictly increasing timestamps). Returns `(encoding, bytes)`.
+pub fn encode_histograms(samples: &[(i64, &Histogram)]) -> (u8, Vec<u8>) {
+    (ENCODING_HISTOGRAM, histogram::encode(samples))
+}
+
+/// Encode mixed samples (all of one kind) with the right codec; `None` when they mix kinds.
+pub fn encode_samples(samples: &[Sample]) -> Option<(u8, Vec<u8>)> {
+    if samples
+        .iter()
+        .all(|s| matches!(s.value, SampleValue::Float(_)))
+    {
+        let f: Vec<(i64, f64)> = samples
+            .iter()
+            .filter_map(|s| match s.value {
+                SampleValue::Float(v) => Some((s.ts_nanos, v)),
+                SampleValue::Histogram(_) => None,
+            })
+            .collect();
+        return Some(encode_floats(&f));
+    }
+    let h: Vec<(i64, &Histogram)> = samples
+        .iter()
+        .filter_map(|s| match &s.value {
+            SampleValue::Histogram(h) => Some((s.ts_nanos, h.as_ref())),
+            SampleValue::Float(_) => None,
+        })
+        .collect();
+    (h.len() == samples.len()).then(|| encode_histograms(&h))
+}
+
+/// Iterator over the samples of one chunk, in time order. Yields an error (once, then
+/// ends) when the bytes are corrupt; never panics on any input.
+#[derive(Debug, Clone)]
+pub struct ChunkIter<'a>(Inner<'a>);
+
+#[derive(Debug, Clone)]
+enum Inner<'a> {
+    Xor(xor::XorIter<'a>),
+    Packed(packed::PackedIter<'a>),
+    Histogram(histogram::HistogramIter<'a>),
+}
+
+impl ChunkIter<'_> {
+    /// Next float sample as `(ts_nanos, value)`, skipping the `Sample` wrapper; `None` at
+    /// the end. Histogram chunks yield an error.
+    #[inline]
+    pub fn next_float(&mut self) -> Option<Result<(i64, f64)>> {
+        match &mut self.0 {
+            Inner::Xor(i) => i.next(),
+            Inner::Packed(i) => i.next(),
+            Inner::Histogram(i) => i.next().map(|r| {
+                r.and(Err(Error::CorruptChunk {
+                    encoding: ENCODING_HISTOGRAM,
+                    reason: "not a float chunk",
+                }))
+            }),
+        }
+    }
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = Result<Sample>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Result<Sample>> {
+        let float = |r: Result<(i64, f64)>| {
+            r.map(|(ts_nanos, v)| Sample {
+                ts_nanos,
+                value: SampleValue::Float(v),
+            })
+        };
+        match &mut self.0 {
+            Inner::Xor(i) => i.next().map(float),
+            Inner::Packed(i) => i.next().map(float),
+            Inner::Histogram(i) => i.next().map(|r| {
+                r.map(|(ts_nanos, h)| Sample {
+                    ts_nanos,
+                    value: SampleValue::Histogram(h),
+                })
+            }),
+        }
+    }
+}
+
+/// Decode a chunk lazily. This is the API for every reader of stored chunks (querier,
+/// compaction, rollups): `encoding` and `bytes` exactly as stored.
+///
+/// ```
+/// use gmc_tsdb::chunk;
+/// let (enc, bytes) = chunk::encode_floats(&[(1_000_000, 1.5), (2_000_000, 2.5)]);
+/// let v: Vec<_> = chunk::decode_iter(enc, &bytes).unwrap().collect::<Result<_, _>>().unwrap();
+/// assert_eq!(v.len(), 2);
+/// assert_eq!(v[1].ts_nanos, 2_000_000);
+/// ```
+pub fn decode_iter(encoding: u8, bytes: &[u8]) -> Result<ChunkIter<'_>> {
+    Ok(ChunkIter(match encoding {
+        ENCODING_XOR => Inner::Xor(xor::XorIter::new(bytes)?),
+        ENCODING_PACKED => Inner::Packed(packed::PackedIter::new(bytes)?),
+        ENCODING_HISTOGRAM => Inner::Histogram(histogram::HistogramIter::new(bytes)?),
+        _ => return Err(Error::UnknownEncoding { encoding }),
+    }))
+}
+
+/// Decode a whole chunk into samples.
+pub fn decode_all(encoding: u8, bytes: &[u8]) -> Result<Vec<Sample>> {
+    decode_iter(encoding, bytes)?.collect()
+}
+
+/// Convenience: a histogram sample value.
+pub fn histogram_value(h: Histogram) -> SampleValue {
+    SampleValue::Histogram(Arc::new(h))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,257 @@
+//! MSB-first bit writer and a branch-light bit reader used by every chunk codec.
+//! The reader never panics on short or hostile input: reads past the end return `None`.
+
+/// Mask of the low `n` bits (`n` ≤ 64).
+#[inline]
+pub(crate) fn mask(n: u32) -> u64 {
+    if n >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
+}
+
+/// Appends bits most-significant first.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BitWriter {
+    buf: Vec<u8>,
+    acc: u64,
+    nbits: u32,
+}
+
+impl BitWriter {
+    /// An empty writer.
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Write the low `n` bits of `v` (`n` ≤ 64).
+    #[inline]
+    pub(crate) fn write(&mut self, v: u64, n: u32) {
+        let mut n = n.min(64);
+        while n > 0 {
+            // nbits < 8 between calls, so at least 48 bits fit without overflow.
+            let take = n.min(56 - self.nbits);
+            let part = (v >> (n - take)) & mask(take);
+            self.acc = (self.acc << take) | part;
+            self.nbits += take;
+            n -= take;
+            while self.nbits >= 8 {
+                self.nbits -= 8;
+                self.buf.push((self.acc >> self.nbits) as u8);
+            }
+            self.acc &= mask(self.nbits);
+        }
+    }
+
+    /// Write one bit.
+    #[inline]
+    pub(crate) fn bit(&mut self, b: bool) {
+        self.write(u64::from(b), 1);
+    }
+
+    /// Bits written so far.
+    pub(crate) fn len_bits(&self) -> usize {
+        self.buf.len() * 8 + self.nbits as usize
+    }
+
+    /// The bytes written so far, the last partial byte zero-padded (writer unchanged).
+    pub(crate) fn snapshot_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.buf);
+        if self.nbits > 0 {
+            out.push((self.acc << (8 - self.nbits)) as u8);
+        }
+    }
+
+    /// Consume into bytes, zero-padding the last byte.
+    pub(crate) fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.buf.len() + 1);
+        self.snapshot_into(&mut out);
+        out
+    }
+}
+
+/// Reads bits most-significant first from a byte slice.
+#[derive(Debug, Clone)]
+pub(crate) struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// Pending bits, left-aligned; bits below `avail` are unspecified.
+    buf: u64,
+    avail: u32,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader over `data`.
+    pub(crate) fn new(data: &'a [u8]) -> Self {
+        BitReader {
+            data,
+            pos: 0,
+            buf: 0,
+            avail: 0,
+        }
+    }
+
+    /// Top up `buf` to at least 57 bits when the input allows.
+    #[inline]
+    fn refill(&mut self) {
+        if let Some(w) = self.data.get(self.pos..self.pos + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            // Branchless refill: bits below the new `avail` that come from the same
+            // input bytes are ORed in again identically by the next refill.
+            self.buf |= u64::from_be_bytes(word) >> self.avail;
+            let bytes = (63 - self.avail) >> 3;
+            self.pos += bytes as usize;
+            self.avail += bytes * 8;
+        } else {
+            while self.avail <= 56 {
+                let Some(&b) = self.data.get(self.pos) else {
+                    break;
+                };
+                self.buf |= u64::from(b) << (56 - self.avail);
+                self.pos += 1;
+                self.avail += 8;
+            }
+        }
+    }
+
+    /// Read `n` ≤ 56 bits.
+    #[inline]
+    fn read_small(&mut self, n: u32) -> Option<u64> {
+        if n == 0 {
+            return Some(0);
+        }
+        if self.avail < n {
+            self.refill();
+            if self.avail < n {
+                return None;
+            }
+        }
+        let v = self.buf >> (64 - n);
+        self.buf <<= n;
+        self.avail -= n;
+        Some(v)
+    }
+
+    /// Read `n` ≤ 64 bits.
+    #[inline]
+    pub(crate) fn read(&mut self, n: u32) -> Option<u64> {
+        if n <= 56 {
+            self.read_small(n)
+        } else if n <= 64 {
+            let hi = self.read_small(n - 32)?;
+            let lo = self.read_small(32)?;
+            Some((hi << 32) | lo)
+        } else {
+            None
+        }
+    }
+
+    /// Read one bit.
+    #[inline]
+    pub(crate) fn bit(&mut self) -> Option<bool> {
+        self.read_small(1).map(|b| b == 1)
+    }
+
+    /// Count leading one bits, looking at most `max` (≤ 32) bits ahead, without consuming.
+    #[inline]
+    pub(crate) fn peek_ones(&mut self, max: u32) -> u32 {
+        if self.avail < max {
+            self.refill();
+        }
+        let ones = self.buf.leading_ones();
+        ones.min(max).min(self.avail)
+    }
+
+    /// Skip `n` bits already known to be available (after `peek_ones`).
+    #[inline]
+    pub(crate) fn skip(&mut self, n: u32) -> Option<()> {
+        self.read_small(n).map(|_| ())
+    }
+}
+
+/// Append `v` as an unsigned LEB128 varint.
+#[inline]
+pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Append `v` zigzag-encoded as a varint.
+#[inline]
+pub(crate) fn put_varint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, zigzag(v));
+}
+
+/// Read an unsigned LEB128 varint from `buf` at `*pos`.
+#[inline]
+pub(crate) fn get_uvarint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Read a zigzag varint.
+#[inline]
+pub(crate) fn get_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    get_uvarint(buf, pos).map(unzigzag)
+}
+
+/// Zigzag-map a signed integer so small magnitudes become small codes.
+#[inline]
+pub(crate) fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Inverse of [`zigzag`].
+#[inline]
+pub(crate) fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_round_trip_mixed_widths() {
+        let items: Vec<(u64, u32)> = (0..500u64)
+            .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15), (i % 65) as u32))
+            .collect();
+        let mut w = BitWriter::new();
+        for &(v, n) in &items {
+            w.write(v, n);
+        }
+        let total = w.len_bits();
+        let bytes = w.finish();
+        assert_eq!(bytes.len(), total.div_ceil(8));
+        let mut r = BitReader::new(&bytes);
+        for &(v, n) in &items {
+            assert_eq!(r.read(n), Some(v & mask(n)), "width {n}");
+        }
+    }
+
+    #[test]
+    fn reader_reports_end_of_input() {
+        let mut r = BitReader::new(&[0xff]);
+        assert_eq!(r.peek_ones(32), 8);
+        assert_eq!(r.read(8), Some(0xff));
+        assert_eq!(r.read(1), None);
+        let mut pos = 0;
+        assert_eq!(get_uvarint(&[0x80, 0x80], &mut pos), None);
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+}

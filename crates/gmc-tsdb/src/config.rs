@@ -1,0 +1,170 @@
+//! Store configuration: sync policy, out-of-order window, series limits, segment sizes.
+//! Deserialized from the `[tsdb]` section of the server config; every field has a default.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// How appends are made durable before they are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum SyncPolicy {
+    /// Every append writes and fsyncs the WAL itself.
+    Batch,
+    /// Concurrent appends share one fsync: the first waiter becomes the leader, waits up to
+    /// `window` for followers (only while others are writing), fsyncs once and wakes them.
+    GroupCommit {
+        /// Longest extra wait of the leader for followers (0 = no extra wait: appenders
+        /// that arrive while an fsync runs still share the next one).
+        #[serde(with = "duration_ms")]
+        window: Duration,
+    },
+    /// No fsync at all: acknowledged data survives a process crash (it is in the page
+    /// cache) but not a power loss. For tests and benchmarks.
+    None,
+}
+
+impl Default for SyncPolicy {
+    /// Group commit without extra wait: measured in `docs/adr/0001-chunk-codec.md`, it
+    /// costs a single appender nothing over `Batch` and lets N concurrent appenders share
+    /// one fsync, so throughput scales with concurrency instead of fsync latency.
+    fn default() -> Self {
+        SyncPolicy::GroupCommit {
+            window: Duration::ZERO,
+        }
+    }
+}
+
+mod duration_ms {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Configuration of the store.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// WAL durability policy.
+    pub sync: SyncPolicy,
+    /// How far behind a series' newest sample a sample may arrive and still be accepted.
+    #[serde(with = "duration_secs_f")]
+    pub out_of_order_window: Duration,
+    /// Most active (in-memory) series in the store.
+    pub max_series: usize,
+    /// Most active series per metric name.
+    pub max_series_per_metric: usize,
+    /// Size at which a WAL segment is closed and the next one started.
+    pub wal_segment_bytes: u64,
+    /// Time range of head data after which the head is flushed to a block.
+    #[serde(with = "duration_secs_f")]
+    pub head_flush_range: Duration,
+    /// Interval of the background maintenance loop (head flush checks).
+    #[serde(with = "duration_secs_f")]
+    pub maintenance_interval: Duration,
+    /// Samples per head chunk before it is cut and recompressed.
+    pub chunk_samples: usize,
+}
+
+mod duration_secs_f {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(secs).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sync: SyncPolicy::default(),
+            out_of_order_window: Duration::from_secs(600),
+            max_series: 5_000_000,
+            max_series_per_metric: 500_000,
+            wal_segment_bytes: 64 << 20,
+            head_flush_range: Duration::from_secs(2 * 3600),
+            maintenance_interval: Duration::from_secs(60),
+            chunk_samples: 120,
+        }
+    }
+}
+
+impl Config {
+    /// Check ranges that serde cannot express.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, reason: &str| {
+            Err(Error::InvalidConfig {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.max_series == 0 {
+            return bad("max_series", "must be at least 1");
+        }
+        if self.max_series_per_metric == 0 {
+            return bad("max_series_per_metric", "must be at least 1");
+        }
+        if self.wal_segment_bytes < 64 << 10 {
+            return bad("wal_segment_bytes", "must be at least 64 KiB");
+        }
+        if !(8..=65_535).contains(&self.chunk_samples) {
+            return bad("chunk_samples", "must be within 8..=65535");
+        }
+        if self.head_flush_range < Duration::from_secs(60) {
+            return bad("head_flush_range", "must be at least 60 s");
+        }
+        if self.maintenance_interval.is_zero() {
+            return bad("maintenance_interval", "must be positive");
+        }
+        if let SyncPolicy::GroupCommit { window } = self.sync {
+            if window > Duration::from_secs(1) {
+                return bad("sync.group_commit.window", "must be at most 1000 ms");
+            }
+        }
+        if i64::try_from(self.out_of_order_window.as_nanos()).is_err() {
+            return bad("out_of_order_window", "too large");
+        }
+        Ok(())
+    }
+
+    /// The out-of-order window in nanoseconds.
+    pub(crate) fn ooo_window_nanos(&self) -> i64 {
+        i64::try_from(self.out_of_order_window.as_nanos()).unwrap_or(i64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_unknown_fields_are_refused() {
+        Config::default().validate().unwrap();
+        let c: Config = serde_json::from_str(r#"{"max_series": 10, "sync": "batch"}"#).unwrap();
+        assert_eq!(c.max_series, 10);
+        assert_eq!(c.sync, SyncPolicy::Batch);
+        let c: Config =
+            serde_json::from_str(r#"{"sync": {"group_commit": {"window": 2}}}"#).unwrap();
+        assert_eq!(
+            c.sync,
+            SyncPolicy::GroupCommit {
+                window: Duration::from_millis(2)
+            }
+        );
+        assert!(serde_json::from_str::<Config>(r#"{"nope": 1}"#).is_err());
+        let c = Config {
+            max_series: 0,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,363 @@
+//! One in-memory series: closed (recompressed) chunks, the open appendable chunk, a small
+//! sorted out-of-order buffer, and the newest-sample state used to validate appends.
+
+use std::sync::Arc;
+
+use gmc_model::Histogram;
+
+use crate::chunk::{self, XorAppender};
+use crate::error::{Result, SampleError};
+use crate::querier::{Sample, SampleValue};
+
+/// An interned label set: sorted `(name, value)` pairs.
+pub(crate) type LabelSet = Arc<[(Arc<str>, Arc<str>)]>;
+
+/// A closed chunk, immutable and shared with readers.
+#[derive(Debug, Clone)]
+pub(crate) struct Chunk {
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+    pub(crate) encoding: u8,
+    pub(crate) bytes: Arc<[u8]>,
+}
+
+/// The chunk being appended to.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum Open {
+    /// No open chunk.
+    #[default]
+    Empty,
+    /// Floats in an appendable XOR chunk.
+    Float(XorAppender),
+    /// Histograms, kept decoded until the chunk is cut (histogram series are few).
+    Hist(Vec<(i64, Arc<Histogram>)>),
+}
+
+/// What inserting one sample did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inserted {
+    /// Stored.
+    New,
+    /// The same sample was already stored: nothing to do.
+    Duplicate,
+    /// A different value is stored at this timestamp: dropped.
+    Conflict,
+}
+
+/// An in-memory series.
+#[derive(Debug)]
+pub(crate) struct MemSeries {
+    pub(crate) ref_id: u64,
+    pub(crate) labels: LabelSet,
+    /// Whether a WAL series record for `ref_id` is durable in the current WAL.
+    pub(crate) wal_logged: bool,
+    pub(crate) closed: Vec<Chunk>,
+    pub(crate) open: Open,
+    open_mint: i64,
+    /// Out-of-order samples, sorted by timestamp, unique.
+    pub(crate) ooo: Vec<Sample>,
+    /// Newest stored in-order timestamp (`i64::MIN` when none) and its value.
+    pub(crate) max_ts: i64,
+    last: Option<SampleValue>,
+    /// Newest timestamp accepted by validation (≥ `max_ts` while appends are in flight).
+    res_max_ts: i64,
+    res_last: Option<SampleValue>,
+    /// Oldest timestamp held (for query pruning); `i64::MAX` when empty.
+    pub(crate) min_ts: i64,
+}
+
+/// Data moved out of a series by a flush.
+#[derive(Debug, Default)]
+pub(crate) struct Taken {
+    pub(crate) chunks: Vec<Chunk>,
+    pub(crate) ooo: Vec<Sample>,
+}
+
+impl MemSeries {
+    pub(crate) fn new(ref_id: u64, labels: LabelSet) -> Self {
+        MemSeries {
+            ref_id,
+            labels,
+            wal_logged: false,
+            closed: Vec::new(),
+            open: Open::Empty,
+            open_mint: i64::MIN,
+            ooo: Vec::new(),
+            max_ts: i64::MIN,
+            last: None,
+            res_max_ts: i64::MIN,
+            res_last: None,
+            min_ts: i64::MAX,
+        }
+    }
+
+    /// Number of chunks held (open one included).
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.closed.len() + usize::from(!matches!(self.open, Open::Empty))
+    }
+
+    /// Whether the series holds no samples.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.closed.is_empty() && matches!(self.open, Open::Empty) && self.ooo.is_empty()
+    }
+
+    /// Check `samples` (arrival order) against the series and, when all pass, reserve them
+    /// so concurrent appends validate against them too.
+    pub(crate) fn reserve<'s>(
+        &mut self,
+        samples: impl Iterator<Item = (i64, SampleValue)> + Clone + 's,
+        window_nanos: i64,
+    ) -> Result<(), SampleError> {
+        let mut max = self.res_max_ts;
+        let mut last = self.res_last.clone();
+        for (ts, v) in samples {
+            if ts > max {
+                max = ts;
+                last = Some(v);
+            } else if ts == max {
+                if !last.as_ref().is_some_and(|l| l.same_as(&v)) {
+                    return Err(SampleError::DuplicateSample { ts_nanos: ts });
+                }
+            } else {
+                if ts < max.saturating_sub(window_nanos) {
+                    return Err(SampleError::OutOfOrderSample {
+                        ts_nanos: ts,
+                        newest_nanos: max,
+                        window_nanos,
+                    });
+                }
+                if let Some(stored) = self.value_at(ts) {
+                    if !stored.same_as(&v) {
+                        return Err(SampleError::DuplicateSample { ts_nanos: ts });
+                    }
+                }
+            }
+        }
+        self.res_max_ts = max;
+        self.res_last = last;
+        Ok(())
+    }
+
+    /// The stored value at `ts`, if any (decodes at most the chunks covering `ts`).
+    fn value_at(&self, ts: i64) -> Option<SampleValue> {
+        if let Ok(i) = self.ooo.binary_search_by_key(&ts, |s| s.ts_nanos) {
+            return Some(self.ooo[i].value.clone());
+        }
+        if ts == self.max_ts {
+            return self.last.clone();
+        }
+        let find = |enc: u8, bytes: &[u8]| -> Option<SampleValue> {
+            chunk::decode_iter(enc, bytes)
+                .ok()?
+                .map_while(|s| s.ok())
+                .find(|s| s.ts_nanos == ts)
+                .map(|s| s.value)
+        };
+        match &self.open {
+            Open::Float(a) if a.first_ts().is_some_and(|f| f <= ts) => {
+                return find(chunk::ENCODING_XOR, &a.bytes());
+            }
+            Open::Hist(v) if v.first().is_some_and(|f| f.0 <= ts) => {
+                return v
+                    .iter()
+                    .find(|s| s.0 == ts)
+                    .map(|s| SampleValue::Histogram(Arc::clone(&s.1)));
+            }
+            _ => {}
+        }
+        self.closed
+            .iter()
+            .rev()
+            .filter(|c| c.mint <= ts && ts <= c.maxt)
+            .find_map(|c| find(c.encoding, &c.bytes))
+    }
+
+    /// Store one sample (after it is in the WAL, or during replay).
+    pub(crate) fn insert(
+        &mut self,
+        ts: i64,
+        v: SampleValue,
+        chunk_samples: usize,
+        range_nanos: i64,
+    ) -> Inserted {
+        if ts > self.max_ts {
+            self.append_in_order(ts, &v, chunk_samples, range_nanos);
+            self.max_ts = ts;
+            self.min_ts = self.min_ts.min(ts);
+            if ts > self.res_max_ts {
+                self.res_max_ts = ts;
+                self.res_last = Some(v.clone());
+            }
+            self.last = Some(v);
+            return Inserted::New;
+        }
+        match self.value_at(ts) {
+            Some(stored) if stored.same_as(&v) => Inserted::Duplicate,
+            Some(_) => Inserted::Conflict,
+            None => {
+                let i = self.ooo.partition_point(|s| s.ts_nanos < ts);
+                self.ooo.insert(i, Sample { ts_nanos: ts, value: v });
+                self.min_ts = self.min_ts.min(ts);
+                Inserted::New
+            }
+        }
+    }
+
+    fn append_in_order(&mut self, ts: i64, v: &SampleValue, chunk_samples: usize, range: i64) {
+        let (len, kind_ok) = match (&self.open, v) {
+            (Open::Empty, _) => (0, true),
+            (Open::Float(a), SampleValue::Float(_)) => (a.len(), true),
+            (Open::Hist(h), SampleValue::Histogram(_)) => (h.len(), true),
+            _ => (0, false),
+        };
+        let crosses = len > 0 && ts.div_euclid(range) != self.open_mint.div_euclid(range);
+        if !kind_ok || len >= chunk_samples || crosses {
+            self.cut();
+        }
+        match (&mut self.open, v) {
+            (Open::Float(a), SampleValue::Float(f)) => a.append(ts, *f),
+            (Open::Hist(h), SampleValue::Histogram(x)) => h.push((ts, Arc::clone(x))),
+            (open, SampleValue::Float(f)) => {
+                let mut a = XorAppender::new();
+                a.append(ts, *f);
+                *open = Open::Float(a);
+                self.open_mint = ts;
+            }
+            (open, SampleValue::Histogram(x)) => {
+                *open = Open::Hist(vec![(ts, Arc::clone(x))]);
+                self.open_mint = ts;
+            }
+        }
+    }
+
+    /// Close the open chunk, recompressing it with the closed-chunk codec.
+    pub(crate) fn cut(&mut self) {
+        match std::mem::take(&mut self.open) {
+            Open::Empty => {}
+            Open::Float(a) => {
+                let (Some(mint), Some(maxt)) = (a.first_ts(), a.last_ts()) else {
+                    return;
+                };
+                let bytes = a.bytes();
+                let (encoding, bytes) = match chunk::decode_all(chunk::ENCODING_XOR, &bytes) {
+                    Ok(samples) => {
+                        let f: Vec<(i64, f64)> = samples
+                            .iter()
+                            .filter_map(|s| match s.value {
+                                SampleValue::Float(v) => Some((s.ts_nanos, v)),
+                                SampleValue::Histogram(_) => None,
+                            })
+                            .collect();
+                        chunk::encode_floats(&f)
+                    }
+                    // Keep the appender's own bytes if they somehow fail to decode.
+                    Err(_) => (chunk::ENCODING_XOR, bytes),
+                };
+                self.closed.push(Chunk {
+                    mint,
+                    maxt,
+                    encoding,
+                    bytes: bytes.into(),
+                });
+            }
+            Open::Hist(h) => {
+                let (Some(first), Some(last)) = (h.first(), h.last()) else {
+                    return;
+                };
+                let refs: Vec<(i64, &Histogram)> = h.iter().map(|(t, x)| (*t, x.as_ref())).collect();
+                let (encoding, bytes) = chunk::encode_histograms(&refs);
+                self.closed.push(Chunk {
+                    mint: first.0,
+                    maxt: last.0,
+                    encoding,
+                    bytes: bytes.into(),
+                });
+            }
+        }
+    }
+
+    /// Chunks and out-of-order samples overlapping `[mint, maxt]`, copied or shared so the
+    /// caller can decode them without holding the shard lock.
+    pub(crate) fn snapshot(&self, mint: i64, maxt: i64) -> Taken {
+        let mut t = Taken::default();
+        if self.min_ts > maxt || (self.max_ts < mint && self.ooo.is_empty()) {
+            return t;
+        }
+        for c in &self.closed {
+            if c.maxt >= mint && c.mint <= maxt {
+                t.chunks.push(c.clone());
+            }
+        }
+        match &self.open {
+            Open::Empty => {}
+            Open::Float(a) => {
+                if let (Some(lo), Some(hi)) = (a.first_ts(), a.last_ts()) {
+                    if hi >= mint && lo <= maxt {
+                        t.chunks.push(Chunk {
+                            mint: lo,
+                            maxt: hi,
+                            encoding: chunk::ENCODING_XOR,
+                            bytes: a.bytes().into(),
+                        });
+                    }
+                }
+            }
+            Open::Hist(h) => {
+                t.ooo.extend(
+                    h.iter()
+                        .filter(|(ts, _)| *ts >= mint && *ts <= maxt)
+                        .map(|(ts, x)| Sample {
+                            ts_nanos: *ts,
+                            value: SampleValue::Histogram(Arc::clone(x)),
+                        }),
+                );
+            }
+        }
+        t.ooo.extend(
+            self.ooo
+                .iter()
+                .filter(|s| s.ts_nanos >= mint && s.ts_nanos <= maxt)
+                .cloned(),
+        );
+        t
+    }
+
+    /// Move all data out (for a flush); the newest-sample state stays for validation.
+    pub(crate) fn take(&mut self) -> Taken {
+        self.cut();
+        self.min_ts = i64::MAX;
+        Taken {
+            chunks: std::mem::take(&mut self.closed),
+            ooo: std::mem::take(&mut self.ooo),
+        }
+    }
+}
+
+impl Taken {
+    /// Decode everything into time-ordered, deduplicated samples in `[mint, maxt]`.
+    pub(crate) fn decode(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
+        let start = out.len();
+        for c in &self.chunks {
+            for s in chunk::decode_iter(c.encoding, &c.bytes)? {
+                let s = s?;
+                if s.ts_nanos >= mint && s.ts_nanos <= maxt {
+                    out.push(s);
+                }
+            }
+        }
+        out.extend(
+            self.ooo
+                .iter()
+                .filter(|s| s.ts_nanos >= mint && s.ts_nanos <= maxt)
+                .cloned(),
+        );
+        let tail = &mut out[start..];
+        if !tail.windows(2).all(|w| w[0].ts_nanos < w[1].ts_nanos) {
+            tail.sort_by_key(|s| s.ts_nanos);
+            let mut v = out.split_off(start);
+            v.dedup_by_key(|s| s.ts_nanos);
+            out.extend(v);
+        }
+        Ok(())
+    }
+}

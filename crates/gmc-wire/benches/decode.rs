@@ -1,0 +1,149 @@
+//! Criterion bench of remote_write ingest decoding on a request shaped like peerbench's
+//! loadgen: 7,510 series × 1 sample, ~9 labels each (5 services of its default workload).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gmc_wire::remote_write::{self, proto};
+use gmc_wire::{snappy, Limits};
+use prost::Message as _;
+
+const REGIONS: [&str; 3] = ["ld4", "ny4", "ty3"];
+const KINDS: [&str; 5] = ["oms", "risk", "mdfeed", "gateway", "router"];
+const VENUES: [&str; 5] = ["binance", "okx", "coinbase", "kraken", "bybit"];
+const BASES: [&str; 10] = ["BTC", "ETH", "SOL", "XRP", "BNB", "ADA", "DOGE", "TRX", "AVAX", "DOT"];
+const QUOTES: [&str; 6] = ["USDT", "USD", "USDC", "BTC", "EUR", "ETH"];
+const LE: [&str; 12] = [
+    "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "+Inf",
+];
+
+/// One series: sorted labels, one sample at `ts`.
+fn series(mut labels: Vec<(String, String)>, value: f64, ts: i64) -> proto::TimeSeries {
+    labels.sort();
+    proto::TimeSeries {
+        labels: labels
+            .into_iter()
+            .map(|(name, value)| proto::Label { name, value })
+            .collect(),
+        samples: vec![proto::Sample {
+            value,
+            timestamp: ts,
+        }],
+        ..Default::default()
+    }
+}
+
+/// The loadgen workload's first 5 services: 5 × (200 × 6 + 20 × 14 + 5 × 2 + 4 × 3) series.
+fn request() -> proto::WriteRequest {
+    let ts = 1_700_000_000_000i64;
+    let mut out = Vec::new();
+    let mut v = 1.0f64;
+    let mut next = || {
+        v = (v * 1.618_033_988_7 + 0.123).fract() * 1e6;
+        v
+    };
+    for s in 0..5 {
+        let service = format!("{}-{}", KINDS[s % 5], s / 5);
+        let region = REGIONS[s % 3];
+        let base = |name: &str| {
+            vec![
+                ("__name__".to_string(), name.to_string()),
+                ("job".into(), "hft".into()),
+                ("env".into(), "prod".into()),
+                ("region".into(), region.to_string()),
+                ("service".into(), service.clone()),
+            ]
+        };
+        let inst = |i: usize| format!("{service}-{region}-{i:02}:9100");
+        for p in 0..200 {
+            let pair = format!("{}-{}", BASES[p % 10], QUOTES[(p / 10) % 6]);
+            let common = |name: &str| {
+                let mut l = base(name);
+                l.push(("pair".into(), pair.clone()));
+                l.push(("venue".into(), VENUES[p % 5].into()));
+                l.push(("instance".into(), inst(p % 4)));
+                l
+            };
+            let with = |mut l: Vec<(String, String)>, k: &str, v: &str| {
+                l.push((k.into(), v.into()));
+                l
+            };
+            out.push(series(with(common("hft_orders_total"), "status", "filled"), next(), ts));
+            out.push(series(with(common("hft_orders_total"), "status", "rejected"), next(), ts));
+            out.push(series(common("hft_trades_total"), next(), ts));
+            out.push(series(with(common("hft_order_latency_us"), "quantile", "0.5"), next(), ts));
+            out.push(series(with(common("hft_order_latency_us"), "quantile", "0.99"), next(), ts));
+            out.push(series(common("hft_pnl_usd"), next(), ts));
+            if p < 20 {
+                for le in LE {
+                    out.push(series(with(common("hft_order_rtt_us_bucket"), "le", le), next(), ts));
+                }
+                out.push(series(common("hft_order_rtt_us_sum"), next(), ts));
+                out.push(series(common("hft_order_rtt_us_count"), next(), ts));
+            }
+        }
+        for v in 0..5 {
+            for name in ["hft_venue_connected", "hft_venue_ws_reconnects_total"] {
+                let mut l = base(name);
+                l.push(("venue".into(), VENUES[v].into()));
+                l.push(("instance".into(), inst(v % 4)));
+                out.push(series(l, next(), ts));
+            }
+        }
+        for i in 0..4 {
+            for name in [
+                "hft_process_cpu_ratio",
+                "hft_process_resident_memory_bytes",
+                "hft_go_gc_pause_seconds_total",
+            ] {
+                let mut l = base(name);
+                l.push(("instance".into(), inst(i)));
+                out.push(series(l, next(), ts));
+            }
+        }
+    }
+    proto::WriteRequest {
+        timeseries: out,
+        metadata: Vec::new(),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let req = request();
+    let n = req.timeseries.len();
+    assert_eq!(n, 7_510);
+    let raw = req.encode_to_vec();
+    let body = snappy::compress(&raw);
+    let limits = Limits::default();
+    let mut g = c.benchmark_group("remote_write");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("snappy_and_decode_7510", |b| {
+        b.iter(|| {
+            let buf = remote_write::decompress(black_box(&body), &limits).unwrap();
+            let d = remote_write::decode(&buf, &limits).unwrap();
+            assert_eq!(d.report.samples_accepted, n as u64);
+            black_box(d.batch.len_series());
+        })
+    });
+    g.bench_function("decode_only_7510", |b| {
+        b.iter(|| {
+            let d = remote_write::decode(black_box(&raw), &limits).unwrap();
+            black_box(d.batch.len_series());
+        })
+    });
+    g.bench_function("snappy_only_7510", |b| {
+        b.iter(|| black_box(remote_write::decompress(black_box(&body), &limits).unwrap().len()))
+    });
+    g.bench_function("prost_decode_7510", |b| {
+        b.iter(|| black_box(proto::WriteRequest::decode(black_box(&raw[..])).unwrap().timeseries.len()))
+    });
+    g.finish();
+    eprintln!(
+        "request: {n} series, {} bytes protobuf, {} bytes snappy",
+        raw.len(),
+        body.len()
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

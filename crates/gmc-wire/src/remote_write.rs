@@ -1,0 +1,682 @@
+//! Prometheus remote_write 1.0: a zero-copy decoder from the (snappy-decompressed)
+//! protobuf `WriteRequest` into a [`WriteBatch`] whose labels borrow from the buffer, and
+//! an encoder for clients and tests built on the prost messages in [`proto`].
+//!
+//! Framing errors (truncation, bad varints, wrong wire types) fail the whole request, as in
+//! Prometheus; a series that is well framed but invalid (bad UTF-8, label rules, histogram
+//! spans) is rejected alone and counted in the [`DecodeReport`](crate::DecodeReport).
+
+use std::borrow::Cow;
+
+use gmc_model::{
+    millis_to_nanos, nanos_to_millis, CounterResetHint, Histogram, Metadata, MetricType, Span,
+    WriteBatch, METRIC_NAME,
+};
+use prost::Message as _;
+
+use crate::error::{Error, Result};
+use crate::report::{Decoded, Limits, SampleBudget};
+
+pub mod proto;
+mod reader;
+
+use reader::{zigzag32, zigzag64, Reader, FIXED64, LEN, VARINT};
+
+/// Decompress a snappy body (capped at [`Limits::max_body_bytes`]); decode the result with
+/// [`decode`], keeping the returned buffer alive as long as the batch.
+pub fn decompress(body: &[u8], limits: &Limits) -> Result<Vec<u8>> {
+    crate::snappy::decompress_capped(body, limits.max_body_bytes)
+}
+
+/// Decode a decompressed `WriteRequest`; labels borrow from `buf`.
+///
+/// # Errors
+/// [`Error::Protobuf`] for broken framing, [`Error::TooManySamples`] past
+/// [`Limits::max_samples`], [`Error::BodyTooLarge`] past [`Limits::max_body_bytes`].
+/// Invalid series are not errors: they are left out and counted in the report.
+pub fn decode<'a>(buf: &'a [u8], limits: &Limits) -> Result<Decoded<'a>> {
+    if buf.len() > limits.max_body_bytes {
+        return Err(Error::BodyTooLarge {
+            len: buf.len() as u64,
+            limit: limits.max_body_bytes,
+        });
+    }
+    let mut out = Decoded::new(limits);
+    let mut budget = SampleBudget::new(limits);
+    // A cheap pre-scan would cost as much as decoding; size from the body instead: a
+    // realistic series (9 labels, 1 sample) takes ~200 bytes on the wire.
+    let guess = buf.len() / 200;
+    out.batch.reserve(guess, guess);
+    let mut r = Reader::new(buf);
+    let mut index = 0usize;
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, LEN) => {
+                let ts = r.message()?;
+                decode_series(ts, index, limits, &mut budget, &mut out)?;
+                index += 1;
+            }
+            (3, LEN) => {
+                let m = r.message()?;
+                match decode_metadata(m)? {
+                    Ok(Some(md)) => out.batch.push_metadata(md),
+                    Ok(None) => out.report.skip("metadata_without_name", 1),
+                    Err(e) => out.report.reject(&e),
+                }
+            }
+            (1 | 3, _) => return Err(r.error("wrong wire type for WriteRequest field")),
+            _ => r.skip(field, wt)?,
+        }
+    }
+    Ok(out.done())
+}
+
+/// Decode one `TimeSeries` into the batch, or count why it was rejected.
+fn decode_series<'a>(
+    mut r: Reader<'a>,
+    index: usize,
+    limits: &Limits,
+    budget: &mut SampleBudget,
+    out: &mut Decoded<'a>,
+) -> Result<()> {
+    let max_labels = limits.labels.max_labels;
+    let mut s = out.batch.series();
+    // First problem found; the series is still parsed to the end so framing stays checked.
+    let mut bad: Option<Error> = None;
+    let mut metric_name: &'a str = "";
+    let mut labels = 0usize;
+    let mut samples = 0usize;
+    let mut exemplars = 0u64;
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, LEN) => {
+                let (name, value) = decode_label(r.message()?)?;
+                let (name, value) = match (name, value) {
+                    (Ok(n), Ok(v)) => (n, v),
+                    (Err(e), _) | (_, Err(e)) => {
+                        bad.get_or_insert(e);
+                        continue;
+                    }
+                };
+                if name == METRIC_NAME {
+                    metric_name = value;
+                }
+                // Empty values mean "absent" and do not count toward the limit.
+                if value.is_empty() {
+                    continue;
+                }
+                labels += 1;
+                // Stop buffering past the limit so 100k labels cannot balloon memory;
+                // the count is still reported exactly.
+                if labels > max_labels {
+                    continue;
+                }
+                s.label(Cow::Borrowed(name), Cow::Borrowed(value));
+            }
+            (2, LEN) => {
+                let (ts_ms, value) = decode_sample(r.message()?)?;
+                budget.take(1)?;
+                samples += 1;
+                s.float(millis_to_nanos(ts_ms), value);
+            }
+            (3, LEN) => {
+                r.bytes()?;
+                exemplars += 1;
+            }
+            (4, LEN) => {
+                let (ts_ms, h) = decode_histogram(r.message()?)?;
+                budget.take(1)?;
+                samples += 1;
+                s.histogram(millis_to_nanos(ts_ms), h);
+            }
+            (1..=4, _) => return Err(r.error("wrong wire type for TimeSeries field")),
+            _ => r.skip(field, wt)?,
+        }
+    }
+    if labels > max_labels && bad.is_none() {
+        bad = Some(Error::InvalidSeries {
+            series: String::new(),
+            source: gmc_model::Error::TooManyLabels {
+                count: labels,
+                limit: max_labels,
+            },
+        });
+    }
+    let result = match bad {
+        Some(e) => {
+            drop(s);
+            Err(e)
+        }
+        None if samples == 0 => {
+            // Nothing to store; Prometheus accepts such series silently.
+            drop(s);
+            out.report.skip("series_without_samples", 1);
+            Ok(())
+        }
+        None => s.finish().map_err(|source| Error::InvalidSeries {
+            series: String::new(),
+            source,
+        }),
+    };
+    out.report.skip("exemplar", exemplars);
+    if let Err(e) = result {
+        out.report.reject(&name_series(e, index, metric_name));
+    }
+    Ok(())
+}
+
+/// Fill in which series an error is about (only on the error path, so it may allocate).
+fn name_series(e: Error, index: usize, metric_name: &str) -> Error {
+    let series = if metric_name.is_empty() {
+        format!("#{index}")
+    } else {
+        format!("#{index} ({})", crate::error::truncate(metric_name))
+    };
+    match e {
+        Error::InvalidSeries { source, .. } => Error::InvalidSeries { series, source },
+        other => other,
+    }
+}
+
+/// A decoded label: framing errors outside, UTF-8 errors inside.
+type LabelResult<'a> = (Result<&'a str>, Result<&'a str>);
+
+#[inline]
+fn decode_label(mut r: Reader<'_>) -> Result<LabelResult<'_>> {
+    let mut name = Ok("");
+    let mut value = Ok("");
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, LEN) => name = r.str("label name")?,
+            (2, LEN) => value = r.str("label value")?,
+            (1 | 2, _) => return Err(r.error("wrong wire type for Label field")),
+            _ => r.skip(field, wt)?,
+        }
+    }
+    Ok((name, value))
+}
+
+/// Decode a `Sample` into `(timestamp ms, value)`; NaN payloads are kept bit-exactly.
+#[inline]
+fn decode_sample(mut r: Reader<'_>) -> Result<(i64, f64)> {
+    let mut value = 0.0;
+    let mut ts = 0i64;
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, FIXED64) => value = f64::from_bits(r.fixed64()?),
+            // int64 is the varint's two's complement bits.
+            (2, VARINT) => ts = r.varint()? as i64,
+            (1 | 2, _) => return Err(r.error("wrong wire type for Sample field")),
+            _ => r.skip(field, wt)?,
+        }
+    }
+    Ok((ts, value))
+}
+
+/// Decode a native `Histogram` into `(timestamp ms, histogram)` with absolute counts.
+fn decode_histogram(mut r: Reader<'_>) -> Result<(i64, Histogram)> {
+    let mut h = Histogram::default();
+    let mut is_float = false;
+    let mut ts = 0i64;
+    let (mut pos_deltas, mut neg_deltas) = (Vec::new(), Vec::new());
+    let (mut pos_counts, mut neg_counts) = (Vec::new(), Vec::new());
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, VARINT) => {
+                h.count = r.varint()? as f64;
+                is_float = false;
+            }
+            (2, FIXED64) => {
+                h.count = f64::from_bits(r.fixed64()?);
+                is_float = true;
+            }
+            (3, FIXED64) => h.sum = f64::from_bits(r.fixed64()?),
+            (4, VARINT) => h.schema = zigzag32(r.varint()?),
+            (5, FIXED64) => h.zero_threshold = f64::from_bits(r.fixed64()?),
+            (6, VARINT) => h.zero_count = r.varint()? as f64,
+            (7, FIXED64) => h.zero_count = f64::from_bits(r.fixed64()?),
+            (8, LEN) => h.negative_spans.push(decode_span(r.message()?)?),
+            (9, _) => sint64s(&mut r, wt, &mut neg_deltas)?,
+            (10, _) => doubles(&mut r, wt, &mut neg_counts)?,
+            (11, LEN) => h.positive_spans.push(decode_span(r.message()?)?),
+            (12, _) => sint64s(&mut r, wt, &mut pos_deltas)?,
+            (13, _) => doubles(&mut r, wt, &mut pos_counts)?,
+            (14, VARINT) => {
+                h.reset_hint = match r.varint()? as i32 {
+                    1 => CounterResetHint::Reset,
+                    2 => CounterResetHint::NotReset,
+                    3 => CounterResetHint::Gauge,
+                    _ => CounterResetHint::Unknown,
+                }
+            }
+            (15, VARINT) => ts = r.varint()? as i64,
+            (16, LEN | FIXED64) => r.skip(field, wt)?,
+            (1..=8 | 11 | 14..=16, _) => {
+                return Err(r.error("wrong wire type for Histogram field"))
+            }
+            _ => r.skip(field, wt)?,
+        }
+    }
+    if is_float {
+        h.positive_buckets = pos_counts;
+        h.negative_buckets = neg_counts;
+    } else {
+        h.positive_buckets = absolute(&pos_deltas);
+        h.negative_buckets = absolute(&neg_deltas);
+    }
+    Ok((ts, h))
+}
+
+/// Integer bucket deltas to absolute counts (wrapping like Go's int64 arithmetic).
+fn absolute(deltas: &[i64]) -> Vec<f64> {
+    let mut acc = 0i64;
+    deltas
+        .iter()
+        .map(|d| {
+            acc = acc.wrapping_add(*d);
+            acc as f64
+        })
+        .collect()
+}
+
+fn decode_span(mut r: Reader<'_>) -> Result<Span> {
+    let mut span = Span {
+        offset: 0,
+        length: 0,
+    };
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, VARINT) => span.offset = zigzag32(r.varint()?),
+            // uint32: the varint is truncated, as prost does.
+            (2, VARINT) => span.length = r.varint()? as u32,
+            (1 | 2, _) => return Err(r.error("wrong wire type for BucketSpan field")),
+            _ => r.skip(field, wt)?,
+        }
+    }
+    Ok(span)
+}
+
+/// A repeated sint64, packed (LEN) or not (VARINT).
+fn sint64s(r: &mut Reader<'_>, wt: u8, out: &mut Vec<i64>) -> Result<()> {
+    match wt {
+        VARINT => out.push(zigzag64(r.varint()?)),
+        LEN => {
+            let mut p = r.message()?;
+            while !p.is_empty() {
+                out.push(zigzag64(p.varint()?));
+            }
+        }
+        _ => return Err(r.error("wrong wire type for repeated sint64")),
+    }
+    Ok(())
+}
+
+/// A repeated double, packed (LEN) or not (FIXED64).
+fn doubles(r: &mut Reader<'_>, wt: u8, out: &mut Vec<f64>) -> Result<()> {
+    match wt {
+        FIXED64 => out.push(f64::from_bits(r.fixed64()?)),
+        LEN => {
+            let mut p = r.message()?;
+            if p.remaining() % 8 != 0 {
+                return Err(p.error("packed doubles not a multiple of 8 bytes"));
+            }
+            out.reserve(p.remaining() / 8);
+            while !p.is_empty() {
+                out.push(f64::from_bits(p.fixed64()?));
+            }
+        }
+        _ => return Err(r.error("wrong wire type for repeated double")),
+    }
+    Ok(())
+}
+
+/// Decode `MetricMetadata`; `Ok(None)` when it names no family.
+fn decode_metadata(mut r: Reader<'_>) -> Result<Result<Option<Metadata>>> {
+    let mut ty = MetricType::Unknown;
+    let (mut name, mut help, mut unit) = (Ok(""), Ok(""), Ok(""));
+    while !r.is_empty() {
+        let (field, wt) = r.key()?;
+        match (field, wt) {
+            (1, VARINT) => ty = metric_type_from_proto(r.varint()? as i32),
+            (2, LEN) => name = r.str("metadata family name")?,
+            (4, LEN) => help = r.str("metadata help")?,
+            (5, LEN) => unit = r.str("metadata unit")?,
+            (1 | 2 | 4 | 5, _) => return Err(r.error("wrong wire type for MetricMetadata field")),
+            _ => r.skip(field, wt)?,
+        }
+    }
+    Ok((|| {
+        let name = name?;
+        if name.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Metadata {
+            metric_family: name.to_owned(),
+            metric_type: ty,
+            help: help?.to_owned(),
+            unit: unit?.to_owned(),
+        }))
+    })())
+}
+
+/// Map the proto enum value to the model's type (unknown numbers → `Unknown`).
+pub fn metric_type_from_proto(v: i32) -> MetricType {
+    match v {
+        1 => MetricType::Counter,
+        2 => MetricType::Gauge,
+        3 => MetricType::Histogram,
+        4 => MetricType::GaugeHistogram,
+        5 => MetricType::Summary,
+        6 => MetricType::Info,
+        7 => MetricType::StateSet,
+        _ => MetricType::Unknown,
+    }
+}
+
+/// Map the model's type to the proto enum.
+pub fn metric_type_to_proto(t: MetricType) -> proto::MetricType {
+    match t {
+        MetricType::Unknown => proto::MetricType::Unknown,
+        MetricType::Counter => proto::MetricType::Counter,
+        MetricType::Gauge => proto::MetricType::Gauge,
+        MetricType::Histogram => proto::MetricType::Histogram,
+        MetricType::GaugeHistogram => proto::MetricType::Gaugehistogram,
+        MetricType::Summary => proto::MetricType::Summary,
+        MetricType::Info => proto::MetricType::Info,
+        MetricType::StateSet => proto::MetricType::Stateset,
+    }
+}
+
+/// Build the prost `WriteRequest` for a batch (timestamps become milliseconds, rounding
+/// toward negative infinity; histograms with integral counts are sent as integer
+/// histograms, others as float histograms; `min`/`max` are not part of remote_write).
+pub fn to_proto(batch: &WriteBatch<'_>) -> proto::WriteRequest {
+    let timeseries = batch
+        .iter()
+        .map(|s| proto::TimeSeries {
+            labels: s
+                .labels
+                .iter()
+                .map(|l| proto::Label {
+                    name: l.name.to_string(),
+                    value: l.value.to_string(),
+                })
+                .collect(),
+            samples: s
+                .floats
+                .iter()
+                .map(|f| proto::Sample {
+                    value: f.value,
+                    timestamp: nanos_to_millis(f.ts_nanos),
+                })
+                .collect(),
+            exemplars: Vec::new(),
+            histograms: s
+                .histograms
+                .iter()
+                .map(|h| histogram_to_proto(&h.histogram, nanos_to_millis(h.ts_nanos)))
+                .collect(),
+        })
+        .collect();
+    let metadata = batch
+        .metadata()
+        .iter()
+        .map(|m| proto::MetricMetadata {
+            r#type: metric_type_to_proto(m.metric_type) as i32,
+            metric_family_name: m.metric_family.clone(),
+            help: m.help.clone(),
+            unit: m.unit.clone(),
+        })
+        .collect();
+    proto::WriteRequest {
+        timeseries,
+        metadata,
+    }
+}
+
+/// Encode a batch as a snappy-compressed `WriteRequest`, ready to POST.
+pub fn encode_write_request(batch: &WriteBatch<'_>) -> Vec<u8> {
+    crate::snappy::compress(&to_proto(batch).encode_to_vec())
+}
+
+/// Whether `v` survives the trip through an integer count exactly.
+fn is_integral(v: f64) -> bool {
+    // 2^53: beyond it not every integer is representable, so deltas could drift.
+    v.fract() == 0.0 && v.abs() <= 9_007_199_254_740_992.0
+}
+
+/// Convert a model histogram to the proto message.
+pub fn histogram_to_proto(h: &Histogram, ts_ms: i64) -> proto::Histogram {
+    use proto::histogram::{Count, ResetHint, ZeroCount};
+    let integral = h.count >= 0.0
+        && h.zero_count >= 0.0
+        && is_integral(h.count)
+        && is_integral(h.zero_count)
+        && h.positive_buckets.iter().all(|v| is_integral(*v))
+        && h.negative_buckets.iter().all(|v| is_integral(*v));
+    let spans = |s: &[Span]| {
+        s.iter()
+            .map(|s| proto::BucketSpan {
+                offset: s.offset,
+                length: s.length,
+            })
+            .collect::<Vec<_>>()
+    };
+    let deltas = |b: &[f64]| {
+        let mut prev = 0i64;
+        b.iter()
+            .map(|v| {
+                let cur = *v as i64;
+                let d = cur.wrapping_sub(prev);
+                prev = cur;
+                d
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut p = proto::Histogram {
+        sum: h.sum,
+        schema: h.schema,
+        zero_threshold: h.zero_threshold,
+        negative_spans: spans(&h.negative_spans),
+        positive_spans: spans(&h.positive_spans),
+        reset_hint: match h.reset_hint {
+            CounterResetHint::Unknown => ResetHint::Unknown,
+            CounterResetHint::Reset => ResetHint::Yes,
+            CounterResetHint::NotReset => ResetHint::No,
+            CounterResetHint::Gauge => ResetHint::Gauge,
+        } as i32,
+        timestamp: ts_ms,
+        ..proto::Histogram::default()
+    };
+    if integral {
+        p.count = Some(Count::CountInt(h.count as u64));
+        p.zero_count = Some(ZeroCount::ZeroCountInt(h.zero_count as u64));
+        p.negative_deltas = deltas(&h.negative_buckets);
+        p.positive_deltas = deltas(&h.positive_buckets);
+    } else {
+        p.count = Some(Count::CountFloat(h.count));
+        p.zero_count = Some(ZeroCount::ZeroCountFloat(h.zero_count));
+        p.negative_counts = h.negative_buckets.clone();
+        p.positive_counts = h.positive_buckets.clone();
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gmc_model::{is_stale_nan, STALE_NAN_BITS};
+
+    fn label(n: &str, v: &str) -> proto::Label {
+        proto::Label {
+            name: n.into(),
+            value: v.into(),
+        }
+    }
+
+    fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
+        proto::TimeSeries {
+            labels: labels.iter().map(|(n, v)| label(n, v)).collect(),
+            samples: samples
+                .iter()
+                .map(|&(timestamp, value)| proto::Sample { value, timestamp })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn decodes_samples_and_borrows_labels() {
+        let req = proto::WriteRequest {
+            timeseries: vec![series(
+                &[("__name__", "up"), ("job", "api")],
+                &[(1_700_000_000_000, 1.0), (1_700_000_001_000, f64::from_bits(STALE_NAN_BITS))],
+            )],
+            metadata: vec![],
+        };
+        let buf = req.encode_to_vec();
+        let d = decode(&buf, &Limits::default()).unwrap();
+        assert_eq!(d.report.samples_accepted, 2);
+        let s = d.batch.get(0).unwrap();
+        assert!(matches!(s.labels[0].name, Cow::Borrowed(_)));
+        assert!(matches!(s.labels[1].value, Cow::Borrowed(_)));
+        assert_eq!(s.label("job"), Some("api"));
+        assert_eq!(s.floats[0].ts_nanos, 1_700_000_000_000_000_000);
+        assert!(is_stale_nan(s.floats[1].value));
+    }
+
+    #[test]
+    fn bad_series_is_rejected_alone() {
+        let req = proto::WriteRequest {
+            timeseries: vec![
+                series(&[("job", "no-name")], &[(1, 1.0)]),
+                series(&[("__name__", "ok")], &[(1, 1.0)]),
+                series(&[("__name__", "dup"), ("a", "1"), ("a", "2")], &[(1, 1.0)]),
+            ],
+            metadata: vec![],
+        };
+        let buf = req.encode_to_vec();
+        let d = decode(&buf, &Limits::default()).unwrap();
+        assert_eq!(d.batch.len_series(), 1);
+        assert_eq!(d.report.rejected["missing_metric_name"], 1);
+        assert_eq!(d.report.rejected["duplicate_label_name"], 1);
+        assert!(d.report.messages[1].contains("#2 (dup)"), "{:?}", d.report.messages);
+    }
+
+    #[test]
+    fn integer_histogram_deltas_become_absolute_counts() {
+        let h = proto::Histogram {
+            count: Some(proto::histogram::Count::CountInt(9)),
+            sum: 12.5,
+            schema: 3,
+            zero_threshold: 1e-128,
+            zero_count: Some(proto::histogram::ZeroCount::ZeroCountInt(1)),
+            positive_spans: vec![
+                proto::BucketSpan {
+                    offset: -2,
+                    length: 2,
+                },
+                proto::BucketSpan {
+                    offset: 1,
+                    length: 1,
+                },
+            ],
+            positive_deltas: vec![2, 1, -1],
+            reset_hint: proto::histogram::ResetHint::No as i32,
+            timestamp: 5,
+            ..Default::default()
+        };
+        let req = proto::WriteRequest {
+            timeseries: vec![proto::TimeSeries {
+                labels: vec![label("__name__", "lat")],
+                histograms: vec![h],
+                ..Default::default()
+            }],
+            metadata: vec![],
+        };
+        let buf = req.encode_to_vec();
+        let d = decode(&buf, &Limits::default()).unwrap();
+        let s = d.batch.get(0).unwrap();
+        let got = &s.histograms[0];
+        assert_eq!(got.ts_nanos, 5_000_000);
+        assert_eq!(got.histogram.positive_buckets, vec![2.0, 3.0, 2.0]);
+        assert_eq!(got.histogram.schema, 3);
+        assert_eq!(got.histogram.reset_hint, CounterResetHint::NotReset);
+        // And back: the encoder picks the integer form and the same deltas.
+        let back = histogram_to_proto(&got.histogram, 5);
+        assert_eq!(back, req.timeseries[0].histograms[0]);
+    }
+
+    #[test]
+    fn metadata_only_request_is_valid() {
+        let req = proto::WriteRequest {
+            timeseries: vec![],
+            metadata: vec![proto::MetricMetadata {
+                r#type: proto::MetricType::Counter as i32,
+                metric_family_name: "http_requests_total".into(),
+                help: "Requests.".into(),
+                unit: String::new(),
+            }],
+        };
+        let buf = req.encode_to_vec();
+        let d = decode(&buf, &Limits::default()).unwrap();
+        assert!(d.batch.is_empty());
+        assert_eq!(d.batch.metadata()[0].metric_type, MetricType::Counter);
+        assert!(d.report.is_clean());
+    }
+
+    #[test]
+    fn too_many_samples_fails_the_request() {
+        let req = proto::WriteRequest {
+            timeseries: vec![series(&[("__name__", "m")], &[(1, 1.0), (2, 2.0), (3, 3.0)])],
+            metadata: vec![],
+        };
+        let buf = req.encode_to_vec();
+        let limits = Limits {
+            max_samples: 2,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            decode(&buf, &limits),
+            Err(Error::TooManySamples { limit: 2 })
+        ));
+    }
+
+    #[test]
+    fn invalid_utf8_rejects_the_series_only() {
+        let mut buf = proto::WriteRequest {
+            timeseries: vec![
+                series(&[("__name__", "m"), ("a", "XY")], &[(1, 1.0)]),
+                series(&[("__name__", "n")], &[(1, 1.0)]),
+            ],
+            metadata: vec![],
+        }
+        .encode_to_vec();
+        let at = buf.windows(2).position(|w| w == b"XY").unwrap();
+        buf[at] = 0xff;
+        let d = decode(&buf, &Limits::default()).unwrap();
+        assert_eq!(d.batch.len_series(), 1);
+        assert_eq!(d.report.rejected["invalid_utf8"], 1);
+        assert!(d.report.messages[0].contains("label value"));
+    }
+
+    #[test]
+    fn encode_round_trips_through_snappy() {
+        let mut b = WriteBatch::new();
+        let mut s = b.series();
+        s.label("__name__", "m");
+        s.float(3_000_000, 1.5);
+        s.finish().unwrap();
+        let body = encode_write_request(&b);
+        let buf = decompress(&body, &Limits::default()).unwrap();
+        let d = decode(&buf, &Limits::default()).unwrap();
+        assert_eq!(d.batch.get(0).unwrap().floats[0].value, 1.5);
+        assert_eq!(d.batch.get(0).unwrap().floats[0].ts_nanos, 3_000_000);
+    }
+}

@@ -1,0 +1,287 @@
+//! A minimal zero-copy protobuf reader: varints, fixed-width fields and length-delimited
+//! slices borrowed from the input, with strict bounds checks and skipping of unknown fields
+//! of every wire type. Errors carry the absolute byte offset in the message.
+
+use crate::error::{Error, Result};
+
+/// Wire type of varint fields.
+pub(crate) const VARINT: u8 = 0;
+/// Wire type of 8-byte fields.
+pub(crate) const FIXED64: u8 = 1;
+/// Wire type of length-delimited fields.
+pub(crate) const LEN: u8 = 2;
+/// Wire type of a (deprecated) group start.
+const START_GROUP: u8 = 3;
+/// Wire type of a (deprecated) group end.
+const END_GROUP: u8 = 4;
+/// Wire type of 4-byte fields.
+const FIXED32: u8 = 5;
+
+/// Deepest group nesting we skip; prost uses the same recursion bound.
+const MAX_GROUP_DEPTH: u32 = 100;
+
+/// A cursor over one (sub)message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Offset of `buf[0]` in the whole message, for error messages.
+    base: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over a whole message.
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            base: 0,
+        }
+    }
+
+    /// Whether every byte has been consumed.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    /// Bytes not consumed yet.
+    #[inline]
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    /// Absolute offset of the cursor.
+    #[inline]
+    pub(crate) fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// An error at the cursor.
+    #[cold]
+    pub(crate) fn error(&self, reason: &'static str) -> Error {
+        Error::Protobuf {
+            offset: self.offset(),
+            reason,
+        }
+    }
+
+    /// Read a base-128 varint of at most 10 bytes that fits in 64 bits.
+    #[inline]
+    pub(crate) fn varint(&mut self) -> Result<u64> {
+        // Fast path: most keys, lengths and small values are one byte.
+        match self.buf.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            Some(_) => self.varint_slow(),
+            None => Err(self.error("truncated varint")),
+        }
+    }
+
+    fn varint_slow(&mut self) -> Result<u64> {
+        let mut v = 0u64;
+        for i in 0..10 {
+            let Some(&b) = self.buf.get(self.pos + i) else {
+                return Err(self.error("truncated varint"));
+            };
+            if i == 9 && b > 1 {
+                return Err(self.error("varint overflows 64 bits"));
+            }
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                self.pos += i + 1;
+                return Ok(v);
+            }
+        }
+        Err(self.error("varint longer than 10 bytes"))
+    }
+
+    /// Read a field key: `(field number, wire type)`.
+    #[inline]
+    pub(crate) fn key(&mut self) -> Result<(u32, u8)> {
+        let at = *self;
+        let k = self.varint()?;
+        let Ok(k) = u32::try_from(k) else {
+            return Err(at.error("field key out of range"));
+        };
+        let field = k >> 3;
+        if field == 0 {
+            return Err(at.error("field number 0"));
+        }
+        // The low three bits always fit a u8.
+        Ok((field, (k & 7) as u8))
+    }
+
+    /// Read 8 little-endian bytes.
+    #[inline]
+    pub(crate) fn fixed64(&mut self) -> Result<u64> {
+        let end = self.pos + 8;
+        match self.buf.get(self.pos..end) {
+            Some(b) => {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(b);
+                self.pos = end;
+                Ok(u64::from_le_bytes(a))
+            }
+            None => Err(self.error("truncated fixed64")),
+        }
+    }
+
+    /// Read a length-delimited field as a sub-reader.
+    #[inline]
+    pub(crate) fn message(&mut self) -> Result<Reader<'a>> {
+        let bytes = self.bytes()?;
+        // The payload ends at the cursor, so it starts `len` bytes before it.
+        Ok(Reader {
+            buf: bytes,
+            pos: 0,
+            base: self.offset() - bytes.len(),
+        })
+    }
+
+    /// Read a length-delimited field as a borrowed slice.
+    #[inline]
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
+        let at = *self;
+        let len = self.varint()?;
+        let start = self.pos;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .filter(|&e| e <= self.buf.len());
+        match end {
+            Some(end) => {
+                self.pos = end;
+                Ok(&self.buf[start..end])
+            }
+            None => Err(at.error("length-delimited field runs past the end")),
+        }
+    }
+
+    /// Read a length-delimited field as UTF-8, reporting `field` on failure.
+    #[inline]
+    pub(crate) fn str(&mut self, field: &'static str) -> Result<Result<&'a str>> {
+        let b = self.bytes()?;
+        let offset = self.offset() - b.len();
+        // Outer error: broken framing (fatal); inner: bad UTF-8 (only this series).
+        Ok(std::str::from_utf8(b).map_err(|_| Error::InvalidUtf8 { field, offset }))
+    }
+
+    /// Skip a field of wire type `wt` whose key was just read.
+    pub(crate) fn skip(&mut self, field: u32, wt: u8) -> Result<()> {
+        self.skip_depth(field, wt, 0)
+    }
+
+    fn skip_depth(&mut self, field: u32, wt: u8, depth: u32) -> Result<()> {
+        match wt {
+            VARINT => self.varint().map(drop),
+            FIXED64 => self.fixed64().map(drop),
+            LEN => self.bytes().map(drop),
+            FIXED32 => {
+                let end = self.pos + 4;
+                if end > self.buf.len() {
+                    return Err(self.error("truncated fixed32"));
+                }
+                self.pos = end;
+                Ok(())
+            }
+            START_GROUP => {
+                if depth >= MAX_GROUP_DEPTH {
+                    return Err(self.error("groups nested too deeply"));
+                }
+                loop {
+                    if self.is_empty() {
+                        return Err(self.error("unterminated group"));
+                    }
+                    let (f, w) = self.key()?;
+                    if w == END_GROUP {
+                        if f != field {
+                            return Err(self.error("mismatched end group"));
+                        }
+                        return Ok(());
+                    }
+                    self.skip_depth(f, w, depth + 1)?;
+                }
+            }
+            END_GROUP => Err(self.error("unexpected end group")),
+            _ => Err(self.error("invalid wire type")),
+        }
+    }
+}
+
+/// Decode a zigzag-encoded signed 64-bit value.
+#[inline]
+pub(crate) fn zigzag64(n: u64) -> i64 {
+    ((n >> 1) as i64) ^ -((n & 1) as i64)
+}
+
+/// Decode a zigzag-encoded signed 32-bit value (the varint is truncated first, as in prost).
+#[inline]
+pub(crate) fn zigzag32(n: u64) -> i32 {
+    let n = n as u32;
+    ((n >> 1) as i32) ^ -((n & 1) as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_decode_and_reject_overflow() {
+        let mut r = Reader::new(&[0x96, 0x01]);
+        assert_eq!(r.varint().unwrap(), 150);
+        assert!(r.is_empty());
+        let max = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(Reader::new(&max).varint().unwrap(), u64::MAX);
+        let over = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        assert!(Reader::new(&over).varint().is_err());
+        let long = [0x80; 11];
+        assert!(Reader::new(&long).varint().is_err());
+        assert!(Reader::new(&[0x80]).varint().is_err());
+    }
+
+    #[test]
+    fn lengths_past_the_end_fail() {
+        let mut r = Reader::new(&[0x05, 1, 2]);
+        assert!(matches!(r.bytes(), Err(Error::Protobuf { offset: 0, .. })));
+        let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        assert!(r.bytes().is_err());
+    }
+
+    #[test]
+    fn skips_groups_and_rejects_stray_ends() {
+        // field 5 start group, field 1 varint 7, field 5 end group, then field 2 varint 1
+        let mut r = Reader::new(&[0x2b, 0x08, 0x07, 0x2c, 0x10, 0x01]);
+        let (f, w) = r.key().unwrap();
+        r.skip(f, w).unwrap();
+        assert_eq!(r.key().unwrap(), (2, VARINT));
+        let mut r = Reader::new(&[0x2c]);
+        let (f, w) = r.key().unwrap();
+        assert!(r.skip(f, w).is_err());
+        let mut r = Reader::new(&[0x2f]);
+        let (f, w) = r.key().unwrap();
+        assert!(r.skip(f, w).is_err());
+    }
+
+    #[test]
+    fn sub_message_offsets_are_absolute() {
+        // field 1 LEN 2: [0x08 0x80] (truncated varint inside)
+        let mut r = Reader::new(&[0x0a, 0x02, 0x08, 0x80]);
+        r.key().unwrap();
+        let mut sub = r.message().unwrap();
+        assert_eq!(sub.offset(), 2);
+        sub.key().unwrap();
+        assert!(matches!(sub.varint(), Err(Error::Protobuf { offset: 3, .. })));
+    }
+
+    #[test]
+    fn zigzag_matches_protobuf() {
+        assert_eq!(zigzag64(0), 0);
+        assert_eq!(zigzag64(1), -1);
+        assert_eq!(zigzag64(2), 1);
+        assert_eq!(zigzag64(u64::MAX), i64::MIN);
+        assert_eq!(zigzag32(3), -2);
+    }
+}

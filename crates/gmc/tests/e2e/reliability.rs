@@ -1,0 +1,76 @@
+//! Crash loop: a writer records what gmc acknowledged while gmc is SIGKILLed at random
+//! moments and restarted; every acknowledged sample must be readable afterwards.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::harness::{client, Gmc};
+
+fn cycles() -> usize {
+    std::env::var("GMC_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+#[test]
+fn crash_loop_loses_no_acknowledged_sample() {
+    let mut g = Gmc::start();
+    let acked: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let mut seq = 0u64;
+    // Cheap deterministic jitter (no rand dependency): an LCG.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    // Start ten minutes back so the samples sit well inside the head and retention.
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 600;
+    for cycle in 0..cycles() {
+        let stop = Arc::new(AtomicBool::new(false));
+        let url = g.url("/write?precision=ns");
+        let base = seq;
+        let writer = {
+            let stop = stop.clone();
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                let c = client();
+                let mut s = base;
+                let t0_ns = t0 * 1_000_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = format!("crash,service=crash value={s} {}\n", t0_ns + s * 1_000_000);
+                    match c.post(&url).body(body).send() {
+                        Ok(r) if r.status().as_u16() == 204 => acked.lock().unwrap().push(s),
+                        _ => {}
+                    }
+                    s += 1;
+                }
+                s
+            })
+        };
+        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(50 + (rng >> 33) % 250));
+        g.kill9();
+        stop.store(true, Ordering::Relaxed);
+        seq = writer.join().unwrap();
+        g.restart();
+        assert!(cycle < 10_000);
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > cycles(), "too few writes were acknowledged: {}", acked.len());
+    let (code, v) = g.get_json(&format!(
+        "/metrics/history/crash?metric=crash&from={}&to={}",
+        t0 - 1,
+        t0 + 500
+    ));
+    assert_eq!(code, 200, "{v}");
+    let stored: std::collections::HashSet<u64> = v["series"][0]["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_f64().unwrap() as u64)
+        .collect();
+    let lost: Vec<u64> = acked.iter().filter(|s| !stored.contains(s)).copied().collect();
+    assert!(lost.is_empty(), "{} acknowledged samples lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(10)]);
+}
