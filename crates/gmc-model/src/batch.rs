@@ -64,7 +64,7 @@ pub struct BatchSeries<'b, 'a> {
     pub hash: u64,
 }
 
-impl BatchSeries<'_, '_> {
+impl<'b> BatchSeries<'b, '_> {
     /// Owned copy of the labels.
     pub fn to_labels(&self) -> Labels {
         Labels::from_sorted(
@@ -79,7 +79,7 @@ impl BatchSeries<'_, '_> {
     }
 
     /// Value of label `name`, if present.
-    pub fn label(&self, name: &str) -> Option<&str> {
+    pub fn label(&self, name: &str) -> Option<&'b str> {
         self.labels
             .iter()
             .find(|l| l.name == name)
@@ -291,6 +291,9 @@ mod tests {
         s.finish().unwrap();
         let v = b.get(0).unwrap();
         assert_eq!(v.labels[0].name, "__name__");
-        assert_eq!(v.hash, Labels::from_pairs([("z", "1"), ("__name__", "m")]).hash());
+        assert_eq!(
+            v.hash,
+            Labels::from_pairs([("z", "1"), ("__name__", "m")]).hash()
+        );
     }
 }

@@ -184,7 +184,16 @@ mod tests {
     #[test]
     fn bucket_iter_walks_spans_with_gaps() {
         let h = Histogram {
-            positive_spans: vec![Span { offset: -1, length: 2 }, Span { offset: 3, length: 1 }],
+            positive_spans: vec![
+                Span {
+                    offset: -1,
+                    length: 2,
+                },
+                Span {
+                    offset: 3,
+                    length: 1,
+                },
+            ],
             positive_buckets: vec![1.0, 2.0, 3.0],
             ..Histogram::default()
         };
@@ -196,7 +205,10 @@ mod tests {
     #[test]
     fn validate_rejects_mismatched_spans() {
         let h = Histogram {
-            positive_spans: vec![Span { offset: 0, length: 2 }],
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
             positive_buckets: vec![1.0],
             ..Histogram::default()
         };

@@ -301,7 +301,10 @@ mod tests {
         let owned = Labels::from_pairs([("__name__", "m"), ("b", "2")]);
         assert_eq!(h, owned.hash());
         // Pinned value: the hash is persisted, it must never change.
-        assert_eq!(owned.hash(), series_hash([("__name__", "m"), ("b", "2")].into_iter()));
+        assert_eq!(
+            owned.hash(),
+            series_hash([("__name__", "m"), ("b", "2")].into_iter())
+        );
         assert_ne!(
             Labels::from_pairs([("a", "bc")]).hash(),
             Labels::from_pairs([("ab", "c")]).hash()

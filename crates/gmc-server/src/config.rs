@@ -209,16 +209,25 @@ impl Config {
             reason: reason.to_owned(),
         };
         if self.server.max_inflight_writes == 0 {
-            return Err(bad("server.max_inflight_writes".into(), "must be at least 1"));
+            return Err(bad(
+                "server.max_inflight_writes".into(),
+                "must be at least 1",
+            ));
         }
         if self.ingest.max_body_bytes < 1024 {
             return Err(bad("ingest.max_body_bytes".into(), "must be at least 1KiB"));
         }
         if self.ingest.max_labels_per_series < 2 {
-            return Err(bad("ingest.max_labels_per_series".into(), "must be at least 2"));
+            return Err(bad(
+                "ingest.max_labels_per_series".into(),
+                "must be at least 2",
+            ));
         }
         if self.self_monitoring.interval < Duration::from_millis(100) {
-            return Err(bad("self_monitoring.interval".into(), "must be at least 100ms"));
+            return Err(bad(
+                "self_monitoring.interval".into(),
+                "must be at least 100ms",
+            ));
         }
         let mut jobs = std::collections::HashSet::new();
         for (i, sc) in self.scrape_configs.iter().enumerate() {
@@ -284,9 +293,7 @@ pub fn de_size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 /// Parse "123", "64KiB", "64MiB", "1GiB", "10MB" (decimal units) into bytes.
 pub fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().ok()?;
     let mult: u64 = match unit.trim() {

@@ -54,7 +54,10 @@ pub fn router(state: AppState) -> Router {
         .route("/-/ready", get(status::ready).head(status::ready))
         .route("/api/v1/admin/flush", post(status::flush))
         .route("/api/openapi.json", get(status::openapi))
-        .layer(middleware::from_fn_with_state(state.clone(), record_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
         // Bodies are read by the handlers with their own, configurable limit.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state)

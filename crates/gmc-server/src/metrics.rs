@@ -101,7 +101,11 @@ impl ServerMetrics {
         if n == 0 {
             return;
         }
-        *self.rejected.lock().entry((p.as_str(), reason)).or_insert(0) += n;
+        *self
+            .rejected
+            .lock()
+            .entry((p.as_str(), reason))
+            .or_insert(0) += n;
     }
 
     /// Total rejections (all protocols, all reasons).
@@ -113,7 +117,12 @@ impl ServerMetrics {
     pub fn samples_by_protocol(&self) -> Vec<(&'static str, u64)> {
         Protocol::ALL
             .iter()
-            .map(|p| (p.as_str(), self.samples[*p as usize].load(Ordering::Relaxed)))
+            .map(|p| {
+                (
+                    p.as_str(),
+                    self.samples[*p as usize].load(Ordering::Relaxed),
+                )
+            })
             .collect()
     }
 
@@ -137,7 +146,11 @@ impl ServerMetrics {
 
     /// Record an HTTP request on route `route` (the matched path template).
     pub fn http_request(&self, route: &str, status: u16, elapsed: Duration) {
-        *self.http.lock().entry((route.to_owned(), status)).or_insert(0) += 1;
+        *self
+            .http
+            .lock()
+            .entry((route.to_owned(), status))
+            .or_insert(0) += 1;
         let h = {
             let mut m = self.latency.lock();
             match m.get(route) {
@@ -154,29 +167,58 @@ impl ServerMetrics {
         out.push_str("# TYPE gmc_ingest_samples_total counter\n");
         for p in Protocol::ALL {
             let v = self.samples[p as usize].load(Ordering::Relaxed);
-            let _ = writeln!(out, "gmc_ingest_samples_total{{protocol=\"{}\"}} {v}", p.as_str());
+            let _ = writeln!(
+                out,
+                "gmc_ingest_samples_total{{protocol=\"{}\"}} {v}",
+                p.as_str()
+            );
         }
-        out.push_str("# HELP gmc_ingest_requests_total Write requests that stored data, by protocol.\n");
+        out.push_str(
+            "# HELP gmc_ingest_requests_total Write requests that stored data, by protocol.\n",
+        );
         out.push_str("# TYPE gmc_ingest_requests_total counter\n");
         for p in Protocol::ALL {
             let v = self.requests[p as usize].load(Ordering::Relaxed);
-            let _ = writeln!(out, "gmc_ingest_requests_total{{protocol=\"{}\"}} {v}", p.as_str());
+            let _ = writeln!(
+                out,
+                "gmc_ingest_requests_total{{protocol=\"{}\"}} {v}",
+                p.as_str()
+            );
         }
         out.push_str(
             "# HELP gmc_ingest_rejected_total Series, samples or requests refused, by protocol and reason.\n",
         );
         out.push_str("# TYPE gmc_ingest_rejected_total counter\n");
         for ((p, r), v) in self.rejected.lock().iter() {
-            let _ = writeln!(out, "gmc_ingest_rejected_total{{protocol=\"{p}\",reason=\"{r}\"}} {v}");
+            let _ = writeln!(
+                out,
+                "gmc_ingest_rejected_total{{protocol=\"{p}\",reason=\"{r}\"}} {v}"
+            );
         }
         out.push_str("# HELP gmc_ingest_overloaded_total Writes refused with 429 because the server was saturated.\n");
         out.push_str("# TYPE gmc_ingest_overloaded_total counter\n");
-        let _ = writeln!(out, "gmc_ingest_overloaded_total {}", self.overloaded.load(Ordering::Relaxed));
-        out.push_str("# HELP gmc_scrape_total Scrapes performed.\n# TYPE gmc_scrape_total counter\n");
-        let _ = writeln!(out, "gmc_scrape_total {}", self.scrapes.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "gmc_ingest_overloaded_total {}",
+            self.overloaded.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP gmc_scrape_total Scrapes performed.\n# TYPE gmc_scrape_total counter\n",
+        );
+        let _ = writeln!(
+            out,
+            "gmc_scrape_total {}",
+            self.scrapes.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP gmc_scrape_failures_total Scrapes that failed.\n# TYPE gmc_scrape_failures_total counter\n");
-        let _ = writeln!(out, "gmc_scrape_failures_total {}", self.scrape_failures.load(Ordering::Relaxed));
-        out.push_str("# HELP gmc_http_requests_total HTTP requests served, by route and status code.\n");
+        let _ = writeln!(
+            out,
+            "gmc_scrape_failures_total {}",
+            self.scrape_failures.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP gmc_http_requests_total HTTP requests served, by route and status code.\n",
+        );
         out.push_str("# TYPE gmc_http_requests_total counter\n");
         for ((route, code), v) in self.http.lock().iter() {
             let _ = writeln!(
@@ -205,8 +247,14 @@ impl ServerMetrics {
                 "gmc_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
             );
             let sum = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(out, "gmc_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}");
-            let _ = writeln!(out, "gmc_http_request_duration_seconds_count{{route=\"{route}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "gmc_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "gmc_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
+            );
         }
     }
 }

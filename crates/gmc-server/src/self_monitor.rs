@@ -31,7 +31,10 @@ fn record_once(state: &AppState) -> Result<(), crate::api_error::ApiError> {
     let text = render_own_metrics(state);
     let labels = vec![
         ("job".to_owned(), "gmc".to_owned()),
-        ("instance".to_owned(), state.config.server.listen.to_string()),
+        (
+            "instance".to_owned(),
+            state.config.server.listen.to_string(),
+        ),
     ];
     let opts = decode::ExpositionOptions {
         format: decode::TextFormat::Prometheus,
@@ -40,7 +43,7 @@ fn record_once(state: &AppState) -> Result<(), crate::api_error::ApiError> {
         honor_labels: false,
         honor_timestamps: false,
     };
-    let decoded = decode::exposition(text.as_bytes(), &opts, &decode::limits(state))
-        .map_err(|r| r.error)?;
+    let decoded =
+        decode::exposition(text.as_bytes(), &opts, &decode::limits(state)).map_err(|r| r.error)?;
     ingest::commit(state, Protocol::SelfMonitoring, decoded).map(|_| ())
 }

@@ -135,6 +135,25 @@ pub fn decode_iter(encoding: u8, bytes: &[u8]) -> Result<ChunkIter<'_>> {
     }))
 }
 
+/// Decode a whole float chunk into `(ts_nanos, value)` pairs appended to `out`: the
+/// fastest path (one tight loop per stream). Histogram chunks are an error.
+pub fn decode_floats(encoding: u8, bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Result<()> {
+    match encoding {
+        ENCODING_PACKED => packed::PackedIter::new(bytes)?.decode_into(out),
+        ENCODING_XOR => {
+            for s in xor::XorIter::new(bytes)? {
+                out.push(s?);
+            }
+            Ok(())
+        }
+        ENCODING_HISTOGRAM => Err(Error::CorruptChunk {
+            encoding,
+            reason: "not a float chunk",
+        }),
+        _ => Err(Error::UnknownEncoding { encoding }),
+    }
+}
+
 /// Decode a whole chunk into samples.
 pub fn decode_all(encoding: u8, bytes: &[u8]) -> Result<Vec<Sample>> {
     decode_iter(encoding, bytes)?.collect()

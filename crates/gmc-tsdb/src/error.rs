@@ -64,9 +64,9 @@ pub enum Error {
     /// The store is closed (or a previous fatal error closed it).
     #[error("the store is closed")]
     Closed,
-    /// A block could not be written or read.
-    #[error("block error: {0}")]
-    Block(String),
+    /// The block layer failed (writing, opening or reading a block).
+    #[error("block layer: {0}")]
+    Block(#[source] Box<crate::block::Error>),
     /// A matcher or other model value is invalid.
     #[error(transparent)]
     Model(#[from] gmc_model::Error),
@@ -81,8 +81,8 @@ impl Error {
             Error::Model(e) => e.class(),
             Error::CorruptChunk { .. }
             | Error::UnknownEncoding { .. }
-            | Error::CorruptRecord { .. }
-            | Error::Block(_) => ErrorClass::Internal,
+            | Error::CorruptRecord { .. } => ErrorClass::Internal,
+            Error::Block(e) => e.class(),
         }
     }
 
@@ -94,6 +94,12 @@ impl Error {
             _ if source.kind() == std::io::ErrorKind::StorageFull => Error::DiskFull { op, path },
             _ => Error::Io { op, path, source },
         }
+    }
+}
+
+impl From<crate::block::Error> for Error {
+    fn from(e: crate::block::Error) -> Self {
+        Error::Block(Box::new(e))
     }
 }
 

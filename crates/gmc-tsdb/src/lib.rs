@@ -5,13 +5,20 @@
 //! [`Config::sync`]. Chunks are opaque `(mint, maxt, encoding, bytes)` outside [`chunk`];
 //! every reader decodes them with [`chunk::decode_iter`].
 
+#[doc(hidden)]
+pub mod bench_support;
+pub mod block;
 pub mod chunk;
+pub mod compact;
 pub mod config;
 pub mod db;
+pub mod downsample;
 pub mod error;
 pub mod head;
+pub mod index;
 pub mod metrics;
 pub mod querier;
+pub mod retention;
 pub mod wal;
 
 pub use config::{Config, SyncPolicy};

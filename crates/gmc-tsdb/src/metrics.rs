@@ -37,8 +37,8 @@ pub(crate) const REASONS: [&str; 4] = [
 
 /// Upper bounds (seconds) of the latency histograms.
 const BUCKETS_S: [f64; 14] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    1.0, 10.0,
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    10.0,
 ];
 
 /// A classic latency histogram in atomics.
@@ -134,29 +134,112 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         };
-        gauge(out, HEAD_SERIES, "Active series in the head.", self.head_series.load(Relaxed) as f64);
-        gauge(out, HEAD_CHUNKS, "Chunks held by the head.", self.head_chunks.load(Relaxed) as f64);
-        counter(out, HEAD_SERIES_CREATED, "Series created in the head.", self.series_created.load(Relaxed));
-        let _ = writeln!(out, "# HELP {APPENDED} Samples appended, by kind.\n# TYPE {APPENDED} counter");
-        let _ = writeln!(out, "{APPENDED}{{{LABEL_KIND}=\"float\"}} {}", self.appended_floats.load(Relaxed));
-        let _ = writeln!(out, "{APPENDED}{{{LABEL_KIND}=\"histogram\"}} {}", self.appended_histograms.load(Relaxed));
-        let _ = writeln!(out, "# HELP {REJECTED} Samples rejected, by reason.\n# TYPE {REJECTED} counter");
+        gauge(
+            out,
+            HEAD_SERIES,
+            "Active series in the head.",
+            self.head_series.load(Relaxed) as f64,
+        );
+        gauge(
+            out,
+            HEAD_CHUNKS,
+            "Chunks held by the head.",
+            self.head_chunks.load(Relaxed) as f64,
+        );
+        counter(
+            out,
+            HEAD_SERIES_CREATED,
+            "Series created in the head.",
+            self.series_created.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP {APPENDED} Samples appended, by kind.\n# TYPE {APPENDED} counter"
+        );
+        let _ = writeln!(
+            out,
+            "{APPENDED}{{{LABEL_KIND}=\"float\"}} {}",
+            self.appended_floats.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "{APPENDED}{{{LABEL_KIND}=\"histogram\"}} {}",
+            self.appended_histograms.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP {REJECTED} Samples rejected, by reason.\n# TYPE {REJECTED} counter"
+        );
         for (r, c) in REASONS.iter().zip(&self.rejected) {
-            let _ = writeln!(out, "{REJECTED}{{{LABEL_REASON}=\"{r}\"}} {}", c.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "{REJECTED}{{{LABEL_REASON}=\"{r}\"}} {}",
+                c.load(Relaxed)
+            );
         }
-        self.wal_fsync.encode(out, WAL_FSYNC, "Latency of WAL fsyncs.");
-        counter(out, WAL_BYTES, "Bytes written to the WAL.", self.wal_bytes.load(Relaxed));
-        counter(out, WAL_WRITE_FAILURES, "Failed WAL writes (nothing of those appends was acknowledged).", self.wal_write_failures.load(Relaxed));
-        gauge(out, WAL_SEGMENTS, "WAL segment files on disk.", self.wal_segments.load(Relaxed) as f64);
-        gauge(out, REPLAY_DURATION, "Duration of the last WAL replay.", self.replay_nanos.load(Relaxed) as f64 / 1e9);
-        counter(out, REPLAY_RECORDS, "WAL records replayed.", self.replay_records.load(Relaxed));
-        counter(out, REPLAY_DROPPED_BYTES, "Torn or corrupt WAL bytes dropped during replay.", self.replay_dropped_bytes.load(Relaxed));
-        counter(out, REPLAY_CORRUPTIONS, "Torn or corrupt places found in the WAL during replay.", self.replay_corruptions.load(Relaxed));
-        self.flush.encode(out, FLUSH_DURATION, "Duration of head flushes to blocks.");
-        counter(out, FLUSH_FAILURES, "Failed head flushes.", self.flush_failures.load(Relaxed));
-        gauge(out, DISK_BYTES, "Bytes of WAL and blocks on disk.", self.disk_bytes.load(Relaxed) as f64);
+        self.wal_fsync
+            .encode(out, WAL_FSYNC, "Latency of WAL fsyncs.");
+        counter(
+            out,
+            WAL_BYTES,
+            "Bytes written to the WAL.",
+            self.wal_bytes.load(Relaxed),
+        );
+        counter(
+            out,
+            WAL_WRITE_FAILURES,
+            "Failed WAL writes (nothing of those appends was acknowledged).",
+            self.wal_write_failures.load(Relaxed),
+        );
+        gauge(
+            out,
+            WAL_SEGMENTS,
+            "WAL segment files on disk.",
+            self.wal_segments.load(Relaxed) as f64,
+        );
+        gauge(
+            out,
+            REPLAY_DURATION,
+            "Duration of the last WAL replay.",
+            self.replay_nanos.load(Relaxed) as f64 / 1e9,
+        );
+        counter(
+            out,
+            REPLAY_RECORDS,
+            "WAL records replayed.",
+            self.replay_records.load(Relaxed),
+        );
+        counter(
+            out,
+            REPLAY_DROPPED_BYTES,
+            "Torn or corrupt WAL bytes dropped during replay.",
+            self.replay_dropped_bytes.load(Relaxed),
+        );
+        counter(
+            out,
+            REPLAY_CORRUPTIONS,
+            "Torn or corrupt places found in the WAL during replay.",
+            self.replay_corruptions.load(Relaxed),
+        );
+        self.flush
+            .encode(out, FLUSH_DURATION, "Duration of head flushes to blocks.");
+        counter(
+            out,
+            FLUSH_FAILURES,
+            "Failed head flushes.",
+            self.flush_failures.load(Relaxed),
+        );
+        gauge(
+            out,
+            DISK_BYTES,
+            "Bytes of WAL and blocks on disk.",
+            self.disk_bytes.load(Relaxed) as f64,
+        );
     }
 }
 
@@ -174,6 +257,9 @@ mod tests {
         assert!(s.contains("gmc_tsdb_rejected_samples_total{reason=\"out_of_order\"} 3"));
         assert!(s.contains("gmc_tsdb_wal_fsync_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(s.contains("gmc_tsdb_wal_fsync_duration_seconds_count 1"));
-        assert_eq!(s.matches("# TYPE gmc_tsdb_appended_samples_total").count(), 1);
+        assert_eq!(
+            s.matches("# TYPE gmc_tsdb_appended_samples_total").count(),
+            1
+        );
     }
 }

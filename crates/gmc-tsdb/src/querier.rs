@@ -115,12 +115,19 @@ pub(crate) trait Source: Send + Sync {
     ) -> Result<Vec<String>>;
 }
 
-/// A read snapshot over `[mint, maxt]` (nanoseconds, inclusive).
+/// Provides the current sources, newest first: the head, heads being flushed, blocks.
+/// Asked again for every read so a flush running meanwhile never hides data: the head is
+/// read before the flushing heads, and those before the blocks that replace them.
+pub(crate) trait SourceSet: Send + Sync {
+    /// The sources to read, in order.
+    fn sources(&self) -> Vec<Arc<dyn Source>>;
+}
+
+/// A read view over `[mint, maxt]` (nanoseconds, inclusive).
 pub struct Querier {
     mint: i64,
     maxt: i64,
-    /// Newest first: the head, then heads being flushed, then blocks.
-    sources: Vec<Arc<dyn Source>>,
+    set: Arc<dyn SourceSet>,
     metadata: Vec<Metadata>,
 }
 
@@ -129,7 +136,6 @@ impl std::fmt::Debug for Querier {
         f.debug_struct("Querier")
             .field("mint", &self.mint)
             .field("maxt", &self.maxt)
-            .field("sources", &self.sources.len())
             .finish()
     }
 }
@@ -138,13 +144,13 @@ impl Querier {
     pub(crate) fn new(
         mint: i64,
         maxt: i64,
-        sources: Vec<Arc<dyn Source>>,
+        set: Arc<dyn SourceSet>,
         metadata: Vec<Metadata>,
     ) -> Self {
         Querier {
             mint,
             maxt,
-            sources,
+            set,
             metadata,
         }
     }
@@ -156,7 +162,7 @@ impl Querier {
         let mut buf = Vec::new();
         // Sources are newest first; a stable sort keeps the first source's sample at a
         // timestamp that several sources hold.
-        for src in &self.sources {
+        for src in &self.set.sources() {
             buf.clear();
             src.select(matchers, self.mint, self.maxt, &mut buf)?;
             for (labels, samples) in buf.drain(..) {
@@ -178,7 +184,7 @@ impl Querier {
     /// Sorted label names of series matching `matchers` (all series when empty).
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut all = Vec::new();
-        for src in &self.sources {
+        for src in &self.set.sources() {
             all.extend(src.label_names(matchers, self.mint, self.maxt)?);
         }
         all.sort_unstable();
@@ -189,7 +195,7 @@ impl Querier {
     /// Sorted values of label `name` on series matching `matchers`.
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut all = Vec::new();
-        for src in &self.sources {
+        for src in &self.set.sources() {
             all.extend(src.label_values(name, matchers, self.mint, self.maxt)?);
         }
         all.sort_unstable();

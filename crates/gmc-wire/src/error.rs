@@ -157,7 +157,10 @@ mod tests {
         };
         assert_eq!(e.reason(), "missing_metric_name");
         assert_eq!(e.class(), ErrorClass::BadInput);
-        assert_eq!(e.to_string(), "series x: series has no metric name (__name__ label)");
+        assert_eq!(
+            e.to_string(),
+            "series x: series has no metric name (__name__ label)"
+        );
     }
 
     #[test]

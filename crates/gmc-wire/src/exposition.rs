@@ -254,7 +254,8 @@ fn merge_target_labels<'a>(
     target: &'a [(String, String)],
     honor_labels: bool,
 ) {
-    let present = |v: &[LabelRef<'a>], n: &str| v.iter().any(|l| l.name == n && !l.value.is_empty());
+    let present =
+        |v: &[LabelRef<'a>], n: &str| v.iter().any(|l| l.name == n && !l.value.is_empty());
     // Exposed labels that clash with a target label; renamed after all targets are in.
     let mut conflicting: Vec<LabelRef<'a>> = Vec::new();
     for (name, value) in target {
@@ -317,9 +318,9 @@ fn parse_comment(
         None => "",
         Some(_) => return Err(format!("{kind} line: no space after the metric name")),
     };
-    let fam = families.get_mut(&name);
     match kind {
         "HELP" => {
+            let fam = families.get_mut(&name);
             if fam.help.is_some() {
                 return Err(format!("second HELP line for {:?}", truncate(&name)));
             }
@@ -335,6 +336,7 @@ fn parse_comment(
             let Some(ty) = ty else {
                 return Err(format!("unknown metric type {:?}", truncate(word)));
             };
+            let fam = families.get_mut(&name);
             if fam.ty.is_some() {
                 return Err(format!("second TYPE line for {:?}", truncate(&name)));
             }
@@ -349,7 +351,7 @@ fn parse_comment(
                     truncate(unit)
                 ));
             }
-            fam.unit = Some(unit.to_owned());
+            families.get_mut(&name).unit = Some(unit.to_owned());
         }
     }
     Ok(())
@@ -366,7 +368,10 @@ fn parse_sample<'a>(
     if c.peek() != Some(b'{') {
         let n = c.metric_name();
         if n.is_empty() {
-            return Err(format!("expected a metric name at {:?}", truncate(c.rest())));
+            return Err(format!(
+                "expected a metric name at {:?}",
+                truncate(c.rest())
+            ));
         }
         name = Some(Cow::Borrowed(n));
     }
@@ -376,12 +381,21 @@ fn parse_sample<'a>(
     let Some(name) = name else {
         return Err("no metric name inside the braces".into());
     };
+    if c.at_end() {
+        return Err("missing value".into());
+    }
     if !c.skip_ws() {
-        return Err(format!("expected a space before the value at {:?}", truncate(c.rest())));
+        return Err(format!(
+            "expected a space before the value at {:?}",
+            truncate(c.rest())
+        ));
+    }
+    if c.at_end() {
+        return Err("missing value".into());
     }
     let tok = c.token();
-    let value = lexer::parse_float(tok)
-        .ok_or_else(|| format!("invalid value {:?}", truncate(tok)))?;
+    let value =
+        lexer::parse_float(tok).ok_or_else(|| format!("invalid value {:?}", truncate(tok)))?;
     c.skip_ws();
     let mut ts_nanos = None;
     let mut exemplar = false;
@@ -399,7 +413,10 @@ fn parse_sample<'a>(
         // Exemplars are not stored; the line's sample still counts.
         exemplar = true;
     } else if !c.at_end() {
-        return Err(format!("unexpected text {:?} after the sample", truncate(c.rest())));
+        return Err(format!(
+            "unexpected text {:?} after the sample",
+            truncate(c.rest())
+        ));
     }
     Ok(Sample {
         name,
@@ -444,7 +461,10 @@ fn parse_labels<'a>(
             }
             c.skip_ws();
             if c.peek() != Some(b'"') {
-                return Err(format!("expected a quoted value for label {:?}", truncate(&label)));
+                return Err(format!(
+                    "expected a quoted value for label {:?}",
+                    truncate(&label)
+                ));
             }
             let value = c.quoted()?;
             labels.push(LabelRef::new(label, value));
@@ -478,7 +498,13 @@ mod tests {
     fn all(d: &Decoded<'_>) -> Vec<(String, f64, i64)> {
         d.batch
             .iter()
-            .map(|s| (s.to_labels().to_string(), s.floats[0].value, s.floats[0].ts_nanos))
+            .map(|s| {
+                (
+                    s.to_labels().to_string(),
+                    s.floats[0].value,
+                    s.floats[0].ts_nanos,
+                )
+            })
             .collect()
     }
 
@@ -546,7 +572,10 @@ mod tests {
     fn openmetrics_requires_eof_and_nothing_after_it() {
         let opts = Options::new(Format::OpenMetrics, 0);
         let lim = Limits::default();
-        assert!(matches!(decode("a 1\n", &opts, &lim), Err(Error::MissingEof)));
+        assert!(matches!(
+            decode("a 1\n", &opts, &lim),
+            Err(Error::MissingEof)
+        ));
         assert!(matches!(
             decode("a 1\n# EOF\nb 2\n", &opts, &lim),
             Err(Error::Syntax { line: 3, .. })
@@ -560,7 +589,10 @@ mod tests {
     fn quoted_utf8_names() {
         let text = "{\"my.metric\", \"a.b\"=\"x\"} 1\n\"other.metric\"{} 2\n";
         let d = parse(text, Format::Prometheus);
-        assert_eq!(d.batch.get(0).unwrap().label(METRIC_NAME), Some("my.metric"));
+        assert_eq!(
+            d.batch.get(0).unwrap().label(METRIC_NAME),
+            Some("my.metric")
+        );
         assert_eq!(d.batch.get(0).unwrap().label("a.b"), Some("x"));
         // A quoted name before the braces is not valid syntax.
         assert_eq!(d.report.rejected["syntax"], 1);
@@ -600,10 +632,20 @@ mod tests {
         let d = parse(text, Format::Prometheus);
         assert_eq!(d.batch.len_series(), 2);
         assert_eq!(d.report.rejected["syntax"], 4);
-        let lines: Vec<_> = d.report.messages.iter().map(|m| m.split(':').next()).collect();
+        let lines: Vec<_> = d
+            .report
+            .messages
+            .iter()
+            .map(|m| m.split(':').next())
+            .collect();
         assert_eq!(
             lines,
-            vec![Some("line 2"), Some("line 3"), Some("line 4"), Some("line 6")]
+            vec![
+                Some("line 2"),
+                Some("line 3"),
+                Some("line 4"),
+                Some("line 6")
+            ]
         );
     }
 

@@ -183,7 +183,10 @@ fn parse_line(line: &str, precision: Precision) -> Result<Line<'_>, String> {
         pos += 1;
         let (k, kesc) = scan(line, &mut pos, b",= ", KEY_ESCAPES);
         if b.get(pos) != Some(&b'=') || k.is_empty() {
-            return Err(format!("malformed tag at {:?}", truncate(&line[pos.min(line.len())..])));
+            return Err(format!(
+                "malformed tag at {:?}",
+                truncate(&line[pos.min(line.len())..])
+            ));
         }
         pos += 1;
         let (v, vesc) = scan(line, &mut pos, b", ", KEY_ESCAPES);
@@ -204,7 +207,10 @@ fn parse_line(line: &str, precision: Precision) -> Result<Line<'_>, String> {
     loop {
         let (k, kesc) = scan(line, &mut pos, b",= ", KEY_ESCAPES);
         if k.is_empty() || b.get(pos) != Some(&b'=') {
-            return Err(format!("malformed field at {:?}", truncate(&line[pos.min(line.len())..])));
+            return Err(format!(
+                "malformed field at {:?}",
+                truncate(&line[pos.min(line.len())..])
+            ));
         }
         pos += 1;
         let key = unescape(k, kesc, KEY_ESCAPES);
@@ -218,8 +224,13 @@ fn parse_line(line: &str, precision: Precision) -> Result<Line<'_>, String> {
                 pos += 1;
             }
             let tok = &line[start..pos];
-            let v = parse_field_value(tok)
-                .ok_or_else(|| format!("invalid value {:?} for field {:?}", truncate(tok), truncate(&key)))?;
+            let v = parse_field_value(tok).ok_or_else(|| {
+                format!(
+                    "invalid value {:?} for field {:?}",
+                    truncate(tok),
+                    truncate(&key)
+                )
+            })?;
             fields.push((key, v));
         }
         match b.get(pos) {
@@ -316,11 +327,22 @@ mod tests {
 
     #[test]
     fn precision_and_default_timestamp() {
-        let d = decode("m v=1 3\nm v=2\n", Precision::Seconds, 9, &Limits::default()).unwrap();
+        let d = decode(
+            "m v=1 3\nm v=2\n",
+            Precision::Seconds,
+            9,
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(d.batch.get(0).unwrap().floats[0].ts_nanos, 3_000_000_000);
         assert_eq!(d.batch.get(1).unwrap().floats[0].ts_nanos, 9);
-        let d = decode("m v=1 9223372036854775807\n", Precision::Seconds, 9, &Limits::default())
-            .unwrap();
+        let d = decode(
+            "m v=1 9223372036854775807\n",
+            Precision::Seconds,
+            9,
+            &Limits::default(),
+        )
+        .unwrap();
         assert_eq!(d.report.rejected["syntax"], 1);
         assert_eq!(Precision::parse("ms"), Some(Precision::Milliseconds));
         assert_eq!(Precision::parse("h"), None);
@@ -331,7 +353,11 @@ mod tests {
         let d = dec("ok v=1\nnofields\nbad v=abc\n# comment\n\nm,t= v=1\nok2 v=2 1\nm v=\"open\n");
         assert_eq!(d.batch.len_series(), 2);
         assert_eq!(d.report.rejected["syntax"], 4);
-        assert!(d.report.messages[0].starts_with("line 2:"), "{:?}", d.report.messages);
+        assert!(
+            d.report.messages[0].starts_with("line 2:"),
+            "{:?}",
+            d.report.messages
+        );
         assert!(d.report.messages[3].starts_with("line 8:"));
     }
 }

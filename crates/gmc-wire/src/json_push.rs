@@ -110,15 +110,8 @@ fn parse_header(o: &Map<String, Value>, default_ts_nanos: i64) -> Result<Header,
     };
     let ts_nanos = match o.get("timestamp") {
         None | Some(Value::Null) => default_ts_nanos,
-        Some(Value::Number(n)) => {
-            let secs = n.as_f64().unwrap_or(f64::NAN);
-            let ns = (secs * NANOS_PER_SEC as f64).round();
-            // i64 nanoseconds end in 2262; beyond that the timestamp is surely wrong.
-            if !ns.is_finite() || ns.abs() >= 9.2e18 {
-                return Err(format!("timestamp {n} is out of range"));
-            }
-            ns as i64
-        }
+        Some(Value::Number(n)) => seconds_to_nanos(n.as_f64().unwrap_or(f64::NAN))
+            .ok_or_else(|| format!("timestamp {n} is out of range"))?,
         Some(_) => return Err("\"timestamp\" must be a number of seconds".into()),
     };
     let mut labels = Vec::new();
@@ -146,6 +139,20 @@ fn parse_header(o: &Map<String, Value>, default_ts_nanos: i64) -> Result<Header,
         ts_nanos,
         labels,
     })
+}
+
+/// Unix seconds to nanoseconds, keeping microseconds: an f64 holding today's epoch
+/// seconds resolves ~0.24 µs, so finer digits are float noise (`.25` must not become
+/// `.249999872`). `None` outside the i64 nanosecond range (years 1678..2262).
+#[allow(clippy::cast_possible_truncation)] // both parts are range-checked first
+fn seconds_to_nanos(secs: f64) -> Option<i64> {
+    if !secs.is_finite() || secs.abs() >= 9.2e9 {
+        return None;
+    }
+    let whole = secs.trunc();
+    let micros = ((secs - whole) * 1e6).round();
+    // Both parts are bounded above, so the casts are exact.
+    Some(whole as i64 * NANOS_PER_SEC + micros as i64 * 1_000)
 }
 
 /// Flatten nested metric objects into `(name, value)`, rejecting non-numbers one by one.
@@ -212,7 +219,10 @@ mod tests {
         assert_eq!(s.label("region"), Some("ld4"));
         assert_eq!(s.label("shard"), Some("3"));
         assert_eq!(s.floats[0].ts_nanos, 1_700_000_000_500_000_000);
-        assert_eq!(d.batch.get(1).unwrap().label(METRIC_NAME), Some("disk_io_ok"));
+        assert_eq!(
+            d.batch.get(1).unwrap().label(METRIC_NAME),
+            Some("disk_io_ok")
+        );
         assert_eq!(d.batch.get(1).unwrap().floats[0].value, 1.0);
     }
 
@@ -229,6 +239,21 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_keep_microseconds() {
+        assert_eq!(
+            seconds_to_nanos(1_700_000_000.25),
+            Some(1_700_000_000_250_000_000)
+        );
+        assert_eq!(
+            seconds_to_nanos(1_700_000_000.1),
+            Some(1_700_000_000_100_000_000)
+        );
+        assert_eq!(seconds_to_nanos(-1.5), Some(-1_500_000_000));
+        assert_eq!(seconds_to_nanos(1e300), None);
+        assert_eq!(seconds_to_nanos(f64::NAN), None);
+    }
+
+    #[test]
     fn depth_limit_applies() {
         let mut inner = String::from("1");
         for i in 0..10 {
@@ -238,7 +263,10 @@ mod tests {
         let d = decode(body.as_bytes(), 0, &Limits::default()).unwrap();
         assert_eq!(d.report.rejected["too_deep"], 1);
         assert!(d.batch.is_empty());
-        assert!(matches!(decode(b"{", 0, &Limits::default()), Err(Error::Json { .. })));
+        assert!(matches!(
+            decode(b"{", 0, &Limits::default()),
+            Err(Error::Json { .. })
+        ));
         assert!(matches!(
             decode(b"3", 0, &Limits::default()),
             Err(Error::InvalidObject { .. })

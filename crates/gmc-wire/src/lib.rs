@@ -41,6 +41,8 @@
 //! ```
 
 #![deny(missing_docs)]
+// Codecs narrow integers on purpose in a few places; each such spot says why.
+#![warn(clippy::cast_possible_truncation)]
 
 mod error;
 pub mod exposition;

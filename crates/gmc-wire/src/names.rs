@@ -48,7 +48,10 @@ mod tests {
 
     #[test]
     fn sanitizes_only_when_needed() {
-        assert!(matches!(metric_name("cpu:usage_1".into()), Cow::Borrowed(_)));
+        assert!(matches!(
+            metric_name("cpu:usage_1".into()),
+            Cow::Borrowed(_)
+        ));
         assert_eq!(metric_name("cpu.usage-%".into()), "cpu_usage__");
         assert_eq!(metric_name("1m_load".into()), "_1m_load");
         assert_eq!(label_name("host:name".into()), "host_name");

@@ -69,7 +69,10 @@ mod tests {
         let c = compress(&b"abcdefgh".repeat(100));
         for cut in [0, 1, 2, c.len() / 2, c.len() - 1] {
             assert!(
-                matches!(decompress_capped(&c[..cut], 1 << 20), Err(Error::Snappy { .. })),
+                matches!(
+                    decompress_capped(&c[..cut], 1 << 20),
+                    Err(Error::Snappy { .. })
+                ),
                 "cut {cut}"
             );
         }

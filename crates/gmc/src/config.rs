@@ -51,12 +51,10 @@ impl GmcConfig {
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
-        self.server_config()
-            .validate()
-            .map_err(|e| match e {
-                gmc_server::error::ConfigError::Invalid { key, reason } => (key, reason),
-                other => (String::new(), other.to_string()),
-            })?;
+        self.server_config().validate().map_err(|e| match e {
+            gmc_server::error::ConfigError::Invalid { key, reason } => (key, reason),
+            other => (String::new(), other.to_string()),
+        })?;
         self.storage
             .validate()
             .map_err(|e| (String::from("storage"), e.to_string()))
@@ -109,7 +107,10 @@ pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<GmcConfig> {
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("cannot read config file {}", p.display()))?;
-            (parse_toml(&text, &p.display().to_string())?, Some((p, text)))
+            (
+                parse_toml(&text, &p.display().to_string())?,
+                Some((p, text)),
+            )
         }
         None => (toml::Table::new(), None),
     };
@@ -223,12 +224,13 @@ fn key_from_message(msg: &str) -> Option<String> {
 fn find_key_line(text: &str, key: &str) -> Option<usize> {
     let leaf = key.rsplit('.').next()?;
     let leaf = leaf.split('[').next()?;
-    text.lines().position(|l| {
-        let l = l.trim_start();
-        l.strip_prefix(leaf)
-            .is_some_and(|r| r.trim_start().starts_with('='))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(leaf)
+                .is_some_and(|r| r.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -242,7 +244,11 @@ mod tests {
     #[test]
     fn example_config_parses_and_equals_defaults() {
         let cfg = load_file(&example()).unwrap();
-        assert_eq!(cfg, GmcConfig::default(), "config/gmc.example.toml drifted from Default");
+        assert_eq!(
+            cfg,
+            GmcConfig::default(),
+            "config/gmc.example.toml drifted from Default"
+        );
     }
 
     #[test]
@@ -271,7 +277,10 @@ mod tests {
         let p = dir.path().join("v.toml");
         std::fs::write(&p, "[server]\nmax_inflight_writes = 0\n").unwrap();
         let s = load_file(&p).unwrap_err().to_string();
-        assert!(s.contains("v.toml:2") && s.contains("server.max_inflight_writes"), "{s}");
+        assert!(
+            s.contains("v.toml:2") && s.contains("server.max_inflight_writes"),
+            "{s}"
+        );
     }
 
     #[test]

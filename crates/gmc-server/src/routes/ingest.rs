@@ -114,8 +114,7 @@ where
         + 'static,
 {
     let wait = state.config.server.overload_wait;
-    let permit = match tokio::time::timeout(wait, state.write_slots.clone().acquire_owned()).await
-    {
+    let permit = match tokio::time::timeout(wait, state.write_slots.clone().acquire_owned()).await {
         Ok(Ok(p)) => p,
         _ => {
             state.metrics.overloaded();
@@ -154,7 +153,11 @@ where
 
 /// Check request-level limits, drop future samples, append durably and count everything.
 /// Blocking: call from a blocking thread.
-pub(crate) fn commit(state: &AppState, p: Protocol, mut decoded: Decoded<'_>) -> Result<Outcome, ApiError> {
+pub(crate) fn commit(
+    state: &AppState,
+    p: Protocol,
+    mut decoded: Decoded<'_>,
+) -> Result<Outcome, ApiError> {
     let mut outcome = Outcome::default();
     let mut by_reason: BTreeMap<&'static str, u64> = BTreeMap::new();
     for (reason, n) in &decoded.report.rejected {
@@ -188,21 +191,21 @@ pub(crate) fn commit(state: &AppState, p: Protocol, mut decoded: Decoded<'_>) ->
         }
     };
     for r in &report.rejected {
-        *by_reason.entry(r.reason()).or_default() += 1;
+        *by_reason.entry(r.error.reason()).or_default() += 1;
         outcome.rejected_series += 1;
         if outcome.messages.len() < MAX_MESSAGES {
             let labels = decoded
                 .batch
-                .get(r.series_index())
+                .get(r.series_index)
                 .map(|s| s.to_labels().to_string())
                 .unwrap_or_default();
-            outcome.messages.push(format!("{labels}: {}", r.message()));
+            outcome.messages.push(format!("{labels}: {}", r.error));
         }
     }
     for (reason, n) in by_reason {
         state.metrics.rejected(p, reason, n);
     }
-    outcome.samples = report.accepted_samples();
+    outcome.samples = (report.accepted_floats + report.accepted_histograms) as u64;
     state.metrics.ingested(p, outcome.samples);
     if outcome.samples > 0 {
         state.note_services(&decoded.batch);
@@ -310,7 +313,8 @@ pub(crate) async fn remote_write(
     let limits = decode::limits(&state);
     let outcome = store(&state, p, body, limits, |b, scratch, limits| {
         decode::remote_write(b, scratch, limits)
-    }).await?;
+    })
+    .await?;
     Ok(respond(outcome, StatusCode::NO_CONTENT))
 }
 
@@ -417,7 +421,9 @@ pub(crate) async fn pushgateway(
     let job = parts.next().map(percent_decode).unwrap_or_default();
     if job.is_empty() {
         state.metrics.rejected(p, "bad_path", 1);
-        return Err(ApiError::bad_request("the job name in /metrics/job/<job> is empty"));
+        return Err(ApiError::bad_request(
+            "the job name in /metrics/job/<job> is empty",
+        ));
     }
     let mut labels = vec![("job".to_owned(), job)];
     let rest: Vec<&str> = parts.collect();

@@ -108,9 +108,10 @@ pub(crate) async fn latest(
     let mint = now - i64::try_from(lookback.as_nanos()).unwrap_or(i64::MAX / 2);
     let st = state.clone();
     let svc = service.clone();
-    let series = tokio::task::spawn_blocking(move || select_service(&st, &svc, None, mint, i64::MAX))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+    let series =
+        tokio::task::spawn_blocking(move || select_service(&st, &svc, None, mint, i64::MAX))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
     if series.is_empty() {
         return Err(ApiError::not_found(format!(
             "no series with service or job {service:?} in the last {}",
@@ -173,7 +174,7 @@ impl Agg {
 fn aggregate(s: &Series, from: i64, step: i64, agg: Agg) -> Vec<(f64, Value)> {
     let mut out = Vec::new();
     let mut cur: Option<(i64, f64, f64, f64, f64, u64)> = None; // (bucket end, min, max, sum, last, n)
-    let mut emit = |b: (i64, f64, f64, f64, f64, u64), out: &mut Vec<(f64, Value)>| {
+    let emit = |b: (i64, f64, f64, f64, f64, u64), out: &mut Vec<(f64, Value)>| {
         let (end, min, max, sum, last, n) = b;
         let v = match agg {
             Agg::Avg => sum / n as f64,

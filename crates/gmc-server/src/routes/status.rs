@@ -29,7 +29,10 @@ pub(crate) async fn ready() -> &'static str {
 pub(crate) async fn own_metrics(State(state): State<AppState>) -> Response {
     let body = render_own_metrics(&state);
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         body,
     )
         .into_response()
@@ -106,7 +109,8 @@ pub(crate) async fn system_status(State(state): State<AppState>) -> Response {
         if s["fresh"] == Value::Bool(false) {
             warnings.push(format!(
                 "service {} has sent nothing for {:.0}s",
-                s["service"], s["age_seconds"].as_f64().unwrap_or(0.0)
+                s["service"],
+                s["age_seconds"].as_f64().unwrap_or(0.0)
             ));
         }
     }

@@ -49,10 +49,16 @@ mod tests {
     #[test]
     fn parses_prometheus_time_forms() {
         assert_eq!(parse_time("t", "1.5").unwrap(), 1_500_000_000);
-        assert_eq!(parse_time("t", "1970-01-01T00:00:02Z").unwrap(), 2_000_000_000);
+        assert_eq!(
+            parse_time("t", "1970-01-01T00:00:02Z").unwrap(),
+            2_000_000_000
+        );
         assert!(parse_time("t", "yesterday").is_err());
         assert_eq!(parse_duration("s", "5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("s", "0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("s", "0.5").unwrap(),
+            Duration::from_millis(500)
+        );
         assert!(parse_duration("s", "0").is_err());
     }
 }

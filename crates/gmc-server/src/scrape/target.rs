@@ -174,7 +174,9 @@ async fn fetch(
     {
         body.extend_from_slice(&chunk);
         if body.len() as u64 > max_bytes {
-            return Err(format!("body exceeds {max_bytes} bytes (ingest.max_body_bytes)"));
+            return Err(format!(
+                "body exceeds {max_bytes} bytes (ingest.max_body_bytes)"
+            ));
         }
     }
     Ok((body, format))
@@ -201,7 +203,10 @@ async fn scrape_once(
         Ok((seen, status)) => {
             state.metrics.scraped(status.up);
             let mut all = state.scrape_status.lock();
-            match all.iter_mut().find(|s| s.url == status.url && s.job == status.job) {
+            match all
+                .iter_mut()
+                .find(|s| s.url == status.url && s.job == status.job)
+            {
                 Some(s) => *s = status,
                 None => all.push(status),
             }

@@ -44,12 +44,6 @@ impl BitWriter {
         }
     }
 
-    /// Write one bit.
-    #[inline]
-    pub(crate) fn bit(&mut self, b: bool) {
-        self.write(u64::from(b), 1);
-    }
-
     /// Bits written so far.
     pub(crate) fn len_bits(&self) -> usize {
         self.buf.len() * 8 + self.nbits as usize
@@ -179,6 +173,12 @@ pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// Bytes of `v` as a varint.
+#[inline]
+pub(crate) fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Append `v` zigzag-encoded as a varint.

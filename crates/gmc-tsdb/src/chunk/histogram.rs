@@ -230,6 +230,10 @@ impl<'a> HistogramIter<'a> {
             .ok_or(corrupt("bad stream length"))?;
         let tstream = bytes.get(pos..ts_end).ok_or(corrupt("short stream"))?;
         let body = bytes.get(ts_end..).ok_or(corrupt("short body"))?;
+        // Each histogram record takes at least five bytes.
+        if count > body.len() as u64 / 5 + 1 {
+            return Err(corrupt("count exceeds body"));
+        }
         Ok(HistogramIter {
             tr: BitReader::new(tstream),
             ts: TsDecoder::new(t0, unit),
@@ -343,11 +347,31 @@ mod tests {
             zero_count: f64::from(i),
             count: f64::from(10 * i + 3),
             sum: 12.5 * f64::from(i) + 0.1,
-            positive_spans: vec![Span { offset: -2, length: 2 }, Span { offset: 1, length: 1 }],
+            positive_spans: vec![
+                Span {
+                    offset: -2,
+                    length: 2,
+                },
+                Span {
+                    offset: 1,
+                    length: 1,
+                },
+            ],
             positive_buckets: vec![f64::from(i), 2.0 * f64::from(i), 0.5],
-            negative_spans: if i % 3 == 0 { vec![] } else { vec![Span { offset: 0, length: 1 }] },
-            negative_buckets: if i % 3 == 0 { vec![] } else { vec![-0.0] },
-            min: (i % 2 == 0).then_some(0.25),
+            negative_spans: if i.is_multiple_of(3) {
+                vec![]
+            } else {
+                vec![Span {
+                    offset: 0,
+                    length: 1,
+                }]
+            },
+            negative_buckets: if i.is_multiple_of(3) {
+                vec![]
+            } else {
+                vec![-0.0]
+            },
+            min: i.is_multiple_of(2).then_some(0.25),
             max: Some(1e9 + f64::from(i)),
             reset_hint: hint_from((i % 4) as u8),
         }
@@ -356,11 +380,16 @@ mod tests {
     #[test]
     fn histograms_round_trip() {
         let hs: Vec<Histogram> = (0..50).map(hist).collect();
-        let samples: Vec<(i64, &Histogram)> =
-            hs.iter().enumerate().map(|(i, h)| (i as i64 * 15_000_000_000, h)).collect();
+        let samples: Vec<(i64, &Histogram)> = hs
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i as i64 * 15_000_000_000, h))
+            .collect();
         let b = encode(&samples);
-        let back: Vec<(i64, Arc<Histogram>)> =
-            HistogramIter::new(&b).unwrap().collect::<Result<_>>().unwrap();
+        let back: Vec<(i64, Arc<Histogram>)> = HistogramIter::new(&b)
+            .unwrap()
+            .collect::<Result<_>>()
+            .unwrap();
         assert_eq!(back.len(), hs.len());
         for ((t, h), (t2, h2)) in samples.iter().zip(&back) {
             assert_eq!(t, t2);

@@ -5,8 +5,7 @@
 //! differences of the raw IEEE bit patterns (full-precision gauges).
 
 use super::bits::{
-    get_uvarint, get_varint, mask, put_uvarint, put_varint, unzigzag, zigzag, BitReader,
-    BitWriter,
+    get_uvarint, get_varint, mask, put_uvarint, put_varint, unzigzag, zigzag, BitReader, BitWriter,
 };
 use super::timestamps::{best_unit, TsDecoder, TsEncoder, UNITS};
 use super::xor::{XorValues, XorValuesDecoder};
@@ -17,7 +16,7 @@ pub(crate) const ENCODING: u8 = 2;
 
 const MODE_XOR: u8 = 0;
 const MODE_DECIMAL: u8 = 1;
-const MODE_BITS_DELTA: u8 = 2;
+const MODE_BITS: u8 = 2;
 
 /// Unary quotients of this length or more escape to a raw 64-bit value.
 const RICE_ESCAPE: u32 = 24;
@@ -85,25 +84,83 @@ fn read_rice(r: &mut BitReader<'_>, k: u32) -> Option<u64> {
 fn decimal_exp(v: f64) -> Option<usize> {
     (0..=MAX_DECIMAL_EXP).find(|&e| {
         let m = (v * POW10[e]).round();
-        m.abs() < EXACT_INT && (m / POW10[e]).to_bits() == v.to_bits()
+        // Through i64 so -0.0 (which has no integer form) is refused.
+        m.abs() < EXACT_INT && ((m as i64) as f64 / POW10[e]).to_bits() == v.to_bits()
     })
 }
 
-/// Zigzagged first (order 1) or second (order 2) differences of `m`, from index 1 on.
-fn residuals(m: &[i64], order: u8) -> Vec<u64> {
-    let mut out = Vec::with_capacity(m.len());
-    let mut prev_d = 0i64;
-    for i in 1..m.len() {
-        let d = m[i].wrapping_sub(m[i - 1]);
-        let r = if order == 2 && i >= 2 {
-            d.wrapping_sub(prev_d)
-        } else {
-            d
-        };
-        prev_d = d;
-        out.push(zigzag(r));
+/// Integer predictor shared by the encoder and decoder: order 0 predicts the constant
+/// `c`, order 1 the previous value plus `c`, order 2 the previous value plus the previous
+/// difference (the first difference predicted as `c`).
+#[derive(Debug, Clone, Copy)]
+struct Predictor {
+    order: u8,
+    c: i64,
+    prev: i64,
+    prev_d: i64,
+}
+
+impl Predictor {
+    fn new(order: u8, c: i64, first: i64) -> Self {
+        Predictor {
+            order,
+            c,
+            prev: first,
+            prev_d: c,
+        }
     }
-    out
+
+    #[inline]
+    fn predict(&self) -> i64 {
+        match self.order {
+            0 => self.c,
+            1 => self.prev.wrapping_add(self.c),
+            _ => self.prev.wrapping_add(self.prev_d),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, x: i64) {
+        self.prev_d = x.wrapping_sub(self.prev);
+        self.prev = x;
+    }
+}
+
+fn median(mut v: Vec<i64>) -> i64 {
+    if v.is_empty() {
+        return 0;
+    }
+    let mid = v.len() / 2;
+    *v.select_nth_unstable(mid).1
+}
+
+/// The best integer coding of `x`: `(order, c, k, bits, zigzagged residuals)`.
+fn best_int_coding(x: &[i64]) -> Option<(u8, i64, u32, u64, Vec<u64>)> {
+    let first = *x.first()?;
+    let deltas: Vec<i64> = x.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    let candidates = [
+        (0u8, median(x.to_vec())),
+        (1, median(deltas.clone())),
+        (2, deltas.first().copied().unwrap_or(0)),
+    ];
+    let mut best: Option<(u8, i64, u32, u64, Vec<u64>)> = None;
+    for (order, c) in candidates {
+        let mut p = Predictor::new(order, c, first);
+        let us: Vec<u64> = x[1..]
+            .iter()
+            .map(|&v| {
+                let r = v.wrapping_sub(p.predict());
+                p.push(v);
+                zigzag(r)
+            })
+            .collect();
+        let (k, bits) = best_rice(&us);
+        let bits = bits + 8 * (crate::chunk::bits::varint_len(zigzag(c)) as u64);
+        if best.as_ref().is_none_or(|b| bits < b.3) {
+            best = Some((order, c, k, bits, us));
+        }
+    }
+    best
 }
 
 /// Encode float samples (timestamps strictly increasing) as encoding 2.
@@ -128,42 +185,39 @@ pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
     let mut params: Vec<u8> = Vec::new();
     let mut rice: Option<(Vec<u64>, u32)> = None;
 
-    // Candidate 2: decimal integers.
+    // Candidate 2: decimal integers; candidate 3: raw bit patterns as integers.
     let exp = samples
         .iter()
         .try_fold(0usize, |acc, &(_, v)| decimal_exp(v).map(|e| acc.max(e)));
-    if let (Some(e), Some(first)) = (exp, samples.first()) {
-        let m: Vec<i64> = samples
+    let mut ints: Vec<(u8, Option<usize>, Vec<i64>)> = Vec::with_capacity(2);
+    if let Some(e) = exp {
+        let m = samples
             .iter()
             .map(|&(_, v)| (v * POW10[e]).round() as i64)
             .collect();
-        for order in [1u8, 2] {
-            let us = residuals(&m, order);
-            let (k, bits) = best_rice(&us);
-            // Header bytes count too: exponent, order, k and the first value.
-            let total = bits + 8 * 4;
-            if total < best_bits {
-                best_bits = total;
-                mode = MODE_DECIMAL;
-                params.clear();
-                params.extend_from_slice(&[e as u8, order, k as u8]);
-                put_varint(&mut params, (first.1 * POW10[e]).round() as i64);
-                rice = Some((us, k));
-            }
-        }
+        ints.push((MODE_DECIMAL, Some(e), m));
     }
-
-    // Candidate 3: raw bit-pattern differences.
-    if let Some(first) = samples.first() {
-        let bits: Vec<i64> = samples.iter().map(|s| s.1.to_bits() as i64).collect();
-        let us = residuals(&bits, 1);
-        let (k, cost) = best_rice(&us);
-        let total = cost + 8 * 9;
+    ints.push((
+        MODE_BITS,
+        None,
+        samples.iter().map(|s| s.1.to_bits() as i64).collect(),
+    ));
+    for (m, e, x) in ints {
+        let Some((order, c, k, bits, us)) = best_int_coding(&x) else {
+            continue;
+        };
+        let first = x[0];
+        let total = bits + 8 * (3 + crate::chunk::bits::varint_len(zigzag(first)) as u64);
         if total < best_bits {
-            mode = MODE_BITS_DELTA;
+            best_bits = total;
+            mode = m;
             params.clear();
-            params.push(k as u8);
-            params.extend_from_slice(&first.1.to_bits().to_le_bytes());
+            if let Some(e) = e {
+                params.push(e as u8);
+            }
+            params.extend_from_slice(&[order, k as u8]);
+            put_varint(&mut params, first);
+            put_varint(&mut params, c);
             rice = Some((us, k));
         }
     }
@@ -198,18 +252,12 @@ pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
 #[derive(Debug, Clone)]
 enum Values {
     Xor(XorValuesDecoder),
-    Decimal {
-        scale: f64,
-        order: u8,
+    /// Integers `m` with value `m / scale` (decimal mode) or raw bits (`scale` = None).
+    Int {
+        scale: Option<f64>,
         k: u32,
-        m: i64,
-        d: i64,
-        i: u32,
-    },
-    BitsDelta {
-        k: u32,
-        bits: i64,
-        i: u32,
+        p: Predictor,
+        started: bool,
     },
 }
 
@@ -245,36 +293,27 @@ impl<'a> PackedIter<'a> {
         pos += 1;
         let vals = match mode {
             MODE_XOR => Values::Xor(XorValuesDecoder::default()),
-            MODE_DECIMAL => {
-                let p = bytes.get(pos..pos + 3).ok_or(corrupt("short header"))?;
-                let (e, order, k) = (usize::from(p[0]), p[1], u32::from(p[2]));
-                pos += 3;
-                if e > MAX_DECIMAL_EXP || !(1..=2).contains(&order) || k > 63 {
-                    return Err(corrupt("bad decimal parameters"));
+            MODE_DECIMAL | MODE_BITS => {
+                let scale = if mode == MODE_DECIMAL {
+                    let e = usize::from(*bytes.get(pos).ok_or(corrupt("short header"))?);
+                    pos += 1;
+                    Some(*POW10.get(e).ok_or(corrupt("bad decimal exponent"))?)
+                } else {
+                    None
+                };
+                let p = bytes.get(pos..pos + 2).ok_or(corrupt("short header"))?;
+                let (order, k) = (p[0], u32::from(p[1]));
+                pos += 2;
+                if order > 2 || k > 63 {
+                    return Err(corrupt("bad integer parameters"));
                 }
-                let m = get_varint(bytes, &mut pos).ok_or(corrupt("bad first value"))?;
-                Values::Decimal {
-                    scale: POW10[e],
-                    order,
+                let first = get_varint(bytes, &mut pos).ok_or(corrupt("bad first value"))?;
+                let c = get_varint(bytes, &mut pos).ok_or(corrupt("bad offset"))?;
+                Values::Int {
+                    scale,
                     k,
-                    m,
-                    d: 0,
-                    i: 0,
-                }
-            }
-            MODE_BITS_DELTA => {
-                let p = bytes.get(pos..pos + 9).ok_or(corrupt("short header"))?;
-                let k = u32::from(p[0]);
-                if k > 63 {
-                    return Err(corrupt("bad rice parameter"));
-                }
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&p[1..9]);
-                pos += 9;
-                Values::BitsDelta {
-                    k,
-                    bits: u64::from_le_bytes(b) as i64,
-                    i: 0,
+                    p: Predictor::new(order, c, first),
+                    started: false,
                 }
             }
             _ => return Err(corrupt("unknown value mode")),
@@ -284,8 +323,16 @@ impl<'a> PackedIter<'a> {
             .ok()
             .and_then(|l| pos.checked_add(l))
             .ok_or(corrupt("bad stream length"))?;
-        let tstream = bytes.get(pos..ts_end).ok_or(corrupt("short timestamp stream"))?;
+        let tstream = bytes
+            .get(pos..ts_end)
+            .ok_or(corrupt("short timestamp stream"))?;
         let vstream = bytes.get(ts_end..).ok_or(corrupt("short value stream"))?;
+        // Every sample after the first takes at least one bit in each stream; this bounds
+        // allocations driven by a corrupt count.
+        let room = |s: &[u8]| (s.len() as u64) * 8 + 1;
+        if count > room(tstream) || count > room(vstream) {
+            return Err(corrupt("count exceeds stream"));
+        }
         Ok(PackedIter {
             tr: BitReader::new(tstream),
             vr: BitReader::new(vstream),
@@ -299,37 +346,70 @@ impl<'a> PackedIter<'a> {
     fn next_value(&mut self) -> Option<u64> {
         match &mut self.vals {
             Values::Xor(d) => d.next(&mut self.vr),
-            Values::Decimal {
+            Values::Int {
                 scale,
-                order,
                 k,
-                m,
-                d,
-                i,
-                ..
+                p,
+                started,
             } => {
-                if *i > 0 {
+                let x = if *started {
                     let r = unzigzag(read_rice(&mut self.vr, *k)?);
-                    let delta = if *order == 2 && *i >= 2 {
-                        d.wrapping_add(r)
-                    } else {
-                        r
-                    };
-                    *d = delta;
-                    *m = m.wrapping_add(delta);
-                }
-                *i = i.saturating_add(1);
-                Some((*m as f64 / *scale).to_bits())
-            }
-            Values::BitsDelta { k, bits, i } => {
-                if *i > 0 {
-                    let r = unzigzag(read_rice(&mut self.vr, *k)?);
-                    *bits = bits.wrapping_add(r);
-                }
-                *i = i.saturating_add(1);
-                Some(*bits as u64)
+                    let x = p.predict().wrapping_add(r);
+                    p.push(x);
+                    x
+                } else {
+                    *started = true;
+                    p.prev
+                };
+                Some(match scale {
+                    Some(s) => (x as f64 / *s).to_bits(),
+                    None => x as u64,
+                })
             }
         }
+    }
+}
+
+impl PackedIter<'_> {
+    /// Decode all remaining samples into `out` with one tight loop per stream.
+    pub(crate) fn decode_into(mut self, out: &mut Vec<(i64, f64)>) -> Result<()> {
+        let n = usize::try_from(self.left).map_err(|_| corrupt("bad count"))?;
+        let start = out.len();
+        out.reserve(n);
+        for _ in 0..n {
+            let t = self
+                .ts
+                .next(&mut self.tr)
+                .ok_or(corrupt("truncated stream"))?;
+            out.push((t, 0.0));
+        }
+        let slots = &mut out[start..];
+        match &mut self.vals {
+            Values::Xor(d) => {
+                for s in slots.iter_mut() {
+                    s.1 = f64::from_bits(d.next(&mut self.vr).ok_or(corrupt("truncated stream"))?);
+                }
+            }
+            Values::Int { scale, k, p, .. } => {
+                let (k, scale) = (*k, *scale);
+                let Some((first, rest)) = slots.split_first_mut() else {
+                    return Ok(());
+                };
+                let to_f = |x: i64| match scale {
+                    Some(s) => x as f64 / s,
+                    None => f64::from_bits(x as u64),
+                };
+                first.1 = to_f(p.prev);
+                for s in rest {
+                    let r =
+                        unzigzag(read_rice(&mut self.vr, k).ok_or(corrupt("truncated stream"))?);
+                    let x = p.predict().wrapping_add(r);
+                    p.push(x);
+                    s.1 = to_f(x);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -377,11 +457,18 @@ mod tests {
     #[test]
     fn picks_decimal_mode_for_cents_and_counters() {
         let s: Vec<(i64, f64)> = (0..120)
-            .map(|i| (i * 1_000_000_000, (1234.56 + i as f64 * 0.37 * 100.0).round() / 100.0))
+            .map(|i| {
+                (
+                    i * 1_000_000_000,
+                    (1234.56 + i as f64 * 0.37 * 100.0).round() / 100.0,
+                )
+            })
             .collect();
         let b = round_trip(&s);
         assert!(b.len() < 120 * 2, "{} bytes", b.len());
-        let c: Vec<(i64, f64)> = (0..120).map(|i| (i * 1000, 1e6 + (i * 400) as f64)).collect();
+        let c: Vec<(i64, f64)> = (0..120)
+            .map(|i| (i * 1000, 1e6 + (i * 400) as f64))
+            .collect();
         round_trip(&c);
     }
 

@@ -34,6 +34,30 @@ fn tolerance(step: i64) -> u64 {
     step.unsigned_abs() >> 4
 }
 
+/// The step to predict with after observing delta `d`: `d` snapped to the roundest
+/// multiple of a power of ten within 1/64 of it, so a jittered first delta (998 ms) does
+/// not make every later prediction drift.
+#[inline]
+fn snap_step(d: i64) -> i64 {
+    if d <= 0 {
+        return d;
+    }
+    let tol = d >> 6;
+    let mut best = d;
+    let mut p: i64 = 10;
+    while p <= d {
+        let r = (d + p / 2) / p * p;
+        if (r - d).abs() <= tol {
+            best = r;
+        }
+        match p.checked_mul(10) {
+            Some(n) => p = n,
+            None => break,
+        }
+    }
+    best
+}
+
 /// Encoder state for one chunk; timestamps are in units already.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct TsEncoder {
@@ -41,16 +65,20 @@ pub(crate) struct TsEncoder {
     prev: i64,
     grid: i64,
     step: i64,
+    last_r: i64,
 }
 
-/// Bucketed signed residual: `0` | `10`+4 | `110`+8 | `1110`+16 | `11110`+32 | `11111`+64.
+/// Bucketed signed residual: `0` (0) | `100` (+1) | `101` (-1) | `110`+8 | `1110`+16 |
+/// `11110`+32 | `11111`+64 bits, two's complement. ±1 gets its own short codes because
+/// ms scrape jitter is the common non-zero residual.
 #[inline]
 pub(crate) fn write_signed(w: &mut BitWriter, r: i64) {
     if r == 0 {
         w.write(0, 1);
-    } else if (-8..8).contains(&r) {
-        w.write(0b10, 2);
-        w.write(r as u64, 4);
+    } else if r == 1 {
+        w.write(0b100, 3);
+    } else if r == -1 {
+        w.write(0b101, 3);
     } else if (-128..128).contains(&r) {
         w.write(0b110, 3);
         w.write(r as u64, 8);
@@ -72,7 +100,10 @@ pub(crate) fn read_signed(r: &mut BitReader<'_>) -> Option<i64> {
     let ones = r.peek_ones(5);
     let (prefix, width) = match ones {
         0 => return r.skip(1).map(|()| 0),
-        1 => (2, 4),
+        1 => {
+            r.skip(2)?;
+            return Some(if r.bit()? { -1 } else { 1 });
+        }
         2 => (3, 8),
         3 => (4, 16),
         4 => (5, 32),
@@ -97,7 +128,7 @@ impl TsEncoder {
             1 => {
                 let d = t.wrapping_sub(self.prev);
                 write_signed(w, d);
-                self.step = d;
+                self.step = snap_step(d);
                 self.grid = t;
             }
             _ => {
@@ -105,6 +136,7 @@ impl TsEncoder {
                 let r = t.wrapping_sub(pred);
                 write_signed(w, r);
                 self.advance(t, r, pred);
+                self.last_r = r;
             }
         }
         self.prev = t;
@@ -114,9 +146,10 @@ impl TsEncoder {
     #[inline]
     fn advance(&mut self, t: i64, r: i64, pred: i64) {
         if r.unsigned_abs() <= tolerance(self.step) {
-            self.grid = pred;
+            // Jitter keeps the grid; the same offset twice means the grid itself is off.
+            self.grid = if r != 0 && r == self.last_r { t } else { pred };
         } else {
-            self.step = t.wrapping_sub(self.prev);
+            self.step = snap_step(t.wrapping_sub(self.prev));
             self.grid = t;
         }
     }
@@ -129,6 +162,7 @@ pub(crate) struct TsDecoder {
     prev: i64,
     grid: i64,
     step: i64,
+    last_r: i64,
     unit: i64,
 }
 
@@ -140,6 +174,7 @@ impl TsDecoder {
             prev: t0,
             grid: t0,
             step: 0,
+            last_r: 0,
             unit: UNITS[usize::from(unit_code & 3)],
         }
     }
@@ -152,7 +187,7 @@ impl TsDecoder {
             1 => {
                 let d = read_signed(r)?;
                 let t = self.prev.wrapping_add(d);
-                self.step = d;
+                self.step = snap_step(d);
                 self.grid = t;
                 t
             }
@@ -161,11 +196,16 @@ impl TsDecoder {
                 let pred = self.grid.wrapping_add(self.step);
                 let t = pred.wrapping_add(res);
                 if res.unsigned_abs() <= tolerance(self.step) {
-                    self.grid = pred;
+                    self.grid = if res != 0 && res == self.last_r {
+                        t
+                    } else {
+                        pred
+                    };
                 } else {
-                    self.step = t.wrapping_sub(self.prev);
+                    self.step = snap_step(t.wrapping_sub(self.prev));
                     self.grid = t;
                 }
+                self.last_r = res;
                 t
             }
         };

@@ -157,11 +157,8 @@ impl XorAppender {
     }
 
     fn reencode_for(&mut self, ts_nanos: i64) {
-        let samples: Vec<(i64, f64)> = match decode(&self.bytes()) {
-            Ok(v) => v,
-            // Our own bytes always decode; start over rather than panic if they do not.
-            Err(_) => Vec::new(),
-        };
+        // Our own bytes always decode; start over rather than panic if they do not.
+        let samples: Vec<(i64, f64)> = decode(&self.bytes()).unwrap_or_default();
         let unit = best_unit(samples.iter().map(|s| s.0).chain([ts_nanos]));
         let mut fresh = XorAppender::new();
         fresh.unit = unit;

@@ -103,9 +103,9 @@ impl MemSeries {
 
     /// Check `samples` (arrival order) against the series and, when all pass, reserve them
     /// so concurrent appends validate against them too.
-    pub(crate) fn reserve<'s>(
+    pub(crate) fn reserve(
         &mut self,
-        samples: impl Iterator<Item = (i64, SampleValue)> + Clone + 's,
+        samples: impl Iterator<Item = (i64, SampleValue)>,
         window_nanos: i64,
     ) -> Result<(), SampleError> {
         let mut max = self.res_max_ts;
@@ -196,7 +196,13 @@ impl MemSeries {
             Some(_) => Inserted::Conflict,
             None => {
                 let i = self.ooo.partition_point(|s| s.ts_nanos < ts);
-                self.ooo.insert(i, Sample { ts_nanos: ts, value: v });
+                self.ooo.insert(
+                    i,
+                    Sample {
+                        ts_nanos: ts,
+                        value: v,
+                    },
+                );
                 self.min_ts = self.min_ts.min(ts);
                 Inserted::New
             }
@@ -264,7 +270,8 @@ impl MemSeries {
                 let (Some(first), Some(last)) = (h.first(), h.last()) else {
                     return;
                 };
-                let refs: Vec<(i64, &Histogram)> = h.iter().map(|(t, x)| (*t, x.as_ref())).collect();
+                let refs: Vec<(i64, &Histogram)> =
+                    h.iter().map(|(t, x)| (*t, x.as_ref())).collect();
                 let (encoding, bytes) = chunk::encode_histograms(&refs);
                 self.closed.push(Chunk {
                     mint: first.0,
@@ -303,14 +310,13 @@ impl MemSeries {
                 }
             }
             Open::Hist(h) => {
-                t.ooo.extend(
-                    h.iter()
-                        .filter(|(ts, _)| *ts >= mint && *ts <= maxt)
-                        .map(|(ts, x)| Sample {
+                t.ooo
+                    .extend(h.iter().filter(|(ts, _)| *ts >= mint && *ts <= maxt).map(
+                        |(ts, x)| Sample {
                             ts_nanos: *ts,
                             value: SampleValue::Histogram(Arc::clone(x)),
-                        }),
-                );
+                        },
+                    ));
             }
         }
         t.ooo.extend(

@@ -168,6 +168,7 @@ pub(super) fn parse_float(tok: &str) -> Option<f64> {
 }
 
 /// Parse OpenMetrics seconds (`1520879607.789`) to nanoseconds, exactly for plain decimals.
+#[allow(clippy::cast_possible_truncation)] // the f64 path is range-checked before the cast
 pub(super) fn parse_seconds(tok: &str) -> Option<i64> {
     let (neg, body) = match tok.as_bytes().first()? {
         b'-' => (true, &tok[1..]),
@@ -186,10 +187,23 @@ pub(super) fn parse_seconds(tok: &str) -> Option<i64> {
         return None;
     }
     let secs: i64 = if int.is_empty() { 0 } else { int.parse().ok()? };
-    let mut nanos = 0i64;
-    for (i, d) in frac.bytes().take(9).enumerate() {
-        nanos += i64::from(d - b'0') * 10i64.pow(8 - i as u32);
-    }
+    // Digit weights of the first nine fractional digits; later digits are below 1 ns.
+    const WEIGHTS: [i64; 9] = [
+        100_000_000,
+        10_000_000,
+        1_000_000,
+        100_000,
+        10_000,
+        1_000,
+        100,
+        10,
+        1,
+    ];
+    let nanos: i64 = frac
+        .bytes()
+        .zip(WEIGHTS)
+        .map(|(d, w)| i64::from(d - b'0') * w)
+        .sum();
     let v = secs.checked_mul(NANOS_PER_SEC)?.checked_add(nanos)?;
     Some(if neg { -v } else { v })
 }
@@ -213,7 +227,10 @@ mod tests {
 
     #[test]
     fn seconds_parse_exactly() {
-        assert_eq!(parse_seconds("1520879607.789"), Some(1_520_879_607_789_000_000));
+        assert_eq!(
+            parse_seconds("1520879607.789"),
+            Some(1_520_879_607_789_000_000)
+        );
         assert_eq!(parse_seconds("1.0000000019"), Some(1_000_000_001));
         assert_eq!(parse_seconds("-1.5"), Some(-1_500_000_000));
         assert_eq!(parse_seconds("1.5e3"), Some(1_500_000_000_000));

@@ -2,7 +2,29 @@
 //! slices borrowed from the input, with strict bounds checks and skipping of unknown fields
 //! of every wire type. Errors carry the absolute byte offset in the message.
 
-use crate::error::{Error, Result};
+use crate::error::Error;
+
+/// A framing error: small and `Copy` so the hot path moves 16 bytes, not a whole [`Error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PbError {
+    /// Absolute byte offset in the message.
+    pub(crate) offset: usize,
+    /// What is wrong.
+    pub(crate) reason: &'static str,
+}
+
+impl From<PbError> for Error {
+    #[cold]
+    fn from(e: PbError) -> Error {
+        Error::Protobuf {
+            offset: e.offset,
+            reason: e.reason,
+        }
+    }
+}
+
+/// Result of reader operations.
+pub(crate) type Result<T> = std::result::Result<T, PbError>;
 
 /// Wire type of varint fields.
 pub(crate) const VARINT: u8 = 0;
@@ -59,15 +81,15 @@ impl<'a> Reader<'a> {
 
     /// An error at the cursor.
     #[cold]
-    pub(crate) fn error(&self, reason: &'static str) -> Error {
-        Error::Protobuf {
+    pub(crate) fn error(&self, reason: &'static str) -> PbError {
+        PbError {
             offset: self.offset(),
             reason,
         }
     }
 
     /// Read a base-128 varint of at most 10 bytes that fits in 64 bits.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn varint(&mut self) -> Result<u64> {
         // Fast path: most keys, lengths and small values are one byte.
         match self.buf.get(self.pos) {
@@ -80,6 +102,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline(never)]
     fn varint_slow(&mut self) -> Result<u64> {
         let mut v = 0u64;
         for i in 0..10 {
@@ -99,7 +122,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Read a field key: `(field number, wire type)`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn key(&mut self) -> Result<(u32, u8)> {
         let at = *self;
         let k = self.varint()?;
@@ -160,13 +183,29 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Read a length-delimited field as UTF-8, reporting `field` on failure.
+    /// Read a length-delimited field as a byte range of this reader's slice.
     #[inline]
-    pub(crate) fn str(&mut self, field: &'static str) -> Result<Result<&'a str>> {
+    pub(crate) fn bytes_range(&mut self) -> Result<(usize, usize)> {
         let b = self.bytes()?;
-        let offset = self.offset() - b.len();
-        // Outer error: broken framing (fatal); inner: bad UTF-8 (only this series).
-        Ok(std::str::from_utf8(b).map_err(|_| Error::InvalidUtf8 { field, offset }))
+        Ok((self.pos - b.len(), self.pos))
+    }
+
+    /// The whole slice this reader walks.
+    #[inline]
+    pub(crate) fn slice(&self) -> &'a [u8] {
+        self.buf
+    }
+
+    /// Position of the cursor in this reader's slice.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Absolute offset of this reader's slice start.
+    #[inline]
+    pub(crate) fn base(&self) -> usize {
+        self.base
     }
 
     /// Skip a field of wire type `wt` whose key was just read.
@@ -218,6 +257,7 @@ pub(crate) fn zigzag64(n: u64) -> i64 {
 }
 
 /// Decode a zigzag-encoded signed 32-bit value (the varint is truncated first, as in prost).
+#[allow(clippy::cast_possible_truncation)] // truncation is protobuf's sint32 semantics
 #[inline]
 pub(crate) fn zigzag32(n: u64) -> i32 {
     let n = n as u32;
@@ -245,7 +285,7 @@ mod tests {
     #[test]
     fn lengths_past_the_end_fail() {
         let mut r = Reader::new(&[0x05, 1, 2]);
-        assert!(matches!(r.bytes(), Err(Error::Protobuf { offset: 0, .. })));
+        assert_eq!(r.bytes().unwrap_err().offset, 0);
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
         assert!(r.bytes().is_err());
     }
@@ -273,7 +313,7 @@ mod tests {
         let mut sub = r.message().unwrap();
         assert_eq!(sub.offset(), 2);
         sub.key().unwrap();
-        assert!(matches!(sub.varint(), Err(Error::Protobuf { offset: 3, .. })));
+        assert_eq!(sub.varint().unwrap_err().offset, 3);
     }
 
     #[test]

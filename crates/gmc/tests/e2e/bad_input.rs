@@ -23,6 +23,10 @@ fn cases() -> Vec<Case> {
         .map(|i| format!("l{i}=\"v\""))
         .collect::<Vec<_>>()
         .join(",");
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let mut truncated = snappy(&[0x0a; 64]);
     truncated.truncate(truncated.len() / 2);
     vec![
@@ -135,20 +139,42 @@ fn cases() -> Vec<Case> {
             says: "service",
         },
         Case {
-            name: "timestamp far in the future",
+            name: "timestamp a day in the future",
+            path: "/write?precision=s",
+            ctype: "text/plain",
+            encoding: None,
+            body: format!("fut,service=s value=1 {}\n", now_s + 86_400).into_bytes(),
+            want: 400,
+            says: "future",
+        },
+        Case {
+            name: "timestamp beyond the representable range",
             path: "/write?precision=s",
             ctype: "text/plain",
             encoding: None,
             body: b"fut,service=s value=1 99999999999\n".to_vec(),
             want: 400,
-            says: "future",
+            says: "range",
+        },
+        Case {
+            name: "timestamp far in the past (out of order for an existing series)",
+            path: "/write?precision=s",
+            ctype: "text/plain",
+            encoding: None,
+            body: format!(
+                "good_old,service=good value=1 {now_s}\ngood_old,service=good value=2 {}\n",
+                now_s - 86_400
+            )
+            .into_bytes(),
+            want: 400,
+            says: "out",
         },
         Case {
             name: "body over the limit",
             path: "/api/v1/import/prometheus",
             ctype: "text/plain",
             encoding: None,
-            body: vec![b'#'; 2 << 20],
+            body: vec![b'#'; 5 << 20],
             want: 413,
             says: "limit",
         },
@@ -157,15 +183,18 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn malformed_requests_get_4xx_and_good_traffic_is_unaffected() {
-    // A small body limit keeps the oversized case cheap; 1 MiB still fits every good case.
-    let g = Gmc::start_with_config("[ingest]\nmax_body_bytes = \"1MiB\"\n");
+    // A small body limit keeps the oversized case cheap; 4 MiB still fits every other case.
+    let g = Gmc::start_with_config("[ingest]\nmax_body_bytes = \"4MiB\"\n");
     let good = std::thread::scope(|s| {
         let writer = s.spawn(|| {
             let mut ok = 0;
             for i in 0..200 {
                 let body = serde_json::json!({"service": "good", "metrics": {"seq": i}});
-                let (code, _) =
-                    g.post("/api/v1/push", "application/json", body.to_string().into_bytes());
+                let (code, _) = g.post(
+                    "/api/v1/push",
+                    "application/json",
+                    body.to_string().into_bytes(),
+                );
                 if code == 200 {
                     ok += 1;
                 }
@@ -195,14 +224,21 @@ fn malformed_requests_get_4xx_and_good_traffic_is_unaffected() {
     });
     assert_eq!(good, 200, "good writes failed while bad ones were refused");
     let (_, v) = g.get_json("/metrics/history/good?metric=seq");
-    assert_eq!(v["series"][0]["points"].as_array().map(Vec::len), Some(200), "{v}");
+    assert_eq!(
+        v["series"][0]["points"].as_array().map(Vec::len),
+        Some(200),
+        "{v}"
+    );
     let text = g.metrics_text();
     let rejected: f64 = text
         .lines()
         .filter(|l| l.starts_with("gmc_ingest_rejected_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    assert!(rejected >= cases().len() as f64, "rejections not counted:\n{text}");
+    assert!(
+        rejected >= cases().len() as f64,
+        "rejections not counted:\n{text}"
+    );
 }
 
 #[test]

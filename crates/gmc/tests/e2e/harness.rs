@@ -7,21 +7,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running gmc server.
-pub struct Gmc {
+pub(crate) struct Gmc {
     child: Option<Child>,
-    pub addr: SocketAddr,
-    pub data_dir: PathBuf,
+    pub(crate) addr: SocketAddr,
+    pub(crate) data_dir: PathBuf,
     config: Option<PathBuf>,
     _tmp: Option<tempfile::TempDir>,
 }
 
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gmc")
 }
 
 impl Gmc {
     /// Start on a fresh temporary data dir.
-    pub fn start() -> Gmc {
+    pub(crate) fn start() -> Gmc {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data = tmp.path().join("data");
         let mut g = Gmc::start_in(&data, None);
@@ -30,7 +30,7 @@ impl Gmc {
     }
 
     /// Start with a config file's contents, on a fresh data dir.
-    pub fn start_with_config(toml: &str) -> Gmc {
+    pub(crate) fn start_with_config(toml: &str) -> Gmc {
         let tmp = tempfile::tempdir().expect("tempdir");
         let cfg = tmp.path().join("gmc.toml");
         std::fs::write(&cfg, toml).expect("write config");
@@ -41,7 +41,7 @@ impl Gmc {
     }
 
     /// Start on `data_dir` (kept by the caller).
-    pub fn start_in(data_dir: &Path, config: Option<PathBuf>) -> Gmc {
+    pub(crate) fn start_in(data_dir: &Path, config: Option<PathBuf>) -> Gmc {
         let mut cmd = Command::new(bin());
         cmd.arg("serve")
             .arg("--listen")
@@ -76,12 +76,12 @@ impl Gmc {
                 }
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+        let addr = match rx.recv_timeout(Duration::from_secs(20)) {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
                 let out = child.wait_with_output().ok();
-                panic!("gmc did not start within 60 s: {out:?}");
+                panic!("gmc did not start within 20 s: {out:?}");
             }
         };
         let g = Gmc {
@@ -95,7 +95,7 @@ impl Gmc {
         g
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
@@ -113,7 +113,7 @@ impl Gmc {
     }
 
     /// SIGKILL, no chance to flush anything.
-    pub fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -121,11 +121,14 @@ impl Gmc {
     }
 
     /// SIGTERM and wait for a clean exit.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
         let mut c = self.child.take().expect("running");
         let pid = i32::try_from(c.id()).expect("pid");
         // std offers only SIGKILL; SIGTERM goes through kill(1).
-        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = c.try_wait().expect("wait") {
@@ -140,7 +143,7 @@ impl Gmc {
     }
 
     /// Restart on the same data dir (after kill9 or stop).
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let tmp = self._tmp.take();
         let mut g = Gmc::start_in(&self.data_dir.clone(), self.config.clone());
         g._tmp = tmp;
@@ -149,7 +152,7 @@ impl Gmc {
         g._tmp = None;
     }
 
-    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+    pub(crate) fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
         let r = client().get(self.url(path)).send().expect("GET");
         let code = r.status().as_u16();
         let text = r.text().expect("body");
@@ -157,7 +160,7 @@ impl Gmc {
         (code, v)
     }
 
-    pub fn post(&self, path: &str, ctype: &str, body: Vec<u8>) -> (u16, String) {
+    pub(crate) fn post(&self, path: &str, ctype: &str, body: Vec<u8>) -> (u16, String) {
         let r = client()
             .post(self.url(path))
             .header("Content-Type", ctype)
@@ -167,7 +170,7 @@ impl Gmc {
         (r.status().as_u16(), r.text().unwrap_or_default())
     }
 
-    pub fn metrics_text(&self) -> String {
+    pub(crate) fn metrics_text(&self) -> String {
         client()
             .get(self.url("/metrics"))
             .send()
@@ -177,7 +180,7 @@ impl Gmc {
     }
 
     /// Value of an exact series line in `/metrics` (e.g. `gmc_x{a="b"}`), or 0.
-    pub fn metric(&self, series: &str) -> f64 {
+    pub(crate) fn metric(&self, series: &str) -> f64 {
         self.metrics_text()
             .lines()
             .find_map(|l| l.strip_prefix(series).and_then(|r| r.strip_prefix(' ')))
@@ -192,7 +195,7 @@ impl Drop for Gmc {
     }
 }
 
-pub fn client() -> reqwest::blocking::Client {
+pub(crate) fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -200,7 +203,7 @@ pub fn client() -> reqwest::blocking::Client {
 }
 
 /// Poll `f` until it returns Some or `timeout` passes.
-pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -213,7 +216,7 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
-pub fn have(cmd: &str) -> bool {
+pub(crate) fn have(cmd: &str) -> bool {
     Command::new("sh")
         .arg("-c")
         .arg(format!("command -v {cmd}"))
@@ -228,7 +231,10 @@ pub fn have(cmd: &str) -> bool {
 macro_rules! require {
     ($cmd:expr) => {
         if !$crate::harness::have($cmd) {
-            eprintln!("SKIPPED: {} is not installed (scripts/test installs it)", $cmd);
+            eprintln!(
+                "SKIPPED: {} is not installed (scripts/test installs it)",
+                $cmd
+            );
             return;
         }
     };

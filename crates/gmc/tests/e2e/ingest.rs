@@ -19,7 +19,11 @@ fn json_push_flattens_and_reads_back() {
         "labels": {"venue": "XNAS"},
         "metrics": {"cpu_percent": 12.5, "disk_io": {"read_bytes": 1024, "write_bytes": 7}}
     });
-    let (code, text) = g.post("/api/v1/push", "application/json", body.to_string().into_bytes());
+    let (code, text) = g.post(
+        "/api/v1/push",
+        "application/json",
+        body.to_string().into_bytes(),
+    );
     assert_eq!(code, 200, "{text}");
     let (code, v) = g.get_json("/metrics/oms");
     assert_eq!(code, 200, "{v}");
@@ -49,7 +53,9 @@ fn influx_line_protocol_with_precision() {
     let (_, v) = g.get_json("/metrics/gw");
     assert_eq!(series_named(&v, "orders_filled")[0]["value"], 10.0, "{v}");
     assert_eq!(series_named(&v, "latency")[0]["value"], 0.5, "{v}");
-    let ts = series_named(&v, "latency")[0]["timestamp"].as_f64().unwrap();
+    let ts = series_named(&v, "latency")[0]["timestamp"]
+        .as_f64()
+        .unwrap();
     assert_eq!(ts, now_s as f64);
     let (code, _) = g.post(
         "/api/v2/write?precision=ms",
@@ -83,7 +89,10 @@ fn text_import_and_pushgateway_paths() {
     );
     assert_eq!(code, 200, "{body}");
     let (_, v) = g.get_json("/metrics/batch");
-    assert_eq!(series_named(&v, "batch_last_success_unixtime")[0]["labels"]["instance"], "b1");
+    assert_eq!(
+        series_named(&v, "batch_last_success_unixtime")[0]["labels"]["instance"],
+        "b1"
+    );
 }
 
 #[test]
@@ -91,7 +100,11 @@ fn acknowledged_writes_survive_sigkill() {
     let mut g = Gmc::start();
     for i in 0..50 {
         let body = serde_json::json!({"service": "dur", "metrics": {"seq": i}});
-        let (code, t) = g.post("/api/v1/push", "application/json", body.to_string().into_bytes());
+        let (code, t) = g.post(
+            "/api/v1/push",
+            "application/json",
+            body.to_string().into_bytes(),
+        );
         assert_eq!(code, 200, "{t}");
     }
     g.kill9();
@@ -142,7 +155,10 @@ fn status_openapi_and_own_metrics() {
     assert_eq!(v["openapi"], "3.0.3");
     assert!(v["paths"]["/api/v1/write"].is_object());
     let text = g.metrics_text();
-    assert!(text.contains("# TYPE gmc_ingest_samples_total counter"), "{text}");
+    assert!(
+        text.contains("# TYPE gmc_ingest_samples_total counter"),
+        "{text}"
+    );
     assert!(text.contains("gmc_tsdb_"), "store metrics missing: {text}");
     let code = crate::harness::client()
         .post(g.url("/api/v1/admin/flush"))
@@ -151,4 +167,21 @@ fn status_openapi_and_own_metrics() {
         .status()
         .as_u16();
     assert_eq!(code, 200);
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_keeps_data() {
+    let mut g = Gmc::start();
+    let (code, _) = g.post(
+        "/api/v1/push",
+        "application/json",
+        br#"{"service":"term","metrics":{"x":42}}"#.to_vec(),
+    );
+    assert_eq!(code, 200);
+    let status = g.stop();
+    assert!(status.success(), "gmc exited with {status} on SIGTERM");
+    g.restart();
+    let (code, v) = g.get_json("/metrics/term");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["series"][0]["value"], 42.0);
 }

@@ -35,7 +35,10 @@ fn prometheus_remote_write_delivers_scraped_samples() {
     .unwrap();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", tmp.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            tmp.path().join("data").display()
+        ))
         .arg("--web.listen-address=127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -77,7 +80,11 @@ fn own_exposition_is_clean_under_promtool() {
         "application/json",
         br#"{"service":"x","metrics":{"a":1}}"#.to_vec(),
     );
-    let _ = g.post("/write", "text/plain", b"bad line without fields\n".to_vec());
+    let _ = g.post(
+        "/write",
+        "text/plain",
+        b"bad line without fields\n".to_vec(),
+    );
     let text = g.metrics_text();
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -98,5 +105,8 @@ fn own_exposition_is_clean_under_promtool() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && report.trim().is_empty(), "promtool: {report}\n---\n{text}");
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "promtool: {report}\n---\n{text}"
+    );
 }

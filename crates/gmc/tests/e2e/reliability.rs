@@ -49,7 +49,9 @@ fn crash_loop_loses_no_acknowledged_sample() {
                 s
             })
         };
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         std::thread::sleep(Duration::from_millis(50 + (rng >> 33) % 250));
         g.kill9();
         stop.store(true, Ordering::Relaxed);
@@ -58,7 +60,11 @@ fn crash_loop_loses_no_acknowledged_sample() {
         assert!(cycle < 10_000);
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > cycles(), "too few writes were acknowledged: {}", acked.len());
+    assert!(
+        acked.len() > cycles(),
+        "too few writes were acknowledged: {}",
+        acked.len()
+    );
     let (code, v) = g.get_json(&format!(
         "/metrics/history/crash?metric=crash&from={}&to={}",
         t0 - 1,
@@ -71,6 +77,15 @@ fn crash_loop_loses_no_acknowledged_sample() {
         .iter()
         .map(|p| p[1].as_f64().unwrap() as u64)
         .collect();
-    let lost: Vec<u64> = acked.iter().filter(|s| !stored.contains(s)).copied().collect();
-    assert!(lost.is_empty(), "{} acknowledged samples lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(10)]);
+    let lost: Vec<u64> = acked
+        .iter()
+        .filter(|s| !stored.contains(s))
+        .copied()
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged samples lost, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
 }

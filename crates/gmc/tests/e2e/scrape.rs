@@ -56,7 +56,10 @@ fn scrape_reports_up_and_marks_vanished_series_stale() {
             .cloned()
     };
     assert_eq!(get("up", None).expect("up")["value"], 1.0);
-    assert_eq!(get("md_msgs_total", Some("a")).expect("a")["labels"]["desk"], "eq");
+    assert_eq!(
+        get("md_msgs_total", Some("a")).expect("a")["labels"]["desk"],
+        "eq"
+    );
     assert_eq!(get("md_msgs_total", Some("b")).expect("b")["value"], 7.0);
     assert!(get("scrape_duration_seconds", None).is_some());
     assert_eq!(get("scrape_samples_scraped", None).unwrap()["value"], 2.0);
@@ -88,5 +91,8 @@ fn scrape_reports_up_and_marks_vanished_series_stale() {
     let (_, st) = g.get_json("/system/status");
     let t = &st["scrape_targets"][0];
     assert_eq!(t["up"], false, "{st}");
-    assert!(t["last_error"].as_str().unwrap_or("").contains("500"), "{st}");
+    assert!(
+        t["last_error"].as_str().unwrap_or("").contains("500"),
+        "{st}"
+    );
 }

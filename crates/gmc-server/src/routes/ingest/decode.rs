@@ -36,7 +36,10 @@ fn utf8(body: &[u8]) -> Result<&str, Refusal> {
     std::str::from_utf8(body).map_err(|e| {
         Refusal::bad(
             "invalid_utf8",
-            format!("body is not valid UTF-8 (first bad byte at offset {})", e.valid_up_to()),
+            format!(
+                "body is not valid UTF-8 (first bad byte at offset {})",
+                e.valid_up_to()
+            ),
         )
     })
 }

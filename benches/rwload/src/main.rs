@@ -1,0 +1,236 @@
+//! rwload: sends Prometheus remote_write requests of N samples each to a server on
+//! loopback, either as fast as it answers (`--rate 0`) or at a fixed sample rate (open
+//! loop: requests start on schedule whether or not earlier ones finished, so queueing shows
+//! up as latency), and prints throughput and request-latency percentiles as JSON.
+//!
+//! Bounded: stops after `--duration-s` seconds. Loopback only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+struct Args {
+    addr: SocketAddr,
+    path: String,
+    samples_per_request: usize,
+    conc: usize,
+    rate: f64,
+    duration_s: f64,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        addr: "127.0.0.1:9300".parse().expect("addr"),
+        path: "/api/v1/write".into(),
+        samples_per_request: 10_000,
+        conc: 4,
+        rate: 0.0,
+        duration_s: 20.0,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let v = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--addr" => a.addr = v.parse().expect("--addr host:port"),
+            "--path" => a.path = v,
+            "--samples" => a.samples_per_request = v.parse().expect("--samples N"),
+            "--conc" => a.conc = v.parse().expect("--conc N"),
+            "--rate" => a.rate = v.parse().expect("--rate samples/s"),
+            "--duration-s" => a.duration_s = v.parse().expect("--duration-s S"),
+            "--help" | "-h" => {
+                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown flag {other}"),
+        }
+        i += 2;
+    }
+    assert!(a.addr.ip().is_loopback(), "loopback targets only");
+    a
+}
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn field_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    varint(out, (field << 3) | 2);
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Protobuf-encoded `Label` entries (field 1 of `TimeSeries`) of every series of worker
+/// `w`, computed once: per request only samples are encoded, so the generator stays cheap.
+fn series_labels(w: usize, n: usize) -> Vec<Vec<u8>> {
+    let services = ["oms", "risk", "mdfeed", "gateway", "router"];
+    let venues = ["XNAS", "XNYS", "BATS", "ARCA", "IEX"];
+    (0..n)
+        .map(|i| {
+            let pairs = [
+                ("__name__", "hft_orders_total".to_owned()),
+                ("instance", format!("w{w}")),
+                ("job", "rwload".to_owned()),
+                ("pair", format!("P{:04}", i / 25)),
+                ("series", format!("{i}")),
+                ("service", services[i % services.len()].to_owned()),
+                ("venue", venues[(i / 5) % venues.len()].to_owned()),
+            ];
+            let mut out = Vec::new();
+            for (k, v) in pairs {
+                let mut l = Vec::new();
+                field_bytes(&mut l, 1, k.as_bytes());
+                field_bytes(&mut l, 2, v.as_bytes());
+                field_bytes(&mut out, 1, &l);
+            }
+            out
+        })
+        .collect()
+}
+
+/// One snappy-compressed `WriteRequest` with one sample per series at round `r` (timestamps
+/// advance one second per round, so every series stays in order).
+fn build_request(labels: &[Vec<u8>], r: u64, t0_ms: i64, raw: &mut Vec<u8>) -> Vec<u8> {
+    raw.clear();
+    let ts = t0_ms + r as i64 * 1000;
+    let mut ts_buf = Vec::with_capacity(64);
+    for (i, l) in labels.iter().enumerate() {
+        ts_buf.clear();
+        ts_buf.extend_from_slice(l);
+        let mut sample = Vec::with_capacity(20);
+        sample.push(0x09); // field 1, fixed64: value
+        sample.extend_from_slice(&((r * 7 + i as u64) as f64).to_le_bytes());
+        sample.push(0x10); // field 2, varint: timestamp ms
+        varint(&mut sample, ts as u64);
+        field_bytes(&mut ts_buf, 2, &sample);
+        field_bytes(raw, 1, &ts_buf);
+    }
+    snap::raw::Encoder::new().compress_vec(raw).expect("snappy")
+}
+
+fn post(conn: &mut Option<BufReader<TcpStream>>, a: &Args, body: &[u8]) -> Result<u16, String> {
+    if conn.is_none() {
+        let s = TcpStream::connect_timeout(&a.addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        s.set_nodelay(true).ok();
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        *conn = Some(BufReader::new(s));
+    }
+    let c = conn.as_mut().ok_or("no connection")?;
+    let head = format!(
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\nContent-Length: {}\r\n\r\n",
+        a.path, a.addr, body.len()
+    );
+    let res = (|| -> std::io::Result<u16> {
+        let s = c.get_mut();
+        s.write_all(head.as_bytes())?;
+        s.write_all(body)?;
+        let mut line = String::new();
+        c.read_line(&mut line)?;
+        let code: u16 = line.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            c.read_line(&mut line)?;
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut sink = vec![0u8; len];
+        c.read_exact(&mut sink)?;
+        Ok(code)
+    })();
+    res.map_err(|e| {
+        *conn = None;
+        e.to_string()
+    })
+}
+
+fn main() {
+    let a = Arc::new(parse_args());
+    let t0_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64 - 3_600_000;
+    let stop = Arc::new(AtomicBool::new(false));
+    let lat_us: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let ok = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(a.duration_s);
+    let per_worker_interval = if a.rate > 0.0 {
+        Some(Duration::from_secs_f64(a.samples_per_request as f64 * a.conc as f64 / a.rate))
+    } else {
+        None
+    };
+    let mut handles = Vec::new();
+    for w in 0..a.conc {
+        let (a, stop, lat_us, ok, errors) = (a.clone(), stop.clone(), lat_us.clone(), ok.clone(), errors.clone());
+        handles.push(std::thread::spawn(move || {
+            let mut conn = None;
+            let mut r = 0u64;
+            let labels = series_labels(w, a.samples_per_request);
+            let mut raw = Vec::new();
+            let mut next = Instant::now() + per_worker_interval.map(|i| i.mul_f64(w as f64 / a.conc as f64)).unwrap_or_default();
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let body = build_request(&labels, r, t0_ms, &mut raw);
+                if per_worker_interval.is_some() {
+                    let now = Instant::now();
+                    if next > now {
+                        std::thread::sleep(next - now);
+                    }
+                }
+                // Open loop: latency counts from the scheduled start.
+                let sched = if per_worker_interval.is_some() { next.min(Instant::now()) } else { Instant::now() };
+                match post(&mut conn, &a, &body) {
+                    Ok(c) if (200..300).contains(&c) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        lat_us.lock().expect("lock").push(sched.elapsed().as_micros() as u64);
+                    }
+                    Ok(_) | Err(_) => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                if let Some(iv) = per_worker_interval {
+                    next += iv;
+                }
+                r += 1;
+            }
+        }));
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    stop.store(true, Ordering::Relaxed);
+    let wall = start.elapsed().as_secs_f64();
+    let mut l = lat_us.lock().expect("lock").clone();
+    l.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if l.is_empty() {
+            return 0.0;
+        }
+        let i = ((l.len() as f64 - 1.0) * p).round() as usize;
+        l[i] as f64 / 1000.0
+    };
+    let n_ok = ok.load(Ordering::Relaxed);
+    println!(
+        "{{\"samples_per_request\":{},\"conc\":{},\"rate_target\":{},\"requests_ok\":{},\"requests_err\":{},\"samples_per_s\":{:.0},\"latency_ms\":{{\"p50\":{:.3},\"p90\":{:.3},\"p99\":{:.3},\"p999\":{:.3},\"max\":{:.3}}},\"wall_s\":{:.2}}}",
+        a.samples_per_request,
+        a.conc,
+        a.rate,
+        n_ok,
+        errors.load(Ordering::Relaxed),
+        n_ok as f64 * a.samples_per_request as f64 / wall,
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(0.999),
+        l.last().copied().unwrap_or(0) as f64 / 1000.0,
+        wall
+    );
+}

@@ -1,0 +1,300 @@
+//! Chunk segment files `chunks/000001…`: a header, then records of
+//! `len | encoding | num_samples | mint | maxt | bytes | crc32` (spec: `docs/format/block.md`).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::{Error, Result};
+use crate::index::ChunkMeta;
+
+/// First bytes of every chunk segment: magic, version, three zero bytes.
+pub const SEGMENT_MAGIC: [u8; 4] = *b"GMCC";
+/// Current chunk segment format version.
+pub const SEGMENT_VERSION: u8 = 1;
+pub(super) const SEGMENT_HEADER_LEN: u64 = 8;
+/// `len u32 | encoding u8 | num_samples u32 | mint i64 | maxt i64`.
+pub(super) const RECORD_HEADER_LEN: usize = 4 + 1 + 4 + 8 + 8;
+/// Default size at which the writer starts a new segment.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 512 << 20;
+
+/// One chunk as handed to the block writer; its bytes are opaque to the block layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkData<'a> {
+    /// First sample timestamp, nanoseconds.
+    pub mint_nanos: i64,
+    /// Last sample timestamp, nanoseconds (inclusive).
+    pub maxt_nanos: i64,
+    /// Encoding byte of `crate::chunk`.
+    pub encoding: u8,
+    /// Number of samples in the chunk.
+    pub num_samples: u32,
+    /// Encoded samples.
+    pub bytes: &'a [u8],
+}
+
+/// A chunk read back from a block (CRC-checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// First sample timestamp, nanoseconds.
+    pub mint_nanos: i64,
+    /// Last sample timestamp, nanoseconds (inclusive).
+    pub maxt_nanos: i64,
+    /// Encoding byte of `crate::chunk`.
+    pub encoding: u8,
+    /// Number of samples in the chunk.
+    pub num_samples: u32,
+    /// Encoded samples.
+    pub bytes: Vec<u8>,
+}
+
+impl Chunk {
+    /// Borrow as [`ChunkData`] (e.g. to copy it into another block).
+    pub fn as_data(&self) -> ChunkData<'_> {
+        ChunkData {
+            mint_nanos: self.mint_nanos,
+            maxt_nanos: self.maxt_nanos,
+            encoding: self.encoding,
+            num_samples: self.num_samples,
+            bytes: &self.bytes,
+        }
+    }
+}
+
+pub(super) fn segment_name(n: u32) -> String {
+    format!("{n:06}")
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Appends chunk records to numbered segment files.
+#[derive(Debug)]
+pub(super) struct SegmentWriter {
+    dir: PathBuf,
+    max_bytes: u64,
+    current: Option<(BufWriter<File>, PathBuf, u32, u64)>,
+    next_segment: u32,
+}
+
+impl SegmentWriter {
+    pub(super) fn new(dir: PathBuf, max_bytes: u64) -> Self {
+        SegmentWriter {
+            dir,
+            // Offsets are 32-bit in a chunk ref.
+            max_bytes: max_bytes.clamp(1 << 16, u64::from(u32::MAX)),
+            current: None,
+            next_segment: 1,
+        }
+    }
+
+    /// Write one record; returns its reference.
+    pub(super) fn append(&mut self, c: &ChunkData<'_>) -> Result<u64> {
+        let len = u32::try_from(c.bytes.len()).map_err(|_| Error::InvalidChunk {
+            reason: "chunk larger than 4 GiB",
+        })?;
+        let rec_len = (RECORD_HEADER_LEN + c.bytes.len() + 4) as u64;
+        let full = match &self.current {
+            Some((_, _, _, pos)) => *pos + rec_len > self.max_bytes && *pos > SEGMENT_HEADER_LEN,
+            None => true,
+        };
+        if full {
+            self.close_current()?;
+            let n = self.next_segment;
+            self.next_segment += 1;
+            let path = self.dir.join(segment_name(n));
+            let f = File::create(&path).map_err(io("create chunk segment", &path))?;
+            let mut w = BufWriter::with_capacity(1 << 20, f);
+            w.write_all(&SEGMENT_MAGIC)
+                .and_then(|()| w.write_all(&[SEGMENT_VERSION, 0, 0, 0]))
+                .map_err(io("write chunk segment", &path))?;
+            self.current = Some((w, path, n, SEGMENT_HEADER_LEN));
+        }
+        let Some((w, path, n, pos)) = self.current.as_mut() else {
+            return Err(Error::InvalidChunk {
+                reason: "no open segment",
+            });
+        };
+        if *pos + rec_len > u64::from(u32::MAX) {
+            return Err(Error::InvalidChunk {
+                reason: "chunk does not fit a segment",
+            });
+        }
+        let mut head = [0u8; RECORD_HEADER_LEN];
+        head[..4].copy_from_slice(&len.to_le_bytes());
+        head[4] = c.encoding;
+        head[5..9].copy_from_slice(&c.num_samples.to_le_bytes());
+        head[9..17].copy_from_slice(&c.mint_nanos.to_le_bytes());
+        head[17..25].copy_from_slice(&c.maxt_nanos.to_le_bytes());
+        let mut h = crc32fast::Hasher::new();
+        h.update(&head[4..]);
+        h.update(c.bytes);
+        let crc = h.finalize();
+        w.write_all(&head)
+            .and_then(|()| w.write_all(c.bytes))
+            .and_then(|()| w.write_all(&crc.to_le_bytes()))
+            .map_err(io("write chunk segment", path))?;
+        let r = (u64::from(*n) << 32) | *pos;
+        *pos += rec_len;
+        Ok(r)
+    }
+
+    fn close_current(&mut self) -> Result<()> {
+        if let Some((w, path, _, _)) = self.current.take() {
+            let f = w.into_inner().map_err(|e| Error::Io {
+                op: "flush chunk segment",
+                path: path.clone(),
+                source: e.into_error(),
+            })?;
+            f.sync_all().map_err(io("fsync chunk segment", &path))?;
+        }
+        Ok(())
+    }
+
+    /// Flush and fsync the open segment.
+    pub(super) fn finish(mut self) -> Result<()> {
+        self.close_current()
+    }
+}
+
+/// Random-access reader over a block's segments (positional reads, no shared cursor, so
+/// concurrent queries need no lock).
+#[derive(Debug)]
+pub(super) struct SegmentReader {
+    segments: Vec<(File, PathBuf, u64)>,
+}
+
+impl SegmentReader {
+    /// Open `dir/000001…` in order; numbering must be contiguous from 1.
+    pub(super) fn open(dir: &Path) -> Result<SegmentReader> {
+        let mut names: Vec<(u32, PathBuf)> = Vec::new();
+        for e in std::fs::read_dir(dir).map_err(io("list chunk segments", dir))? {
+            let e = e.map_err(io("list chunk segments", dir))?;
+            let name = e.file_name();
+            let Some(n) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            names.push((n, e.path()));
+        }
+        names.sort();
+        let mut segments = Vec::with_capacity(names.len());
+        for (i, (n, path)) in names.into_iter().enumerate() {
+            if n as usize != i + 1 {
+                return Err(Error::CorruptChunk {
+                    path,
+                    offset: 0,
+                    reason: "chunk segment numbering has a gap",
+                });
+            }
+            let f = File::open(&path).map_err(io("open chunk segment", &path))?;
+            let size = f.metadata().map_err(io("stat chunk segment", &path))?.len();
+            let mut head = [0u8; SEGMENT_HEADER_LEN as usize];
+            if size < SEGMENT_HEADER_LEN {
+                return Err(Error::CorruptChunk {
+                    path,
+                    offset: 0,
+                    reason: "segment shorter than its header",
+                });
+            }
+            f.read_exact_at(&mut head, 0)
+                .map_err(io("read chunk segment", &path))?;
+            if head[..4] != SEGMENT_MAGIC {
+                return Err(Error::CorruptChunk {
+                    path,
+                    offset: 0,
+                    reason: "bad segment magic",
+                });
+            }
+            if head[5..] != [0, 0, 0] {
+                return Err(Error::CorruptChunk {
+                    path,
+                    offset: 5,
+                    reason: "reserved segment header bytes are not zero",
+                });
+            }
+            if head[4] != SEGMENT_VERSION {
+                return Err(Error::UnsupportedVersion {
+                    path,
+                    version: u32::from(head[4]),
+                });
+            }
+            segments.push((f, path, size));
+        }
+        Ok(SegmentReader { segments })
+    }
+
+    /// Total bytes of all segments.
+    pub(super) fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.2).sum()
+    }
+
+    /// Read and CRC-check the chunk `meta` points at; its header must agree with `meta`.
+    pub(super) fn read(&self, meta: &ChunkMeta) -> Result<Chunk> {
+        let seg = meta.segment();
+        let offset = u64::from(meta.offset());
+        let Some((f, path, size)) = seg
+            .checked_sub(1)
+            .and_then(|i| self.segments.get(i as usize))
+        else {
+            return Err(Error::CorruptChunk {
+                path: PathBuf::from(segment_name(seg)),
+                offset,
+                reason: "chunk ref names a missing segment",
+            });
+        };
+        let corrupt = |reason| Error::CorruptChunk {
+            path: path.clone(),
+            offset,
+            reason,
+        };
+        if offset < SEGMENT_HEADER_LEN || offset + RECORD_HEADER_LEN as u64 > *size {
+            return Err(corrupt("chunk record header beyond end of segment"));
+        }
+        let mut head = [0u8; RECORD_HEADER_LEN];
+        f.read_exact_at(&mut head, offset)
+            .map_err(io("read chunk segment", path))?;
+        let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let le64 = |b: &[u8]| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            i64::from_le_bytes(a)
+        };
+        let len = u64::from(le32(&head[..4]));
+        let end = offset + RECORD_HEADER_LEN as u64 + len + 4;
+        if end > *size {
+            return Err(corrupt("chunk record overruns the segment"));
+        }
+        let mut body = vec![0u8; len as usize + 4];
+        f.read_exact_at(&mut body, offset + RECORD_HEADER_LEN as u64)
+            .map_err(io("read chunk segment", path))?;
+        let crc_at = len as usize;
+        let stored = le32(&body[crc_at..]);
+        let mut h = crc32fast::Hasher::new();
+        h.update(&head[4..]);
+        h.update(&body[..crc_at]);
+        if h.finalize() != stored {
+            return Err(Error::ChunkChecksum {
+                path: path.clone(),
+                offset,
+            });
+        }
+        body.truncate(crc_at);
+        let chunk = Chunk {
+            encoding: head[4],
+            num_samples: le32(&head[5..9]),
+            mint_nanos: le64(&head[9..17]),
+            maxt_nanos: le64(&head[17..25]),
+            bytes: body,
+        };
+        if chunk.mint_nanos != meta.mint_nanos || chunk.maxt_nanos != meta.maxt_nanos {
+            return Err(corrupt("chunk time range disagrees with the index"));
+        }
+        Ok(chunk)
+    }
+}

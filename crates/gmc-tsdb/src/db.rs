@@ -1,0 +1,403 @@
+//! The store: opens the data directory (replaying the WAL into the head), appends batches
+//! WAL-first, serves queriers over head + blocks, flushes the head to blocks and runs the
+//! background maintenance thread.
+
+mod blocks;
+mod encode;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gmc_model::WriteBatch;
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::Config;
+use crate::error::{Error, Result, SampleError};
+use crate::head::{Frozen, Head, Settings};
+use crate::metrics::Metrics;
+use crate::querier::{Querier, SampleValue, Source, SourceSet};
+use crate::wal::{self, record::Record, Wal};
+
+/// A series of a batch that was refused; the rest of the batch is unaffected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// Index of the series in the batch.
+    pub series_index: usize,
+    /// Why (see [`SampleError::reason`]).
+    pub error: SampleError,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendReport {
+    /// Float samples accepted (idempotent duplicates included).
+    pub accepted_floats: usize,
+    /// Histogram samples accepted.
+    pub accepted_histograms: usize,
+    /// Series created by this batch.
+    pub new_series: usize,
+    /// Series refused, by batch index.
+    pub rejected: Vec<Rejection>,
+}
+
+/// What a flush did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Series written.
+    pub series: usize,
+    /// Chunks written.
+    pub chunks: usize,
+    /// Oldest and newest timestamp written (`None` when the head was empty).
+    pub time_range: Option<(i64, i64)>,
+    /// Series dropped from the head because they had no data left.
+    pub series_removed: usize,
+    /// How long the flush took.
+    pub duration: Duration,
+}
+
+struct Inner {
+    dir: PathBuf,
+    config: Config,
+    head: Arc<Head>,
+    wal: Wal,
+    /// Appends hold it shared from validation to head insert; a flush holds it exclusively
+    /// just to cut the WAL, so every record before the cut is in the head when it is taken.
+    gate: RwLock<()>,
+    frozen: RwLock<Vec<Arc<Frozen>>>,
+    blocks: RwLock<Vec<Arc<blocks::BlockSource>>>,
+    flush_lock: Mutex<()>,
+    metrics: Arc<Metrics>,
+    closed: AtomicBool,
+    stop: Mutex<bool>,
+    stop_cv: Condvar,
+    _lock_file: File,
+}
+
+impl SourceSet for Inner {
+    fn sources(&self) -> Vec<Arc<dyn Source>> {
+        let mut v: Vec<Arc<dyn Source>> = vec![Arc::clone(&self.head) as Arc<dyn Source>];
+        v.extend(
+            self.frozen
+                .read()
+                .iter()
+                .map(|f| Arc::clone(f) as Arc<dyn Source>),
+        );
+        // Newest block first, so on duplicate timestamps newer data wins.
+        v.extend(
+            self.blocks
+                .read()
+                .iter()
+                .rev()
+                .map(|b| Arc::clone(b) as Arc<dyn Source>),
+        );
+        v
+    }
+}
+
+/// The embedded time-series store. `Send + Sync`; share it behind an `Arc`.
+pub struct Db {
+    inner: Arc<Inner>,
+    background: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("dir", &self.inner.dir).finish()
+    }
+}
+
+impl Db {
+    /// Open (or create) the store in `dir`, replaying the WAL. Torn or corrupt WAL data is
+    /// dropped and reported (log + metrics), never a reason to refuse to start.
+    pub fn open(dir: &Path, config: Config) -> Result<Db> {
+        config.validate()?;
+        let wal_dir = dir.join("wal");
+        std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io("create dir", &wal_dir, e))?;
+        let lock_path = dir.join("LOCK");
+        let lock_file =
+            File::create(&lock_path).map_err(|e| Error::io("create lock", &lock_path, e))?;
+        lock_file.try_lock().map_err(|e| match e {
+            std::fs::TryLockError::Error(e) => Error::io("lock data dir", &lock_path, e),
+            std::fs::TryLockError::WouldBlock => Error::io(
+                "lock data dir (another process uses it)",
+                &lock_path,
+                std::io::Error::from(std::io::ErrorKind::WouldBlock),
+            ),
+        })?;
+        let metrics = Arc::new(Metrics::default());
+        let head = Arc::new(Head::new(
+            Settings::from_config(&config),
+            Arc::clone(&metrics),
+        ));
+        let started = Instant::now();
+        let stats = replay_into(&wal_dir, &head)?;
+        metrics.replay_nanos.store(
+            u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+        metrics.replay_records.fetch_add(stats.records, Relaxed);
+        metrics
+            .replay_dropped_bytes
+            .fetch_add(stats.dropped_bytes, Relaxed);
+        metrics
+            .replay_corruptions
+            .fetch_add(stats.corruptions, Relaxed);
+        if stats.corruptions > 0 {
+            tracing::warn!(
+                dropped_bytes = stats.dropped_bytes,
+                places = stats.corruptions,
+                "WAL replay dropped torn or corrupt data"
+            );
+        }
+        tracing::info!(
+            records = stats.records,
+            segments = stats.segments,
+            series = head.series_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "WAL replayed"
+        );
+        let wal = Wal::open(
+            &wal_dir,
+            stats.last_seq,
+            config.sync,
+            config.wal_segment_bytes,
+            Arc::clone(&metrics),
+        )?;
+        let blocks = blocks::open_all(dir)?;
+        let inner = Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            config,
+            head,
+            wal,
+            gate: RwLock::new(()),
+            frozen: RwLock::new(Vec::new()),
+            blocks: RwLock::new(blocks),
+            flush_lock: Mutex::new(()),
+            metrics,
+            closed: AtomicBool::new(false),
+            stop: Mutex::new(false),
+            stop_cv: Condvar::new(),
+            _lock_file: lock_file,
+        });
+        inner.update_disk_bytes();
+        let bg = Arc::clone(&inner);
+        let handle = std::thread::Builder::new()
+            .name("gmc-tsdb-maint".into())
+            .spawn(move || bg.maintenance_loop())
+            .map_err(|e| Error::io("spawn maintenance thread", dir, e))?;
+        Ok(Db {
+            inner,
+            background: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Append a batch. Returns only after every accepted sample is durable under
+    /// `config.sync`. Per-series problems reject only that series (see
+    /// [`AppendReport::rejected`]); whole-batch failures (I/O, disk full, closed) return
+    /// `Err`, and then nothing of the batch is acknowledged.
+    pub fn append(&self, batch: &WriteBatch<'_>) -> Result<AppendReport> {
+        let inner = &self.inner;
+        if inner.closed.load(Relaxed) {
+            return Err(Error::Closed);
+        }
+        let _gate = inner.gate.read();
+        let plan = inner.head.prepare(batch);
+        let new_meta = inner.head.changed_metadata(batch.metadata());
+        let buf = encode::wal_records(batch, &plan, &new_meta);
+        inner.wal.append(&buf)?;
+        inner.head.commit(batch, &plan);
+        let (f, h) = plan.accepted(batch);
+        inner.metrics.appended_floats.fetch_add(f as u64, Relaxed);
+        inner
+            .metrics
+            .appended_histograms
+            .fetch_add(h as u64, Relaxed);
+        Ok(AppendReport {
+            accepted_floats: f,
+            accepted_histograms: h,
+            new_series: plan.created,
+            rejected: plan.rejected,
+        })
+    }
+
+    /// A read view over `[mint_nanos, maxt_nanos]`. Cheap; reads take short locks only.
+    pub fn querier(&self, mint_nanos: i64, maxt_nanos: i64) -> Result<Querier> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(Error::Closed);
+        }
+        Ok(Querier::new(
+            mint_nanos,
+            maxt_nanos,
+            Arc::clone(&self.inner) as Arc<dyn SourceSet>,
+            self.inner.head.metadata(),
+        ))
+    }
+
+    /// Persist the head to an immutable block now.
+    pub fn flush(&self) -> Result<FlushReport> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(Error::Closed);
+        }
+        self.inner.flush()
+    }
+
+    /// Self-metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Stop background work and sync the WAL. Also done, best effort, on drop.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Relaxed) {
+            return Ok(());
+        }
+        *self.inner.stop.lock() = true;
+        self.inner.stop_cv.notify_all();
+        if let Some(h) = self.background.lock().take() {
+            let _ = h.join();
+        }
+        // Wait for in-flight appends, then make everything written durable.
+        let _gate = self.inner.gate.write();
+        self.inner.wal.sync_now()
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "closing the store failed");
+        }
+    }
+}
+
+impl Inner {
+    fn flush(&self) -> Result<FlushReport> {
+        let _one = self.flush_lock.lock();
+        let started = Instant::now();
+        let upto = {
+            let _gate = self.gate.write();
+            self.wal.cut()?
+        };
+        {
+            // Registered under the lock readers take after reading the head, so data is
+            // always visible in the head, here, or both.
+            let mut frozen = self.frozen.write();
+            let f = self.head.take_all();
+            if f.len() > 0 {
+                frozen.push(Arc::new(f));
+            }
+        }
+        let pending: Vec<Arc<Frozen>> = self.frozen.read().clone();
+        let mut report = FlushReport::default();
+        for f in &pending {
+            let written = blocks::write(&self.dir, f).inspect_err(|_| {
+                self.metrics.flush_failures.fetch_add(1, Relaxed);
+            })?;
+            if let Some((source, chunks)) = written {
+                self.blocks.write().push(source);
+                report.chunks += chunks;
+            }
+            report.series += f.len();
+            report.time_range = Some(match report.time_range {
+                None => (f.mint, f.maxt),
+                Some((a, b)) => (a.min(f.mint), b.max(f.maxt)),
+            });
+            self.frozen.write().retain(|x| !Arc::ptr_eq(x, f));
+        }
+        let records = encode::checkpoint_records(&self.head);
+        self.wal.checkpoint(upto, &records)?;
+        report.series_removed = {
+            let _gate = self.gate.write();
+            self.head.gc_empty_series()
+        };
+        report.duration = started.elapsed();
+        self.metrics.flush.observe(report.duration);
+        self.update_disk_bytes();
+        Ok(report)
+    }
+
+    fn update_disk_bytes(&self) {
+        let blocks: u64 = self.blocks.read().iter().map(|b| b.size_bytes()).sum();
+        let bytes = self.wal.disk_bytes() + blocks;
+        self.metrics.disk_bytes.store(bytes, Relaxed);
+    }
+
+    fn maintenance_loop(&self) {
+        let interval = self.config.maintenance_interval;
+        let range = i64::try_from(self.config.head_flush_range.as_nanos()).unwrap_or(i64::MAX);
+        loop {
+            {
+                let mut stop = self.stop.lock();
+                if *stop {
+                    return;
+                }
+                self.stop_cv.wait_for(&mut stop, interval);
+                if *stop {
+                    return;
+                }
+            }
+            // Flush once the head spans 1.5 ranges, keeping the flushed part a full range.
+            let due = self
+                .head
+                .time_range()
+                .is_some_and(|(lo, hi)| hi.saturating_sub(lo) >= range.saturating_add(range / 2));
+            if due && blocks::AVAILABLE {
+                match self.flush() {
+                    Ok(r) => tracing::info!(series = r.series, chunks = r.chunks, "head flushed"),
+                    Err(e) => tracing::warn!(error = %e, "head flush failed"),
+                }
+            }
+            self.update_disk_bytes();
+        }
+    }
+}
+
+/// Replay the WAL into `head`, mapping WAL series refs to head refs.
+fn replay_into(wal_dir: &Path, head: &Head) -> Result<wal::ReplayStats> {
+    let mut refmap: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    let mut unknown = 0u64;
+    let stats = wal::replay(wal_dir, |rec| match rec {
+        Record::Series(v) => {
+            for (r, labels) in v {
+                let got = head.replay_series(r, &labels);
+                if got != r {
+                    refmap.insert(r, got);
+                } else {
+                    refmap.remove(&r);
+                }
+            }
+        }
+        Record::Floats(v) => {
+            for (r, ts, x) in v {
+                let r = refmap.get(&r).copied().unwrap_or(r);
+                if !head.replay_sample(r, ts, SampleValue::Float(x)) {
+                    unknown += 1;
+                }
+            }
+        }
+        Record::Histograms(v) => {
+            for (r, ts, h) in v {
+                let r = refmap.get(&r).copied().unwrap_or(r);
+                if !head.replay_sample(r, ts, SampleValue::Histogram(Arc::new(h))) {
+                    unknown += 1;
+                }
+            }
+        }
+        Record::Metadata(m) => head.set_metadata(&m),
+    })?;
+    if unknown > 0 {
+        tracing::warn!(
+            samples = unknown,
+            "WAL samples of unknown series skipped (their series record was lost)"
+        );
+    }
+    Ok(stats)
+}

@@ -1,0 +1,445 @@
+//! Rollups: from a raw block, 1-minute or 1-hour blocks whose series carry a `__rollup__`
+//! label naming the aggregate (semantics and choice: `docs/adr/0002-block-format.md`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use gmc_model::{is_stale_nan, CounterResetHint, Histogram, Labels, Span};
+
+use crate::block::{self, Block, BlockMeta, Chunk, Resolution};
+use crate::compact::{decode_chunk, encode_chunks};
+use crate::querier::{Sample, SampleValue};
+
+/// Label added to every rollup series; its value names the aggregate.
+pub const ROLLUP_LABEL: &str = "__rollup__";
+
+/// Float aggregates, one series each: smallest value of the bucket.
+pub const AGG_MIN: &str = "min";
+/// Largest value of the bucket.
+pub const AGG_MAX: &str = "max";
+/// Sum of the values of the bucket.
+pub const AGG_SUM: &str = "sum";
+/// Number of samples of the bucket (floats and histograms alike).
+pub const AGG_COUNT: &str = "count";
+/// Last value of the bucket.
+pub const AGG_LAST: &str = "last";
+/// Reset-aware counter increase over the bucket: for each sample, `cur - prev`, or `cur`
+/// when it dropped (a reset), with `prev` the sample before it in the raw block.
+pub const AGG_INCREASE: &str = "increase";
+/// Histogram aggregates: the bucket-wise sum of every histogram of the bucket.
+pub const AGG_HIST_SUM: &str = "hsum";
+/// The last histogram of the bucket (for counter histograms: rate from consecutive lasts).
+pub const AGG_HIST_LAST: &str = "hlast";
+
+#[derive(Debug, Default)]
+struct FloatBucket {
+    ts: i64,
+    min: f64,
+    max: f64,
+    sum: f64,
+    count: u64,
+    last: f64,
+    increase: f64,
+}
+
+/// Merges native histograms bucket-wise, downscaling to the coarsest schema seen and
+/// widening the zero bucket to the largest threshold seen.
+#[derive(Debug, Clone)]
+pub struct HistogramMerger {
+    schema: i32,
+    zero_threshold: f64,
+    zero_count: f64,
+    count: f64,
+    sum: f64,
+    positive: BTreeMap<i32, f64>,
+    negative: BTreeMap<i32, f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    has_min_max: bool,
+    all_gauge: bool,
+    empty: bool,
+}
+
+impl Default for HistogramMerger {
+    fn default() -> Self {
+        HistogramMerger {
+            schema: Histogram::MAX_SCHEMA,
+            zero_threshold: 0.0,
+            zero_count: 0.0,
+            count: 0.0,
+            sum: 0.0,
+            positive: BTreeMap::new(),
+            negative: BTreeMap::new(),
+            min: None,
+            max: None,
+            has_min_max: true,
+            all_gauge: true,
+            empty: true,
+        }
+    }
+}
+
+/// Bucket `idx` of schema `from` in the coarser schema `to` (Prometheus' rule: bucket
+/// `(base^(i-1), base^i]` lands in `((i - 1) >> delta) + 1`).
+fn downscale_index(idx: i32, from: i32, to: i32) -> i32 {
+    let delta = (from - to).clamp(0, 31);
+    ((idx - 1) >> delta) + 1
+}
+
+fn rescale(map: &mut BTreeMap<i32, f64>, from: i32, to: i32) {
+    if from == to {
+        return;
+    }
+    let old = std::mem::take(map);
+    for (i, c) in old {
+        *map.entry(downscale_index(i, from, to)).or_insert(0.0) += c;
+    }
+}
+
+/// Move buckets entirely inside `[-zt, zt]` into the zero bucket.
+fn absorb_into_zero(map: &mut BTreeMap<i32, f64>, schema: i32, zt: f64) -> f64 {
+    let mut moved = 0.0;
+    map.retain(|&i, c| {
+        if Histogram::bucket_upper_bound(schema, i) <= zt {
+            moved += *c;
+            false
+        } else {
+            true
+        }
+    });
+    moved
+}
+
+fn spans_of(map: &BTreeMap<i32, f64>) -> (Vec<Span>, Vec<f64>) {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut counts = Vec::with_capacity(map.len());
+    let mut next: Option<i32> = None;
+    for (&i, &c) in map {
+        match (next, spans.last_mut()) {
+            (Some(n), Some(s)) if n == i => s.length += 1,
+            (Some(n), _) => spans.push(Span {
+                offset: i - n,
+                length: 1,
+            }),
+            (None, _) => spans.push(Span {
+                offset: i,
+                length: 1,
+            }),
+        }
+        counts.push(c);
+        next = Some(i + 1);
+    }
+    (spans, counts)
+}
+
+impl HistogramMerger {
+    /// An empty merger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add one histogram.
+    pub fn add(&mut self, h: &Histogram) {
+        let schema = h.schema.clamp(Histogram::MIN_SCHEMA, Histogram::MAX_SCHEMA);
+        if schema < self.schema {
+            rescale(&mut self.positive, self.schema, schema);
+            rescale(&mut self.negative, self.schema, schema);
+            self.schema = schema;
+        }
+        if h.zero_threshold > self.zero_threshold {
+            self.zero_threshold = h.zero_threshold;
+            self.zero_count +=
+                absorb_into_zero(&mut self.positive, self.schema, self.zero_threshold);
+            self.zero_count +=
+                absorb_into_zero(&mut self.negative, self.schema, self.zero_threshold);
+        }
+        for (iter, map) in [
+            (h.positive_iter(), &mut self.positive),
+            (h.negative_iter(), &mut self.negative),
+        ] {
+            for (i, c) in iter {
+                let j = downscale_index(i, schema, self.schema);
+                if Histogram::bucket_upper_bound(self.schema, j) <= self.zero_threshold {
+                    self.zero_count += c;
+                } else {
+                    *map.entry(j).or_insert(0.0) += c;
+                }
+            }
+        }
+        self.zero_count += h.zero_count;
+        self.count += h.count;
+        self.sum += h.sum;
+        match (h.min, h.max) {
+            (Some(lo), Some(hi)) => {
+                self.min = Some(self.min.map_or(lo, |m| m.min(lo)));
+                self.max = Some(self.max.map_or(hi, |m| m.max(hi)));
+            }
+            _ => self.has_min_max = false,
+        }
+        self.all_gauge &= h.reset_hint == CounterResetHint::Gauge;
+        self.empty = false;
+    }
+
+    /// The merged histogram (`None` if nothing was added).
+    pub fn finish(&self) -> Option<Histogram> {
+        if self.empty {
+            return None;
+        }
+        let (positive_spans, positive_buckets) = spans_of(&self.positive);
+        let (negative_spans, negative_buckets) = spans_of(&self.negative);
+        Some(Histogram {
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            zero_count: self.zero_count,
+            count: self.count,
+            sum: self.sum,
+            positive_spans,
+            positive_buckets,
+            negative_spans,
+            negative_buckets,
+            min: self.min.filter(|_| self.has_min_max),
+            max: self.max.filter(|_| self.has_min_max),
+            reset_hint: if self.all_gauge {
+                CounterResetHint::Gauge
+            } else {
+                CounterResetHint::Unknown
+            },
+        })
+    }
+}
+
+/// Rollup samples of one series' raw samples (sorted by time, one per timestamp).
+/// Returns `(aggregate name, samples)` pairs, omitting empty ones.
+pub fn rollup(samples: &[Sample], step_nanos: i64) -> Vec<(&'static str, Vec<Sample>)> {
+    let step = step_nanos.max(1);
+    let mut floats: BTreeMap<i64, FloatBucket> = BTreeMap::new();
+    let mut hists: BTreeMap<i64, (i64, HistogramMerger, Arc<Histogram>, u64)> = BTreeMap::new();
+    let mut prev: Option<f64> = None;
+    for s in samples {
+        let b = s.ts_nanos.div_euclid(step);
+        match &s.value {
+            // Staleness markers end a series; they are not values to aggregate.
+            SampleValue::Float(v) if is_stale_nan(*v) => {}
+            SampleValue::Float(v) => {
+                let v = *v;
+                let inc = match prev {
+                    Some(p) if v >= p => v - p,
+                    Some(_) => v,
+                    None => 0.0,
+                };
+                prev = Some(v);
+                let fb = floats.entry(b).or_insert_with(|| FloatBucket {
+                    min: v,
+                    max: v,
+                    ..FloatBucket::default()
+                });
+                fb.ts = s.ts_nanos;
+                fb.min = fb.min.min(v);
+                fb.max = fb.max.max(v);
+                fb.sum += v;
+                fb.count += 1;
+                fb.last = v;
+                fb.increase += inc;
+            }
+            SampleValue::Histogram(h) => {
+                let e = hists
+                    .entry(b)
+                    .or_insert_with(|| (s.ts_nanos, HistogramMerger::new(), Arc::clone(h), 0));
+                e.0 = s.ts_nanos;
+                e.1.add(h);
+                e.2 = Arc::clone(h);
+                e.3 += 1;
+            }
+        }
+    }
+    let float = |ts: i64, v: f64| Sample {
+        ts_nanos: ts,
+        value: SampleValue::Float(v),
+    };
+    let mut out: Vec<(&'static str, Vec<Sample>)> = Vec::new();
+    if !floats.is_empty() {
+        type Get = fn(&FloatBucket) -> f64;
+        let aggs: [(&'static str, Get); 5] = [
+            (AGG_MIN, |b| b.min),
+            (AGG_MAX, |b| b.max),
+            (AGG_SUM, |b| b.sum),
+            (AGG_LAST, |b| b.last),
+            (AGG_INCREASE, |b| b.increase),
+        ];
+        for (name, get) in aggs {
+            out.push((name, floats.values().map(|b| float(b.ts, get(b))).collect()));
+        }
+    }
+    // Count covers both kinds; a bucket with both uses its latest sample's timestamp.
+    let mut counts: BTreeMap<i64, (i64, u64)> = BTreeMap::new();
+    for (k, b) in &floats {
+        counts.insert(*k, (b.ts, b.count));
+    }
+    for (k, (ts, _, _, n)) in &hists {
+        let e = counts.entry(*k).or_insert((*ts, 0));
+        e.0 = e.0.max(*ts);
+        e.1 += n;
+    }
+    if !counts.is_empty() {
+        out.push((
+            AGG_COUNT,
+            counts
+                .values()
+                .map(|(ts, n)| float(*ts, *n as f64))
+                .collect(),
+        ));
+    }
+    if !hists.is_empty() {
+        out.push((
+            AGG_HIST_SUM,
+            hists
+                .values()
+                .filter_map(|(ts, m, _, _)| {
+                    m.finish().map(|h| Sample {
+                        ts_nanos: *ts,
+                        value: SampleValue::Histogram(Arc::new(h)),
+                    })
+                })
+                .collect(),
+        ));
+        out.push((
+            AGG_HIST_LAST,
+            hists
+                .values()
+                .map(|(ts, _, h, _)| Sample {
+                    ts_nanos: *ts,
+                    value: SampleValue::Histogram(Arc::clone(h)),
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
+/// Write the `resolution` rollup of raw block `raw` as a new block under `parent`.
+/// `Ok(None)` when the raw block has no samples to roll up.
+pub fn downsample(
+    raw: &Block,
+    resolution: Resolution,
+    parent: &Path,
+) -> block::Result<Option<BlockMeta>> {
+    if raw.meta().resolution != Resolution::Raw || resolution == Resolution::Raw {
+        return Err(block::Error::InvalidChunk {
+            reason: "downsampling reads a raw block and writes a rollup resolution",
+        });
+    }
+    let mut w = block::Writer::new(parent, resolution)?;
+    w.set_compaction(
+        raw.meta().compaction.level,
+        raw.meta().compaction.sources.clone(),
+    );
+    let mut any = false;
+    for (labels, metas) in raw.all_series()? {
+        let mut samples = Vec::new();
+        for m in &metas {
+            samples.extend(decode_chunk(raw, m)?);
+        }
+        // Chunks of one block do not overlap, but be robust to duplicates anyway.
+        samples.sort_by_key(|s| s.ts_nanos);
+        samples.dedup_by_key(|s| s.ts_nanos);
+        for (agg, rolled) in rollup(&samples, resolution.step_nanos()) {
+            let chunks: Vec<Chunk> = encode_chunks(&rolled);
+            let data: Vec<_> = chunks.iter().map(Chunk::as_data).collect();
+            let l: Labels = labels.with(ROLLUP_LABEL, agg);
+            w.add_series(&l, &data)?;
+            any |= !data.is_empty();
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    w.finish().map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(ts: i64, v: f64) -> Sample {
+        Sample {
+            ts_nanos: ts,
+            value: SampleValue::Float(v),
+        }
+    }
+
+    fn get<'a>(r: &'a [(&'static str, Vec<Sample>)], name: &str) -> Vec<(i64, f64)> {
+        r.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| {
+                v.iter()
+                    .map(|s| match s.value {
+                        SampleValue::Float(x) => (s.ts_nanos, x),
+                        SampleValue::Histogram(_) => (s.ts_nanos, f64::NAN),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn float_rollup_is_reset_aware_and_skips_stale_markers() {
+        // Counter 0,5,10 | 12, reset to 3, 4 | stale
+        let s = vec![
+            f(0, 0.0),
+            f(10, 5.0),
+            f(20, 10.0),
+            f(100, 12.0),
+            f(110, 3.0),
+            f(120, 4.0),
+            f(130, f64::from_bits(gmc_model::STALE_NAN_BITS)),
+        ];
+        let r = rollup(&s, 100);
+        assert_eq!(get(&r, AGG_MIN), vec![(20, 0.0), (120, 3.0)]);
+        assert_eq!(get(&r, AGG_MAX), vec![(20, 10.0), (120, 12.0)]);
+        assert_eq!(get(&r, AGG_SUM), vec![(20, 15.0), (120, 19.0)]);
+        assert_eq!(get(&r, AGG_COUNT), vec![(20, 3.0), (120, 3.0)]);
+        assert_eq!(get(&r, AGG_LAST), vec![(20, 10.0), (120, 4.0)]);
+        // 2 + 3 (reset: counts the new value) + 1
+        assert_eq!(get(&r, AGG_INCREASE), vec![(20, 10.0), (120, 6.0)]);
+    }
+
+    #[test]
+    fn histogram_merge_downscales_finer_schema() {
+        let a = Histogram {
+            schema: 1,
+            count: 3.0,
+            sum: 6.0,
+            // schema 1 buckets 1 and 2 map to schema-0 bucket 1, bucket 3 to 2
+            positive_spans: vec![Span {
+                offset: 1,
+                length: 3,
+            }],
+            positive_buckets: vec![1.0, 1.0, 1.0],
+            ..Histogram::default()
+        };
+        let b = Histogram {
+            schema: 0,
+            count: 2.0,
+            sum: 3.0,
+            positive_spans: vec![Span {
+                offset: 1,
+                length: 1,
+            }],
+            positive_buckets: vec![2.0],
+            ..Histogram::default()
+        };
+        let mut m = HistogramMerger::new();
+        m.add(&a);
+        m.add(&b);
+        let h = m.finish().unwrap();
+        h.validate().unwrap();
+        assert_eq!(h.schema, 0);
+        assert_eq!(h.count, 5.0);
+        assert_eq!(h.sum, 9.0);
+        let buckets: Vec<_> = h.positive_iter().collect();
+        assert_eq!(buckets, vec![(1, 4.0), (2, 1.0)]);
+        let total: f64 = buckets.iter().map(|b| b.1).sum::<f64>() + h.zero_count;
+        assert_eq!(total, h.count);
+    }
+}

@@ -1,0 +1,431 @@
+//! The head: every active series in memory, sharded by label hash so concurrent appenders
+//! rarely contend, with interned labels, an inverted index and per-series chunks.
+//!
+//! Lock order: a shard, then `postings` / `interner` / `per_metric`. Readers take the
+//! postings lock and shard locks one after the other, never nested.
+
+mod append;
+mod postings;
+mod read;
+mod series;
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use gmc_model::{Label, LabelRef, Labels, Metadata, METRIC_NAME};
+use parking_lot::{Mutex, RwLock};
+
+use crate::config::Config;
+use crate::error::SampleError;
+use crate::metrics::Metrics;
+
+pub(crate) use append::Plan;
+pub(crate) use read::Frozen;
+pub(crate) use series::{Inserted, LabelSet, MemSeries, Taken};
+
+use postings::{Interner, MemPostings};
+
+/// Number of shards; a power of two, the low bits of a series ref name its shard.
+const SHARDS: usize = 64;
+const SHARD_BITS: u32 = 6;
+
+/// Hasher for keys that are already hashes or sequence numbers: one multiply spreads them.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct U64Hasher(u64);
+
+impl Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type U64Map<V> = HashMap<u64, V, BuildHasherDefault<U64Hasher>>;
+
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    pub(crate) series: U64Map<MemSeries>,
+    /// Label hash → ref of the first series with that hash.
+    by_hash: U64Map<u64>,
+    /// Label hash → refs of further series sharing it (hash collisions).
+    collisions: U64Map<Vec<u64>>,
+}
+
+impl Shard {
+    fn find(&self, hash: u64, labels: &[LabelRef<'_>]) -> Option<u64> {
+        let same = |r: &u64| {
+            self.series
+                .get(r)
+                .is_some_and(|s| labels_equal(&s.labels, labels))
+        };
+        let first = self.by_hash.get(&hash)?;
+        if same(first) {
+            return Some(*first);
+        }
+        self.collisions
+            .get(&hash)?
+            .iter()
+            .copied()
+            .find(|r| same(r))
+    }
+
+    fn insert(&mut self, hash: u64, s: MemSeries) {
+        let r = s.ref_id;
+        self.series.insert(r, s);
+        match self.by_hash.get(&hash) {
+            None => {
+                self.by_hash.insert(hash, r);
+            }
+            Some(_) => self.collisions.entry(hash).or_default().push(r),
+        }
+    }
+
+    fn remove(&mut self, hash: u64, r: u64) -> Option<MemSeries> {
+        let s = self.series.remove(&r)?;
+        if self.by_hash.get(&hash) == Some(&r) {
+            self.by_hash.remove(&hash);
+            if let Some(mut more) = self.collisions.remove(&hash) {
+                if let Some(next) = more.pop() {
+                    self.by_hash.insert(hash, next);
+                }
+                if !more.is_empty() {
+                    self.collisions.insert(hash, more);
+                }
+            }
+        } else if let Some(v) = self.collisions.get_mut(&hash) {
+            v.retain(|x| *x != r);
+            if v.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
+        Some(s)
+    }
+}
+
+fn labels_equal(a: &[(Arc<str>, Arc<str>)], b: &[LabelRef<'_>]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((n, v), l)| **n == *l.name && **v == *l.value)
+}
+
+/// Hash of an interned label set (same as `gmc_model::series_hash`).
+pub(crate) fn label_set_hash(l: &[(Arc<str>, Arc<str>)]) -> u64 {
+    gmc_model::series_hash(l.iter().map(|(n, v)| (&**n, &**v)))
+}
+
+/// Owned model labels of an interned set.
+pub(crate) fn to_labels(l: &[(Arc<str>, Arc<str>)]) -> Labels {
+    Labels::from_sorted(
+        l.iter()
+            .map(|(n, v)| Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect(),
+    )
+}
+
+/// Settings the head needs from [`Config`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub(crate) window_nanos: i64,
+    pub(crate) chunk_samples: usize,
+    pub(crate) range_nanos: i64,
+    pub(crate) max_series: usize,
+    pub(crate) max_series_per_metric: usize,
+}
+
+impl Settings {
+    pub(crate) fn from_config(c: &Config) -> Self {
+        Settings {
+            window_nanos: c.ooo_window_nanos(),
+            chunk_samples: c.chunk_samples,
+            range_nanos: i64::try_from(c.head_flush_range.as_nanos())
+                .unwrap_or(i64::MAX)
+                .max(1),
+            max_series: c.max_series,
+            max_series_per_metric: c.max_series_per_metric,
+        }
+    }
+}
+
+/// The in-memory head.
+#[derive(Debug)]
+pub(crate) struct Head {
+    shards: Box<[Mutex<Shard>]>,
+    postings: RwLock<MemPostings>,
+    interner: Mutex<Interner>,
+    per_metric: Mutex<HashMap<Arc<str>, usize>>,
+    metadata: RwLock<BTreeMap<String, Metadata>>,
+    next_seq: AtomicU64,
+    series_count: AtomicUsize,
+    /// Oldest and newest sample timestamps since the last flush.
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    pub(crate) settings: Settings,
+    metrics: Arc<Metrics>,
+}
+
+impl Head {
+    pub(crate) fn new(settings: Settings, metrics: Arc<Metrics>) -> Self {
+        Head {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            postings: RwLock::new(MemPostings::default()),
+            interner: Mutex::new(Interner::default()),
+            per_metric: Mutex::new(HashMap::new()),
+            metadata: RwLock::new(BTreeMap::new()),
+            next_seq: AtomicU64::new(1),
+            series_count: AtomicUsize::new(0),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            settings,
+            metrics,
+        }
+    }
+
+    fn shard_of_hash(hash: u64) -> usize {
+        (hash as usize) & (SHARDS - 1)
+    }
+
+    fn shard_of_ref(r: u64) -> usize {
+        (r as usize) & (SHARDS - 1)
+    }
+
+    /// Number of active series.
+    pub(crate) fn series_count(&self) -> usize {
+        self.series_count.load(Relaxed)
+    }
+
+    /// Oldest and newest timestamps appended since the last flush, if any.
+    pub(crate) fn time_range(&self) -> Option<(i64, i64)> {
+        let (lo, hi) = (self.min_time.load(Relaxed), self.max_time.load(Relaxed));
+        (lo <= hi).then_some((lo, hi))
+    }
+
+    pub(crate) fn note_time(&self, ts: i64) {
+        self.min_time.fetch_min(ts, Relaxed);
+        self.max_time.fetch_max(ts, Relaxed);
+    }
+
+    /// Create a series in `shard` (already locked), enforcing limits unless `ref_id` is
+    /// given (replay recreates what was accepted before).
+    fn create(
+        &self,
+        shard_idx: usize,
+        shard: &mut Shard,
+        hash: u64,
+        labels: &[LabelRef<'_>],
+        ref_id: Option<u64>,
+    ) -> Result<u64, SampleError> {
+        let metric = labels
+            .iter()
+            .find(|l| l.name == METRIC_NAME)
+            .map(|l| l.value.as_ref())
+            .unwrap_or("");
+        if ref_id.is_none() {
+            // The per-metric limit is checked first: it names the culprit more precisely.
+            let per = self.per_metric.lock();
+            if per.get(metric).copied().unwrap_or(0) >= self.settings.max_series_per_metric {
+                return Err(SampleError::MetricSeriesLimit {
+                    metric: metric.to_owned(),
+                    limit: self.settings.max_series_per_metric,
+                });
+            }
+            drop(per);
+            if self.series_count.load(Relaxed) >= self.settings.max_series {
+                return Err(SampleError::SeriesLimit {
+                    limit: self.settings.max_series,
+                });
+            }
+        }
+        let set: LabelSet = {
+            let mut i = self.interner.lock();
+            labels
+                .iter()
+                .map(|l| (i.intern(&l.name), i.intern(&l.value)))
+                .collect()
+        };
+        let r = match ref_id {
+            Some(r) => {
+                // Keep fresh refs above replayed ones.
+                self.next_seq.fetch_max((r >> SHARD_BITS) + 1, Relaxed);
+                r
+            }
+            None => (self.next_seq.fetch_add(1, Relaxed) << SHARD_BITS) | shard_idx as u64,
+        };
+        self.postings.write().add(r, &set);
+        {
+            let mut per = self.per_metric.lock();
+            let key = set
+                .iter()
+                .find(|(n, _)| &**n == METRIC_NAME)
+                .map(|(_, v)| Arc::clone(v))
+                .unwrap_or_else(|| Arc::from(metric));
+            *per.entry(key).or_insert(0) += 1;
+        }
+        shard.insert(hash, MemSeries::new(r, set));
+        self.series_count.fetch_add(1, Relaxed);
+        self.metrics.series_created.fetch_add(1, Relaxed);
+        self.metrics.head_series.fetch_add(1, Relaxed);
+        Ok(r)
+    }
+
+    /// Replay: (re)create series `ref_id` with `labels`; returns its ref (the existing one
+    /// if the same labels were already replayed under another ref).
+    pub(crate) fn replay_series(&self, ref_id: u64, labels: &Labels) -> u64 {
+        let refs: Vec<LabelRef<'_>> = labels
+            .as_slice()
+            .iter()
+            .map(|l| LabelRef::new(l.name.as_str(), l.value.as_str()))
+            .collect();
+        let hash = labels.hash();
+        // A replayed ref must stay in the shard its low bits name, so look it up there.
+        let idx = Self::shard_of_ref(ref_id);
+        let mut shard = self.shards[idx].lock();
+        if let Some(r) = shard.find(hash, &refs) {
+            return r;
+        }
+        let home = Self::shard_of_hash(hash);
+        if home != idx {
+            drop(shard);
+            let mut shard = self.shards[home].lock();
+            if let Some(r) = shard.find(hash, &refs) {
+                return r;
+            }
+            let fresh = self.create(home, &mut shard, hash, &refs, None);
+            return fresh.unwrap_or(0);
+        }
+        let r = self.create(idx, &mut shard, hash, &refs, Some(ref_id));
+        if let Some(s) = r.as_ref().ok().and_then(|r| shard.series.get_mut(r)) {
+            s.wal_logged = true;
+        }
+        r.unwrap_or(ref_id)
+    }
+
+    /// Replay: store one sample of series `r`; false when the series is unknown.
+    pub(crate) fn replay_sample(&self, r: u64, ts: i64, v: crate::querier::SampleValue) -> bool {
+        let mut shard = self.shards[Self::shard_of_ref(r)].lock();
+        let Some(s) = shard.series.get_mut(&r) else {
+            return false;
+        };
+        let before = s.chunk_count();
+        s.insert(
+            ts,
+            v,
+            self.settings.chunk_samples,
+            self.settings.range_nanos,
+        );
+        let after = s.chunk_count();
+        self.metrics
+            .head_chunks
+            .fetch_add(after as i64 - before as i64, Relaxed);
+        self.note_time(ts);
+        true
+    }
+
+    /// Record family metadata (newest wins).
+    pub(crate) fn set_metadata(&self, m: &[Metadata]) {
+        if m.is_empty() {
+            return;
+        }
+        let mut map = self.metadata.write();
+        for x in m {
+            if map.get(&x.metric_family) != Some(x) {
+                map.insert(x.metric_family.clone(), x.clone());
+            }
+        }
+    }
+
+    /// The entries of `m` that differ from what the head holds (so only changes are logged).
+    pub(crate) fn changed_metadata(&self, m: &[Metadata]) -> Vec<Metadata> {
+        if m.is_empty() {
+            return Vec::new();
+        }
+        let map = self.metadata.read();
+        m.iter()
+            .filter(|x| map.get(&x.metric_family) != Some(*x))
+            .cloned()
+            .collect()
+    }
+
+    /// All metadata.
+    pub(crate) fn metadata(&self) -> Vec<Metadata> {
+        self.metadata.read().values().cloned().collect()
+    }
+
+    /// Refs and labels of every series (for a WAL checkpoint).
+    pub(crate) fn all_series(&self) -> Vec<(u64, LabelSet)> {
+        let mut out = Vec::with_capacity(self.series_count());
+        for shard in self.shards.iter() {
+            let g = shard.lock();
+            out.extend(g.series.values().map(|s| (s.ref_id, Arc::clone(&s.labels))));
+        }
+        out.sort_unstable_by_key(|x| x.0);
+        out
+    }
+
+    /// Move every series' data into a [`Frozen`] snapshot for a flush. Appends may run
+    /// meanwhile; what they add after a series was visited stays in the head.
+    pub(crate) fn take_all(&self) -> Frozen {
+        let mut out = Vec::new();
+        let mut chunks_taken = 0i64;
+        for shard in self.shards.iter() {
+            let mut g = shard.lock();
+            for s in g.series.values_mut() {
+                let before = s.chunk_count() as i64;
+                let t = s.take();
+                chunks_taken += before - s.chunk_count() as i64;
+                if !t.chunks.is_empty() || !t.ooo.is_empty() {
+                    out.push((Arc::clone(&s.labels), t));
+                }
+            }
+        }
+        self.metrics.head_chunks.fetch_sub(chunks_taken, Relaxed);
+        self.min_time.store(i64::MAX, Relaxed);
+        self.max_time.store(i64::MIN, Relaxed);
+        Frozen::new(out)
+    }
+
+    /// Drop series holding no data; the caller excludes concurrent appends.
+    pub(crate) fn gc_empty_series(&self) -> usize {
+        let mut removed = 0;
+        for shard in self.shards.iter() {
+            let mut g = shard.lock();
+            let dead: Vec<(u64, u64)> = g
+                .series
+                .values()
+                .filter(|s| s.is_empty())
+                .map(|s| (label_set_hash(&s.labels), s.ref_id))
+                .collect();
+            for (hash, r) in dead {
+                if let Some(s) = g.remove(hash, r) {
+                    self.postings.write().remove(r, &s.labels);
+                    let mut per = self.per_metric.lock();
+                    if let Some((_, m)) = s.labels.iter().find(|(n, _)| &**n == METRIC_NAME) {
+                        if let Some(c) = per.get_mut(m) {
+                            *c = c.saturating_sub(1);
+                            if *c == 0 {
+                                per.remove(m);
+                            }
+                        }
+                    }
+                    removed += 1;
+                }
+            }
+        }
+        self.series_count.fetch_sub(removed, Relaxed);
+        self.metrics.head_series.fetch_sub(removed as i64, Relaxed);
+        self.interner.lock().purge();
+        removed
+    }
+}

@@ -1,0 +1,182 @@
+//! Two-phase batch append. `prepare` finds or creates each series and validates and
+//! reserves its samples under the shard lock; the caller then writes the WAL; `commit`
+//! stores the samples. Shards are visited in order, each locked once per phase.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use gmc_model::{Histogram, WriteBatch};
+
+use super::{Head, LabelSet, SHARDS};
+use crate::db::Rejection;
+use crate::querier::SampleValue;
+
+/// The outcome of `prepare`: which series go to the WAL and the head.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Per batch series: its head ref when accepted.
+    pub(crate) refs: Vec<Option<u64>>,
+    /// Series that need a WAL series record before their samples.
+    pub(crate) new_series: Vec<(u64, LabelSet)>,
+    /// Series refused, with the reason.
+    pub(crate) rejected: Vec<Rejection>,
+    /// Series created by this batch.
+    pub(crate) created: usize,
+    /// Histograms of the batch, shared between WAL encoding and the head.
+    pub(crate) histograms: Vec<Vec<Arc<Histogram>>>,
+    /// Batch series indexes grouped by shard.
+    by_shard: Vec<Vec<u32>>,
+}
+
+impl Plan {
+    /// Accepted float and histogram sample counts.
+    pub(crate) fn accepted(&self, batch: &WriteBatch<'_>) -> (usize, usize) {
+        let mut f = 0;
+        let mut h = 0;
+        for (i, r) in self.refs.iter().enumerate() {
+            if r.is_some() {
+                if let Some(s) = batch.get(i) {
+                    f += s.floats.len();
+                    h += s.histograms.len();
+                }
+            }
+        }
+        (f, h)
+    }
+}
+
+impl Head {
+    /// Phase 1: resolve series, validate and reserve samples.
+    pub(crate) fn prepare(&self, batch: &WriteBatch<'_>) -> Plan {
+        let n = batch.len_series();
+        let mut plan = Plan {
+            refs: vec![None; n],
+            by_shard: vec![Vec::new(); SHARDS],
+            histograms: Vec::new(),
+            ..Plan::default()
+        };
+        let any_hist = batch.len_histograms() > 0;
+        for (i, s) in batch.iter().enumerate() {
+            plan.by_shard[Self::shard_of_hash(s.hash)].push(i as u32);
+            if any_hist {
+                plan.histograms.push(
+                    s.histograms
+                        .iter()
+                        .map(|h| Arc::new(h.histogram.clone()))
+                        .collect(),
+                );
+            }
+        }
+        let window = self.settings.window_nanos;
+        for (shard_idx, idxs) in plan.by_shard.iter().enumerate() {
+            if idxs.is_empty() {
+                continue;
+            }
+            let mut shard = self.shards[shard_idx].lock();
+            for &i in idxs {
+                let i = i as usize;
+                let Some(s) = batch.get(i) else { continue };
+                let r = match shard.find(s.hash, s.labels) {
+                    Some(r) => r,
+                    None => match self.create(shard_idx, &mut shard, s.hash, s.labels, None) {
+                        Ok(r) => {
+                            plan.created += 1;
+                            r
+                        }
+                        Err(e) => {
+                            self.metrics
+                                .reject(e.reason(), (s.floats.len() + s.histograms.len()) as u64);
+                            plan.rejected.push(Rejection {
+                                series_index: i,
+                                error: e,
+                            });
+                            continue;
+                        }
+                    },
+                };
+                let Some(series) = shard.series.get_mut(&r) else {
+                    continue;
+                };
+                let hists = plan.histograms.get(i);
+                let samples = s
+                    .floats
+                    .iter()
+                    .map(|f| (f.ts_nanos, SampleValue::Float(f.value)))
+                    .chain(s.histograms.iter().enumerate().filter_map(|(j, h)| {
+                        let x = hists?.get(j)?;
+                        Some((h.ts_nanos, SampleValue::Histogram(Arc::clone(x))))
+                    }));
+                match series.reserve(samples, window) {
+                    Ok(()) => {
+                        plan.refs[i] = Some(r);
+                        if !series.wal_logged {
+                            plan.new_series.push((r, Arc::clone(&series.labels)));
+                        }
+                    }
+                    Err(e) => {
+                        self.metrics
+                            .reject(e.reason(), (s.floats.len() + s.histograms.len()) as u64);
+                        plan.rejected.push(Rejection {
+                            series_index: i,
+                            error: e,
+                        });
+                    }
+                }
+            }
+        }
+        plan.rejected.sort_by_key(|r| r.series_index);
+        plan
+    }
+
+    /// Phase 3 (after the WAL write): store the samples of accepted series.
+    pub(crate) fn commit(&self, batch: &WriteBatch<'_>, plan: &Plan) {
+        let (cs, range) = (self.settings.chunk_samples, self.settings.range_nanos);
+        let mut conflicts = 0u64;
+        let mut chunk_delta = 0i64;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for (shard_idx, idxs) in plan.by_shard.iter().enumerate() {
+            if idxs.is_empty() {
+                continue;
+            }
+            let mut shard = self.shards[shard_idx].lock();
+            for &i in idxs {
+                let i = i as usize;
+                let (Some(Some(r)), Some(s)) = (plan.refs.get(i), batch.get(i)) else {
+                    continue;
+                };
+                let Some(series) = shard.series.get_mut(r) else {
+                    continue;
+                };
+                series.wal_logged = true;
+                let before = series.chunk_count() as i64;
+                for f in s.floats {
+                    lo = lo.min(f.ts_nanos);
+                    hi = hi.max(f.ts_nanos);
+                    let out = series.insert(f.ts_nanos, SampleValue::Float(f.value), cs, range);
+                    conflicts += u64::from(out == super::Inserted::Conflict);
+                }
+                if let Some(hs) = plan.histograms.get(i) {
+                    for (h, x) in s.histograms.iter().zip(hs) {
+                        lo = lo.min(h.ts_nanos);
+                        hi = hi.max(h.ts_nanos);
+                        let v = SampleValue::Histogram(Arc::clone(x));
+                        let out = series.insert(h.ts_nanos, v, cs, range);
+                        conflicts += u64::from(out == super::Inserted::Conflict);
+                    }
+                }
+                chunk_delta += series.chunk_count() as i64 - before;
+            }
+        }
+        if lo <= hi {
+            self.note_time(lo);
+            self.note_time(hi);
+        }
+        self.metrics.head_chunks.fetch_add(chunk_delta, Relaxed);
+        if conflicts > 0 {
+            // Two concurrent appends raced with different values for one timestamp; the
+            // first stored wins and the other is dropped here.
+            self.metrics.reject("duplicate_sample", conflicts);
+        }
+        self.set_metadata(batch.metadata());
+    }
+}
