@@ -427,7 +427,7 @@ pub(crate) async fn pushgateway(
     }
     let mut labels = vec![("job".to_owned(), job)];
     let rest: Vec<&str> = parts.collect();
-    if rest.len() % 2 != 0 {
+    if !rest.len().is_multiple_of(2) {
         state.metrics.rejected(p, "bad_path", 1);
         return Err(ApiError::bad_request(
             "grouping labels in the path must come in /<label>/<value> pairs",

@@ -88,7 +88,7 @@ impl SegmentWriter {
         SegmentWriter {
             dir,
             // Offsets are 32-bit in a chunk ref.
-            max_bytes: max_bytes.clamp(1 << 16, u64::from(u32::MAX)),
+            max_bytes: max_bytes.clamp(1 << 10, u64::from(u32::MAX)),
             current: None,
             next_segment: 1,
         }

@@ -2,6 +2,9 @@
 //! over HTTP, next to real peers (Prometheus, promtool) where the machine has them.
 //! One test binary keeps linking fast (ripgrep's habit).
 
+// Test helpers outside #[test] functions may panic on failure: that is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_input;
 mod harness;
 mod ingest;
