@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
         ("instance".to_string(), "fuzz:1".to_string()),
         ("job".to_string(), "fuzz".to_string()),
     ];
-    for format in [exposition::Format::Prometheus, exposition::Format::OpenMetrics] {
+    for format in [
+        exposition::Format::Prometheus,
+        exposition::Format::OpenMetrics,
+    ] {
         for honor_labels in [false, true] {
             let mut opts = exposition::Options::new(format, 1_700_000_000_000_000_000);
             opts.target_labels = &targets;

@@ -10,7 +10,12 @@ fuzz_target!(|data: &[u8]| {
     };
     for p in ["ns", "us", "ms", "s"] {
         if let Some(precision) = influx::Precision::parse(p) {
-            let _ = influx::decode(text, precision, 1_700_000_000_000_000_000, &Limits::default());
+            let _ = influx::decode(
+                text,
+                precision,
+                1_700_000_000_000_000_000,
+                &Limits::default(),
+            );
         }
     }
 });

@@ -1,6 +1,6 @@
 //! Raw `Db::append` throughput (no HTTP): remote-write-like batches of 10,000 series with
 //! one sample each, under group commit, without fsync, and head only (no WAL).
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::expect_used)]
 
 use std::time::Duration;
 
@@ -54,6 +54,38 @@ fn bench(c: &mut Criterion) {
                 || {
                     k += 1;
                     make_batch(&names, t0 + k * 1_000_000_000, k)
+                },
+                |batch| db.append(&batch).expect("append"),
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
+    // Fewer series with more samples each (e.g. a remote-write sender that queued up):
+    // the per-series lookup cost is shared by ten samples.
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), Config::default()).expect("open");
+        let few: Vec<(String, String)> = names.iter().take(SERIES / 10).cloned().collect();
+        let mut k = 0i64;
+        let t0 = 1_763_000_000_000_000_000i64;
+        g.bench_function("group_commit_1k_series_x10", |b| {
+            b.iter_batched(
+                || {
+                    k += 1;
+                    let mut b = WriteBatch::new();
+                    for (i, (pair, inst)) in few.iter().enumerate() {
+                        let mut s = b.series();
+                        s.label("__name__", "hft_orders_total");
+                        s.label("instance", inst.as_str());
+                        s.label("pair", pair.as_str());
+                        s.label("service", "oms-1");
+                        for j in 0..10 {
+                            let t = t0 + (k * 10 + j) * 1_000_000_000;
+                            s.float(t, ((k * 10 + j) * 17 + i as i64) as f64);
+                        }
+                        let _ = s.finish();
+                    }
+                    b
                 },
                 |batch| db.append(&batch).expect("append"),
                 criterion::BatchSize::LargeInput,

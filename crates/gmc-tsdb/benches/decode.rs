@@ -1,6 +1,6 @@
 //! Chunk decode throughput on peerbench-like data (closed `PACKED` chunks of 120 and
 //! 1440 samples, and appendable `XOR` head chunks).
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::expect_used)]
 
 mod peerlike;
 

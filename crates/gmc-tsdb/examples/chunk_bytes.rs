@@ -1,6 +1,6 @@
 //! Bytes per sample of the chunk codecs on the peerbench-like workload.
 //! `cargo run --release -p gmc-tsdb --example chunk_bytes [services] [ticks] [chunk_samples]`
-#![allow(clippy::print_stdout, missing_docs)]
+#![allow(clippy::print_stdout, clippy::expect_used, missing_docs)]
 
 #[path = "../benches/peerlike.rs"]
 mod peerlike;

@@ -1,7 +1,7 @@
 //! Compare WAL sync policies: appends/s and samples/s for 1, 4 and 16 concurrent appenders
 //! each sending 100-series batches (the data directory is a temp dir on the same disk).
 //! `cargo run --release -p gmc-tsdb --example sync_policy`
-#![allow(clippy::print_stdout, missing_docs)]
+#![allow(clippy::print_stdout, clippy::expect_used, missing_docs)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -204,7 +204,19 @@ pub struct OpenReport {
 
 /// Open every block directory under `parent` (directories named by a block id), deleting
 /// leftover `<id>.tmp` directories. Other entries (e.g. the WAL) are ignored.
+///
+/// Call this at startup only: a `.tmp` directory may belong to a writer running right now.
+/// Later scans use [`open_existing`].
 pub fn open_all(parent: &Path) -> Result<OpenReport> {
+    open_dir(parent, true)
+}
+
+/// Like [`open_all`] but leaves `.tmp` directories alone (safe while writers run).
+pub fn open_existing(parent: &Path) -> Result<OpenReport> {
+    open_dir(parent, false)
+}
+
+fn open_dir(parent: &Path, remove_tmp: bool) -> Result<OpenReport> {
     let io = |op: &'static str| {
         move |source| Error::Io {
             op,
@@ -224,7 +236,7 @@ pub fn open_all(parent: &Path) -> Result<OpenReport> {
             continue;
         };
         if let Some(stem) = name.strip_suffix(".tmp") {
-            if is_block_id(stem) {
+            if remove_tmp && is_block_id(stem) {
                 std::fs::remove_dir_all(e.path()).map_err(|source| Error::Io {
                     op: "remove leftover block tmp dir",
                     path: e.path(),
@@ -303,6 +315,25 @@ impl Block {
     pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<(Labels, Vec<ChunkMeta>)>> {
         let ids = self.index.select(matchers)?;
         Ok(self.index.series_many(&ids)?)
+    }
+
+    /// Like [`Block::select`], keeping only chunks overlapping `[mint_nanos, maxt_nanos]`
+    /// and only series left with at least one chunk.
+    pub fn select_range(
+        &self,
+        matchers: &[Matcher],
+        mint_nanos: i64,
+        maxt_nanos: i64,
+    ) -> Result<Vec<(Labels, Vec<ChunkMeta>)>> {
+        if !self.meta.overlaps(mint_nanos, maxt_nanos) {
+            return Ok(Vec::new());
+        }
+        let mut out = self.select(matchers)?;
+        for (_, metas) in &mut out {
+            metas.retain(|m| m.mint_nanos <= maxt_nanos && mint_nanos <= m.maxt_nanos);
+        }
+        out.retain(|(_, metas)| !metas.is_empty());
+        Ok(out)
     }
 
     /// Every series, in label order.

@@ -11,8 +11,9 @@ use gmc_model::{ErrorClass, Labels};
 use crate::block::{self, Block, BlockMeta, Chunk, ChunkMeta, Resolution};
 use crate::querier::{Sample, SampleValue};
 
-/// Samples per chunk when overlapping chunks are re-encoded (the head's default size).
-pub const MERGED_CHUNK_SAMPLES: usize = 120;
+/// Samples per chunk when overlapping chunks are re-encoded: the size head flushes write
+/// to blocks (`db/blocks.rs`; long chunks compress best, see `docs/adr/0001-chunk-codec.md`).
+pub const MERGED_CHUNK_SAMPLES: usize = 2880;
 
 /// Failures of compaction.
 #[derive(thiserror::Error, Debug)]
@@ -315,19 +316,35 @@ pub struct Report {
     pub deleted: Vec<String>,
 }
 
-/// Open the blocks under `parent`, plan once and compact. `Ok(None)`: nothing to do.
+/// Plan once from the `meta.json` files under `parent` and compact what the planner picks.
+/// `Ok(None)`: nothing to do. Only the chosen blocks are opened (planning reads no index),
+/// and `.tmp` directories of running writers are left alone.
 pub fn run(parent: &Path, planner: &Planner) -> Result<Option<Report>> {
-    let opened = block::open_all(parent)?;
-    let metas: Vec<BlockMeta> = opened.blocks.iter().map(|b| b.meta().clone()).collect();
+    let rd = std::fs::read_dir(parent).map_err(|source| block::Error::Io {
+        op: "list blocks",
+        path: parent.to_owned(),
+        source,
+    })?;
+    let mut metas = Vec::new();
+    for e in rd.flatten() {
+        let is_block = e.file_name().to_str().is_some_and(block::is_block_id);
+        if !is_block {
+            continue;
+        }
+        // Unreadable blocks are reported by `block::open_all`; they are not compacted.
+        if let Ok(m) = BlockMeta::read(&e.path()) {
+            metas.push(m);
+        }
+    }
     let ids = planner.plan(&metas);
     if ids.is_empty() {
         return Ok(None);
     }
-    let chosen: Vec<&Block> = opened
-        .blocks
+    let opened: Vec<Block> = ids
         .iter()
-        .filter(|b| ids.contains(&b.meta().id))
-        .collect();
+        .map(|id| Block::open(&parent.join(id)))
+        .collect::<block::Result<_>>()?;
+    let chosen: Vec<&Block> = opened.iter().collect();
     let created = compact_and_replace(parent, &chosen)?;
     Ok(Some(Report {
         created,

@@ -70,6 +70,12 @@ pub struct Config {
     pub maintenance_interval: Duration,
     /// Samples per head chunk before it is cut and recompressed.
     pub chunk_samples: usize,
+    /// Raw blocks entirely older than this are deleted (rollups follow
+    /// `retention::Policy` defaults).
+    #[serde(with = "duration_secs_f")]
+    pub retention_raw: Duration,
+    /// Size budget over all blocks in bytes; the oldest go first (`None`: unlimited).
+    pub retention_max_bytes: Option<u64>,
 }
 
 mod duration_secs_f {
@@ -94,6 +100,8 @@ impl Default for Config {
             head_flush_range: Duration::from_secs(2 * 3600),
             maintenance_interval: Duration::from_secs(60),
             chunk_samples: 120,
+            retention_raw: Duration::from_secs(30 * 24 * 3600),
+            retention_max_bytes: None,
         }
     }
 }

@@ -21,6 +21,7 @@ use crate::head::{Frozen, Head, Settings};
 use crate::metrics::Metrics;
 use crate::querier::{Querier, SampleValue, Source, SourceSet};
 use crate::wal::{self, record::Record, Wal};
+use crate::{compact, retention};
 
 /// A series of a batch that was refused; the rest of the batch is unaffected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -324,6 +325,42 @@ impl Inner {
         Ok(report)
     }
 
+    /// One round of compaction and retention (the block layer's planners decide), then
+    /// reopen the block list if anything changed. Serialized with flushes.
+    fn compact_and_retain(&self) {
+        let _one = self.flush_lock.lock();
+        let range = self.config.head_flush_range;
+        let planner = compact::Planner::new(&[range, range * 3, range * 12]);
+        let mut changed = false;
+        match compact::run(&self.dir, &planner) {
+            Ok(Some(r)) => {
+                tracing::info!(created = %r.created.id, merged = r.deleted.len(), "blocks compacted");
+                changed = true;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "compaction failed"),
+        }
+        let policy = retention::Policy {
+            raw: self.config.retention_raw,
+            max_bytes: self.config.retention_max_bytes,
+            ..retention::Policy::default()
+        };
+        match retention::apply(&self.dir, gmc_model::now_nanos(), &policy) {
+            Ok(deleted) if !deleted.is_empty() => {
+                tracing::info!(blocks = deleted.len(), "retention deleted blocks");
+                changed = true;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention failed"),
+        }
+        if changed {
+            match blocks::open_all(&self.dir) {
+                Ok(b) => *self.blocks.write() = b,
+                Err(e) => tracing::warn!(error = %e, "reopening blocks failed"),
+            }
+        }
+    }
+
     fn update_disk_bytes(&self) {
         let blocks: u64 = self.blocks.read().iter().map(|b| b.size_bytes()).sum();
         let bytes = self.wal.disk_bytes() + blocks;
@@ -355,6 +392,7 @@ impl Inner {
                     Err(e) => tracing::warn!(error = %e, "head flush failed"),
                 }
             }
+            self.compact_and_retain();
             self.update_disk_bytes();
         }
     }

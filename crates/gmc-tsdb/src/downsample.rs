@@ -368,7 +368,7 @@ mod tests {
         }
     }
 
-    fn get<'a>(r: &'a [(&'static str, Vec<Sample>)], name: &str) -> Vec<(i64, f64)> {
+    fn get(r: &[(&'static str, Vec<Sample>)], name: &str) -> Vec<(i64, f64)> {
         r.iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| {

@@ -53,69 +53,121 @@ type U64Map<V> = HashMap<u64, V, BuildHasherDefault<U64Hasher>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Shard {
-    pub(crate) series: U64Map<MemSeries>,
-    /// Label hash → ref of the first series with that hash.
-    by_hash: U64Map<u64>,
-    /// Label hash → refs of further series sharing it (hash collisions).
-    collisions: U64Map<Vec<u64>>,
+    /// Series by label hash (the first series with that hash): appends find their series
+    /// with one lookup.
+    by_hash: U64Map<MemSeries>,
+    /// Further series sharing a label hash with another (collisions), by ref.
+    collided: U64Map<MemSeries>,
+    /// Ref → label hash, for ref-based access (queries, replay).
+    refs: U64Map<u64>,
 }
 
 impl Shard {
-    fn find(&self, hash: u64, labels: &[LabelRef<'_>]) -> Option<u64> {
-        let same = |r: &u64| {
-            self.series
-                .get(r)
-                .is_some_and(|s| labels_equal(&s.labels, labels))
-        };
-        let first = self.by_hash.get(&hash)?;
-        if same(first) {
-            return Some(*first);
+    /// The series with exactly these labels.
+    fn find_mut(&mut self, hash: u64, labels: &[LabelRef<'_>]) -> Option<&mut MemSeries> {
+        let in_primary = self
+            .by_hash
+            .get(&hash)
+            .is_some_and(|s| key_equal(&s.key, labels));
+        if in_primary {
+            return self.by_hash.get_mut(&hash);
         }
-        self.collisions
-            .get(&hash)?
-            .iter()
-            .copied()
-            .find(|r| same(r))
+        self.collided
+            .values_mut()
+            .find(|s| key_equal(&s.key, labels))
+    }
+
+    /// Series `r`, whose label hash is `hash`.
+    pub(crate) fn get_mut_hinted(&mut self, hash: u64, r: u64) -> Option<&mut MemSeries> {
+        match self.by_hash.get_mut(&hash) {
+            Some(s) if s.ref_id == r => Some(s),
+            _ => self.collided.get_mut(&r),
+        }
+    }
+
+    /// Series `r`.
+    pub(crate) fn get(&self, r: u64) -> Option<&MemSeries> {
+        let hash = self.refs.get(&r)?;
+        match self.by_hash.get(hash) {
+            Some(s) if s.ref_id == r => Some(s),
+            _ => self.collided.get(&r),
+        }
+    }
+
+    /// Series `r`, mutably.
+    pub(crate) fn get_mut(&mut self, r: u64) -> Option<&mut MemSeries> {
+        let hash = *self.refs.get(&r)?;
+        self.get_mut_hinted(hash, r)
+    }
+
+    /// Every series.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &MemSeries> {
+        self.by_hash.values().chain(self.collided.values())
+    }
+
+    /// Every series, mutably.
+    pub(crate) fn values_mut(&mut self) -> impl Iterator<Item = &mut MemSeries> {
+        self.by_hash.values_mut().chain(self.collided.values_mut())
     }
 
     fn insert(&mut self, hash: u64, s: MemSeries) {
         let r = s.ref_id;
-        self.series.insert(r, s);
-        match self.by_hash.get(&hash) {
-            None => {
-                self.by_hash.insert(hash, r);
+        self.refs.insert(r, hash);
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(r, s);
             }
-            Some(_) => self.collisions.entry(hash).or_default().push(r),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(s);
+            }
         }
     }
 
     fn remove(&mut self, hash: u64, r: u64) -> Option<MemSeries> {
-        let s = self.series.remove(&r)?;
-        if self.by_hash.get(&hash) == Some(&r) {
-            self.by_hash.remove(&hash);
-            if let Some(mut more) = self.collisions.remove(&hash) {
-                if let Some(next) = more.pop() {
-                    self.by_hash.insert(hash, next);
-                }
-                if !more.is_empty() {
-                    self.collisions.insert(hash, more);
-                }
-            }
-        } else if let Some(v) = self.collisions.get_mut(&hash) {
-            v.retain(|x| *x != r);
-            if v.is_empty() {
-                self.collisions.remove(&hash);
-            }
+        self.refs.remove(&r);
+        match self.by_hash.get(&hash) {
+            Some(s) if s.ref_id == r => self.by_hash.remove(&hash),
+            _ => self.collided.remove(&r),
         }
-        Some(s)
     }
 }
 
-fn labels_equal(a: &[(Arc<str>, Arc<str>)], b: &[LabelRef<'_>]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|((n, v), l)| **n == *l.name && **v == *l.value)
+/// The series key: `name 0xff value 0xff` for every label, in one allocation, so the
+/// collision check on every append is one sequential compare instead of chasing the
+/// interned strings.
+pub(crate) fn series_key(labels: &[LabelRef<'_>]) -> Box<[u8]> {
+    let mut k = Vec::with_capacity(
+        labels
+            .iter()
+            .map(|l| l.name.len() + l.value.len() + 2)
+            .sum(),
+    );
+    for l in labels {
+        k.extend_from_slice(l.name.as_bytes());
+        k.push(0xff);
+        k.extend_from_slice(l.value.as_bytes());
+        k.push(0xff);
+    }
+    k.into_boxed_slice()
+}
+
+/// Whether `key` (see [`series_key`]) encodes exactly `labels`. 0xff never occurs in
+/// UTF-8, so the separators make the encoding unambiguous.
+fn key_equal(key: &[u8], labels: &[LabelRef<'_>]) -> bool {
+    let mut rest = key;
+    for l in labels {
+        for part in [l.name.as_bytes(), l.value.as_bytes()] {
+            let Some((head, tail)) = rest.split_at_checked(part.len()) else {
+                return false;
+            };
+            // A byte loop: label parts are short, a memcmp call per part costs more.
+            if tail.first() != Some(&0xff) || !head.iter().zip(part).all(|(a, b)| a == b) {
+                return false;
+            }
+            rest = &tail[1..];
+        }
+    }
+    rest.is_empty()
 }
 
 /// Hash of an interned label set (same as `gmc_model::series_hash`).
@@ -273,7 +325,7 @@ impl Head {
                 .unwrap_or_else(|| Arc::from(metric));
             *per.entry(key).or_insert(0) += 1;
         }
-        shard.insert(hash, MemSeries::new(r, set));
+        shard.insert(hash, MemSeries::new(r, set, series_key(labels)));
         self.series_count.fetch_add(1, Relaxed);
         self.metrics.series_created.fetch_add(1, Relaxed);
         self.metrics.head_series.fetch_add(1, Relaxed);
@@ -292,21 +344,21 @@ impl Head {
         // A replayed ref must stay in the shard its low bits name, so look it up there.
         let idx = Self::shard_of_ref(ref_id);
         let mut shard = self.shards[idx].lock();
-        if let Some(r) = shard.find(hash, &refs) {
-            return r;
+        if let Some(s) = shard.find_mut(hash, &refs) {
+            return s.ref_id;
         }
         let home = Self::shard_of_hash(hash);
         if home != idx {
             drop(shard);
             let mut shard = self.shards[home].lock();
-            if let Some(r) = shard.find(hash, &refs) {
-                return r;
+            if let Some(s) = shard.find_mut(hash, &refs) {
+                return s.ref_id;
             }
             let fresh = self.create(home, &mut shard, hash, &refs, None);
             return fresh.unwrap_or(0);
         }
         let r = self.create(idx, &mut shard, hash, &refs, Some(ref_id));
-        if let Some(s) = r.as_ref().ok().and_then(|r| shard.series.get_mut(r)) {
+        if let Some(s) = r.as_ref().ok().and_then(|r| shard.get_mut(*r)) {
             s.wal_logged = true;
         }
         r.unwrap_or(ref_id)
@@ -315,7 +367,7 @@ impl Head {
     /// Replay: store one sample of series `r`; false when the series is unknown.
     pub(crate) fn replay_sample(&self, r: u64, ts: i64, v: crate::querier::SampleValue) -> bool {
         let mut shard = self.shards[Self::shard_of_ref(r)].lock();
-        let Some(s) = shard.series.get_mut(&r) else {
+        let Some(s) = shard.get_mut(r) else {
             return false;
         };
         let before = s.chunk_count();
@@ -368,7 +420,7 @@ impl Head {
         let mut out = Vec::with_capacity(self.series_count());
         for shard in self.shards.iter() {
             let g = shard.lock();
-            out.extend(g.series.values().map(|s| (s.ref_id, Arc::clone(&s.labels))));
+            out.extend(g.values().map(|s| (s.ref_id, Arc::clone(&s.labels))));
         }
         out.sort_unstable_by_key(|x| x.0);
         out
@@ -381,7 +433,7 @@ impl Head {
         let mut chunks_taken = 0i64;
         for shard in self.shards.iter() {
             let mut g = shard.lock();
-            for s in g.series.values_mut() {
+            for s in g.values_mut() {
                 let before = s.chunk_count() as i64;
                 let t = s.take();
                 chunks_taken += before - s.chunk_count() as i64;
@@ -402,7 +454,6 @@ impl Head {
         for shard in self.shards.iter() {
             let mut g = shard.lock();
             let dead: Vec<(u64, u64)> = g
-                .series
                 .values()
                 .filter(|s| s.is_empty())
                 .map(|s| (label_set_hash(&s.labels), s.ref_id))
@@ -427,5 +478,40 @@ impl Head {
         self.metrics.head_series.fetch_sub(removed as i64, Relaxed);
         self.interner.lock().purge();
         removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(r: u64, labels: &[LabelRef<'_>]) -> MemSeries {
+        let set: LabelSet = labels
+            .iter()
+            .map(|l| (Arc::from(&*l.name), Arc::from(&*l.value)))
+            .collect();
+        MemSeries::new(r, set, series_key(labels))
+    }
+
+    #[test]
+    fn colliding_hashes_keep_series_apart() {
+        let a = [LabelRef::new("__name__", "a")];
+        let b = [LabelRef::new("__name__", "b")];
+        let mut shard = Shard::default();
+        // Pretend both label sets hash to 7.
+        shard.insert(7, series(1, &a));
+        shard.insert(7, series(2, &b));
+        assert_eq!(shard.find_mut(7, &a).map(|s| s.ref_id), Some(1));
+        assert_eq!(shard.find_mut(7, &b).map(|s| s.ref_id), Some(2));
+        assert_eq!(shard.get(2).map(|s| s.ref_id), Some(2));
+        assert_eq!(shard.get_mut_hinted(7, 2).map(|s| s.ref_id), Some(2));
+        assert_eq!(shard.values().count(), 2);
+        assert!(shard.remove(7, 1).is_some());
+        assert!(shard.find_mut(7, &a).is_none());
+        assert_eq!(shard.find_mut(7, &b).map(|s| s.ref_id), Some(2));
+        assert!(!key_equal(
+            &series_key(&a),
+            &[LabelRef::new("__name__", "ab")]
+        ));
     }
 }

@@ -1,5 +1,5 @@
 //! Inverted indexes (label pair → postings of series ids): [`MemPostings`] for the head and
-//! the on-disk block index ([`Writer`]/[`Reader`], format in `docs/format/index.md`).
+//! the on-disk block index ([`write()`]/[`Reader`], format in `docs/format/index.md`).
 //! Both answer matcher queries through one shared algorithm, so their semantics agree.
 
 mod encoding;

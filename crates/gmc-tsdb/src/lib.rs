@@ -2,8 +2,27 @@
 //! chunks with an inverted index, immutable blocks, and a querier merging both.
 //!
 //! Writes go WAL first, then head, so an acknowledged append is durable under
-//! [`Config::sync`]. Chunks are opaque `(mint, maxt, encoding, bytes)` outside [`chunk`];
-//! every reader decodes them with [`chunk::decode_iter`].
+//! [`Config::sync`] ([`Db::append`]). Reads go through [`Db::querier`].
+//!
+//! # Chunks
+//!
+//! Outside [`chunk`], a chunk is opaque: `(mint_nanos, maxt_nanos, encoding: u8, bytes)`.
+//! Every reader (querier, compaction, rollups) decodes with
+//! [`chunk::decode_iter`] (lazy, yields [`Sample`]s), [`chunk::decode_floats`] (fastest,
+//! `(ts, f64)` pairs) or [`chunk::decode_all`]; writers encode with
+//! [`chunk::encode_floats`], [`chunk::encode_histograms`] or [`chunk::encode_samples`]
+//! (samples sorted by strictly increasing timestamp). Decoders never panic on corrupt
+//! bytes. Formats: `docs/format/chunk.md`; the WAL: `docs/format/wal.md`.
+//!
+//! ```
+//! use gmc_tsdb::{chunk, Sample, SampleValue};
+//! let (enc, bytes) = chunk::encode_floats(&[(1_000_000_000, 1.0), (2_000_000_000, f64::NAN)]);
+//! let mut out = Vec::new();
+//! chunk::decode_floats(enc, &bytes, &mut out).unwrap();
+//! assert_eq!(out[0], (1_000_000_000, 1.0));
+//! let s: Vec<Sample> = chunk::decode_iter(enc, &bytes).unwrap().collect::<Result<_, _>>().unwrap();
+//! assert!(matches!(s[1].value, SampleValue::Float(v) if v.is_nan()));
+//! ```
 
 #[doc(hidden)]
 pub mod bench_support;

@@ -156,8 +156,11 @@ impl Querier {
     }
 
     /// Series with at least one sample in `[mint, maxt]` matching all `matchers`, sorted by
-    /// labels.
+    /// labels. An empty matcher list selects nothing (as in Prometheus).
     pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<Series>> {
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         let mut buf = Vec::new();
         // Sources are newest first; a stable sort keeps the first source's sample at a

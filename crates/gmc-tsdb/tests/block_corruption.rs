@@ -1,6 +1,9 @@
 //! Corruption: flipped bytes and truncations in index and chunk files give typed errors
 //! naming the file and offset, never a panic; `verify` finds what `open` cannot.
 
+// Test helpers outside `#[test]` fns may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "block_common/helpers.rs"]
 mod helpers;
 

@@ -1,6 +1,9 @@
 //! Property tests of the index layer: postings set operations against naive sets, and
 //! every matcher query of `MemPostings` and of the on-disk index against a naive scan.
 
+// Test helpers outside `#[test]` fns may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::path::Path;
 

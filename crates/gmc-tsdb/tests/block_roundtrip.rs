@@ -1,5 +1,8 @@
 //! Block write → open → select → read round trips, crash-safety leftovers and label APIs.
 
+// Test helpers outside `#[test]` fns may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "block_common/helpers.rs"]
 mod helpers;
 
@@ -13,13 +16,21 @@ fn written_block_reads_back_every_sample_in_label_order() {
     // Added out of label order: the writer sorts.
     let series: Vec<_> = (0..40)
         .rev()
-        .map(|i| (series_labels(if i % 2 == 0 { "up" } else { "cpu" }, i), floats(1_000, 10, 250, i as u64)))
+        .map(|i| {
+            (
+                series_labels(if i % 2 == 0 { "up" } else { "cpu" }, i),
+                floats(1_000, 10, 250, i as u64),
+            )
+        })
         .collect();
     let meta = write_block(dir.path(), &series, 60, Resolution::Raw);
     assert_eq!(meta.stats.series, 40);
     assert_eq!(meta.stats.samples, 40 * 250);
     assert_eq!(meta.stats.chunks, 40 * 5);
-    assert_eq!((meta.mint_nanos, meta.maxt_nanos), (1_000, 1_000 + 249 * 10));
+    assert_eq!(
+        (meta.mint_nanos, meta.maxt_nanos),
+        (1_000, 1_000 + 249 * 10)
+    );
     assert_eq!(meta.compaction.level, 1);
 
     let b = Block::open(&dir.path().join(&meta.id)).unwrap();
@@ -36,22 +47,45 @@ fn written_block_reads_back_every_sample_in_label_order() {
             Matcher::new(MatchOp::Regex, "i", "1.*").unwrap(),
         ])
         .unwrap();
-    let got: Vec<String> = sel.iter().map(|(l, _)| l.get("i").unwrap().to_owned()).collect();
+    let got: Vec<String> = sel
+        .iter()
+        .map(|(l, _)| l.get("i").unwrap().to_owned())
+        .collect();
     assert_eq!(got, vec!["10", "12", "14", "16", "18"]);
     assert!(sel.windows(2).all(|w| w[0].0 < w[1].0));
+    // 60-sample chunks span 590 ns: [1000, 1590] only overlaps the first chunk.
+    let r = b
+        .select_range(&[Matcher::equal("i", "3")], 1_000, 1_590)
+        .unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].1.len(), 1);
+    assert!(b
+        .select_range(&[Matcher::equal("i", "3")], 10_000, 20_000)
+        .unwrap()
+        .is_empty());
     assert_eq!(b.label_names().unwrap(), vec!["__name__", "i"]);
     assert_eq!(b.label_values("__name__").unwrap(), vec!["cpu", "up"]);
     let v = b.verify().unwrap();
     assert_eq!((v.series, v.chunks, v.samples), (40, 200, 10_000));
     assert!(b.size_bytes() > 0);
     // Small segments force several chunk files.
-    assert!(dir.path().join(&meta.id).join("chunks").join("000002").exists());
+    assert!(dir
+        .path()
+        .join(&meta.id)
+        .join("chunks")
+        .join("000002")
+        .exists());
 }
 
 #[test]
 fn open_all_removes_leftover_tmp_dirs_and_reports_broken_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    let meta = write_block(dir.path(), &[(series_labels("up", 0), floats(0, 1, 10, 1))], 5, Resolution::Raw);
+    let meta = write_block(
+        dir.path(),
+        &[(series_labels("up", 0), floats(0, 1, 10, 1))],
+        5,
+        Resolution::Raw,
+    );
     // An interrupted write: the writer is forgotten so its Drop cannot clean up.
     let w = Writer::new(dir.path(), Resolution::Raw).unwrap();
     let tmp = dir.path().join(format!("{}.tmp", w.id()));
@@ -87,7 +121,10 @@ fn dropped_writer_leaves_nothing_and_empty_blocks_are_refused() {
         bytes: &[],
     };
     let l = Labels::from_pairs([("__name__", "x")]);
-    assert!(matches!(w.add_series(&l, &[bad]), Err(block::Error::InvalidChunk { .. })));
+    assert!(matches!(
+        w.add_series(&l, &[bad]),
+        Err(block::Error::InvalidChunk { .. })
+    ));
     drop(w);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

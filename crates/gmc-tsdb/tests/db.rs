@@ -1,6 +1,8 @@
 //! End-to-end tests of `Db`: durability across reopen, out-of-order window, idempotent
 //! retries, limits, concurrent appenders, torn WAL tails and the read API.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -294,12 +296,30 @@ fn flushing_keeps_every_sample_readable_and_durable() {
         db.append(&batch(&[("f", 1)], T0 + k * NANOS_PER_SEC, k as f64))
             .unwrap();
     }
-    // Whether or not a block layer is wired in, nothing may disappear.
-    let _ = db.flush();
+    let report = db.flush().unwrap();
+    assert_eq!(report.series, 1);
+    assert!(report.chunks >= 1);
+    assert_eq!(report.time_range, Some((T0, T0 + 249 * NANOS_PER_SEC)));
+    // The flushed segments are replaced by a checkpoint.
+    let wal: Vec<String> = std::fs::read_dir(dir.path().join("wal"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(wal.iter().any(|n| n.starts_with("checkpoint.")), "{wal:?}");
+    assert!(!wal.iter().any(|n| n == "00000001"), "{wal:?}");
     db.append(&batch(&[("f", 1)], T0 + 250 * NANOS_PER_SEC, 250.0))
         .unwrap();
     assert_eq!(floats(&db, "f")[0].1.len(), 251);
     drop(db);
     let db = Db::open(dir.path(), config()).unwrap();
     assert_eq!(floats(&db, "f")[0].1.len(), 251);
+}
+
+#[test]
+fn db_and_querier_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Db>();
+    assert_send_sync::<gmc_tsdb::Metrics>();
+    fn assert_send<T: Send>() {}
+    assert_send::<gmc_tsdb::Querier>();
 }

@@ -165,7 +165,10 @@ pub(crate) async fn flush(State(state): State<AppState>) -> Result<Json<Value>, 
     Ok(Json(json!({
         "status": "success",
         "elapsed_seconds": started.elapsed().as_secs_f64(),
-        "report": format!("{report:?}"),
+        "series": report.series,
+        "chunks": report.chunks,
+        "series_removed": report.series_removed,
+        "time_range": report.time_range.map(|(a, b)| [a as f64 / 1e9, b as f64 / 1e9]),
     })))
 }
 

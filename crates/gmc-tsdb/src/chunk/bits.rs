@@ -165,6 +165,76 @@ impl<'a> BitReader<'a> {
     }
 }
 
+/// Unary quotients of this length or more escape to a raw 64-bit value.
+pub(crate) const RICE_ESCAPE: u32 = 24;
+#[inline]
+pub(crate) fn rice_cost(u: u64, k: u32) -> u64 {
+    let q = u >> k;
+    if q >= u64::from(RICE_ESCAPE) {
+        u64::from(RICE_ESCAPE) + 64
+    } else {
+        q + 1 + u64::from(k)
+    }
+}
+
+/// Best Rice parameter for `us` and the resulting bit count.
+pub(crate) fn best_rice(us: &[u64]) -> (u32, u64) {
+    if us.is_empty() {
+        return (0, 0);
+    }
+    let mean = us.iter().fold(0u128, |a, &u| a + u128::from(u)) / us.len() as u128;
+    let guess = 64 - (mean as u64).leading_zeros();
+    let lo = guess.saturating_sub(3);
+    let hi = (guess + 2).min(63);
+    (lo..=hi)
+        .map(|k| (k, us.iter().map(|&u| rice_cost(u, k)).sum::<u64>()))
+        .min_by_key(|&(_, c)| c)
+        .unwrap_or((0, 0))
+}
+
+#[inline]
+pub(crate) fn write_rice(w: &mut BitWriter, u: u64, k: u32) {
+    let q = u >> k;
+    if q >= u64::from(RICE_ESCAPE) {
+        w.write(mask(RICE_ESCAPE), RICE_ESCAPE);
+        w.write(u, 64);
+    } else {
+        // q ones and a terminating zero.
+        w.write(mask(q as u32) << 1, q as u32 + 1);
+        w.write(u & mask(k), k);
+    }
+}
+
+#[inline]
+pub(crate) fn read_rice(r: &mut BitReader<'_>, k: u32) -> Option<u64> {
+    // Fast path: one refill, then quotient, stop bit and remainder straight from the
+    // buffer (covers every non-escaped code up to 57 bits, e.g. k = 50 gauges).
+    if r.avail < 57 {
+        r.refill();
+    }
+    let q = r.buf.leading_ones();
+    let len = q + 1 + k;
+    if q < RICE_ESCAPE && len <= r.avail {
+        let low = if k == 0 {
+            0
+        } else {
+            (r.buf << (q + 1)) >> (64 - k)
+        };
+        // len ≤ avail ≤ 64; a full 64-bit shift is not allowed, so split it.
+        r.buf = (r.buf << (len - 1)) << 1;
+        r.avail -= len;
+        return Some((u64::from(q) << k) | low);
+    }
+    let q = r.peek_ones(RICE_ESCAPE);
+    if q >= RICE_ESCAPE {
+        r.skip(RICE_ESCAPE)?;
+        return r.read(64);
+    }
+    r.skip(q + 1)?;
+    let low = r.read(k)?;
+    Some((u64::from(q) << k) | low)
+}
+
 /// Append `v` as an unsigned LEB128 varint.
 #[inline]
 pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {

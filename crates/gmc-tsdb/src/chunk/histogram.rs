@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use gmc_model::{CounterResetHint, Histogram, Span};
 
-use super::bits::{get_uvarint, get_varint, put_uvarint, put_varint, BitReader, BitWriter};
-use super::timestamps::{best_unit, TsDecoder, TsEncoder, UNITS};
+use super::bits::{get_uvarint, get_varint, put_uvarint, put_varint, BitReader};
+use super::timestamps::{best_unit, encode_stream, StreamDecoder, UNITS};
 use crate::error::{Error, Result};
 
 /// Encoding byte of this codec.
@@ -126,12 +126,9 @@ fn span_total(spans: &[Span]) -> Option<usize> {
 pub(crate) fn encode(samples: &[(i64, &Histogram)]) -> Vec<u8> {
     let unit = best_unit(samples.iter().map(|s| s.0));
     let div = UNITS[usize::from(unit)];
-    let mut tw = BitWriter::new();
-    let mut te = TsEncoder::default();
     let mut body = Vec::new();
     let mut prev: Option<&Histogram> = None;
-    for &(t, h) in samples {
-        te.push(&mut tw, t / div);
+    for &(_, h) in samples {
         let same_spans = prev.is_some_and(|p| {
             p.positive_spans == h.positive_spans && p.negative_spans == h.negative_spans
         });
@@ -183,7 +180,7 @@ pub(crate) fn encode(samples: &[(i64, &Histogram)]) -> Vec<u8> {
         );
         prev = Some(h);
     }
-    let ts_stream = tw.finish();
+    let ts_stream = encode_stream(samples.iter().map(|s| s.0 / div));
     let mut out = Vec::with_capacity(16 + ts_stream.len() + body.len());
     put_uvarint(&mut out, samples.len() as u64);
     out.push(unit);
@@ -198,7 +195,7 @@ pub(crate) fn encode(samples: &[(i64, &Histogram)]) -> Vec<u8> {
 #[derive(Debug, Clone)]
 pub(crate) struct HistogramIter<'a> {
     tr: BitReader<'a>,
-    ts: TsDecoder,
+    ts: StreamDecoder,
     body: &'a [u8],
     pos: usize,
     prev: Option<Arc<Histogram>>,
@@ -216,27 +213,30 @@ impl<'a> HistogramIter<'a> {
     /// Parse the header.
     pub(crate) fn new(bytes: &'a [u8]) -> Result<Self> {
         let mut pos = 0;
-        let count = get_uvarint(bytes, &mut pos).ok_or(corrupt("bad count"))?;
-        let unit = *bytes.get(pos).ok_or(corrupt("short header"))?;
+        let count = get_uvarint(bytes, &mut pos).ok_or_else(|| corrupt("bad count"))?;
+        let unit = *bytes.get(pos).ok_or_else(|| corrupt("short header"))?;
         pos += 1;
         if unit > 3 {
             return Err(corrupt("bad timestamp unit"));
         }
-        let t0 = get_varint(bytes, &mut pos).ok_or(corrupt("bad first timestamp"))?;
-        let ts_len = get_uvarint(bytes, &mut pos).ok_or(corrupt("bad stream length"))?;
+        let t0 = get_varint(bytes, &mut pos).ok_or_else(|| corrupt("bad first timestamp"))?;
+        let ts_len = get_uvarint(bytes, &mut pos).ok_or_else(|| corrupt("bad stream length"))?;
         let ts_end = usize::try_from(ts_len)
             .ok()
             .and_then(|l| pos.checked_add(l))
-            .ok_or(corrupt("bad stream length"))?;
-        let tstream = bytes.get(pos..ts_end).ok_or(corrupt("short stream"))?;
-        let body = bytes.get(ts_end..).ok_or(corrupt("short body"))?;
+            .ok_or_else(|| corrupt("bad stream length"))?;
+        let tstream = bytes
+            .get(pos..ts_end)
+            .ok_or_else(|| corrupt("short stream"))?;
+        let body = bytes.get(ts_end..).ok_or_else(|| corrupt("short body"))?;
         // Each histogram record takes at least five bytes.
         if count > body.len() as u64 / 5 + 1 {
             return Err(corrupt("count exceeds body"));
         }
+        let mut tr = BitReader::new(tstream);
         Ok(HistogramIter {
-            tr: BitReader::new(tstream),
-            ts: TsDecoder::new(t0, unit),
+            ts: StreamDecoder::new(&mut tr, t0, unit).ok_or_else(|| corrupt("short stream"))?,
+            tr,
             body,
             pos: 0,
             prev: None,

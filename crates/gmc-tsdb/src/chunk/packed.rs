@@ -1,13 +1,14 @@
 //! Encoding 2, `PACKED`: the closed-chunk float codec, written once when a head chunk is
-//! cut or a block is written. Timestamps use the grid-residual code; values use whichever
+//! cut or a block is written. Timestamps use the run-length grid-residual stream; values use whichever
 //! of three modes is smallest for this chunk: Gorilla XOR, decimal integers (value =
 //! m / 10^e exactly) with Rice-coded first or second differences, or Rice-coded
 //! differences of the raw IEEE bit patterns (full-precision gauges).
 
 use super::bits::{
-    get_uvarint, get_varint, mask, put_uvarint, put_varint, unzigzag, zigzag, BitReader, BitWriter,
+    best_rice, get_uvarint, get_varint, put_uvarint, put_varint, read_rice, unzigzag, write_rice,
+    zigzag, BitReader, BitWriter,
 };
-use super::timestamps::{best_unit, TsDecoder, TsEncoder, UNITS};
+use super::timestamps::{best_unit, encode_stream, StreamDecoder, UNITS};
 use super::xor::{XorValues, XorValuesDecoder};
 use crate::error::{Error, Result};
 
@@ -18,8 +19,6 @@ const MODE_XOR: u8 = 0;
 const MODE_DECIMAL: u8 = 1;
 const MODE_BITS: u8 = 2;
 
-/// Unary quotients of this length or more escape to a raw 64-bit value.
-const RICE_ESCAPE: u32 = 24;
 /// Largest decimal exponent tried.
 const MAX_DECIMAL_EXP: usize = 15;
 /// 2^53: integers below this magnitude are exact in an f64.
@@ -28,56 +27,6 @@ const EXACT_INT: f64 = 9_007_199_254_740_992.0;
 const POW10: [f64; MAX_DECIMAL_EXP + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
-
-#[inline]
-fn rice_cost(u: u64, k: u32) -> u64 {
-    let q = u >> k;
-    if q >= u64::from(RICE_ESCAPE) {
-        u64::from(RICE_ESCAPE) + 64
-    } else {
-        q + 1 + u64::from(k)
-    }
-}
-
-/// Best Rice parameter for `us` and the resulting bit count.
-fn best_rice(us: &[u64]) -> (u32, u64) {
-    if us.is_empty() {
-        return (0, 0);
-    }
-    let mean = us.iter().fold(0u128, |a, &u| a + u128::from(u)) / us.len() as u128;
-    let guess = 64 - (mean as u64).leading_zeros();
-    let lo = guess.saturating_sub(3);
-    let hi = (guess + 2).min(63);
-    (lo..=hi)
-        .map(|k| (k, us.iter().map(|&u| rice_cost(u, k)).sum::<u64>()))
-        .min_by_key(|&(_, c)| c)
-        .unwrap_or((0, 0))
-}
-
-#[inline]
-fn write_rice(w: &mut BitWriter, u: u64, k: u32) {
-    let q = u >> k;
-    if q >= u64::from(RICE_ESCAPE) {
-        w.write(mask(RICE_ESCAPE), RICE_ESCAPE);
-        w.write(u, 64);
-    } else {
-        // q ones and a terminating zero.
-        w.write(mask(q as u32) << 1, q as u32 + 1);
-        w.write(u & mask(k), k);
-    }
-}
-
-#[inline]
-fn read_rice(r: &mut BitReader<'_>, k: u32) -> Option<u64> {
-    let q = r.peek_ones(RICE_ESCAPE);
-    if q >= RICE_ESCAPE {
-        r.skip(RICE_ESCAPE)?;
-        return r.read(64);
-    }
-    r.skip(q + 1)?;
-    let low = r.read(k)?;
-    Some((u64::from(q) << k) | low)
-}
 
 /// Smallest exponent `e` with `v == m / 10^e` exactly for an integer `m`, if any.
 #[inline]
@@ -167,12 +116,7 @@ fn best_int_coding(x: &[i64]) -> Option<(u8, i64, u32, u64, Vec<u64>)> {
 pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
     let unit = best_unit(samples.iter().map(|s| s.0));
     let div = UNITS[usize::from(unit)];
-    let mut tw = BitWriter::new();
-    let mut te = TsEncoder::default();
-    for &(t, _) in samples {
-        te.push(&mut tw, t / div);
-    }
-    let ts_stream = tw.finish();
+    let ts_stream = encode_stream(samples.iter().map(|s| s.0 / div));
 
     // Candidate 1: XOR.
     let mut xw = BitWriter::new();
@@ -266,7 +210,7 @@ enum Values {
 pub(crate) struct PackedIter<'a> {
     tr: BitReader<'a>,
     vr: BitReader<'a>,
-    ts: TsDecoder,
+    ts: StreamDecoder,
     vals: Values,
     left: u64,
 }
@@ -282,33 +226,40 @@ impl<'a> PackedIter<'a> {
     /// Parse the header.
     pub(crate) fn new(bytes: &'a [u8]) -> Result<Self> {
         let mut pos = 0;
-        let count = get_uvarint(bytes, &mut pos).ok_or(corrupt("bad count"))?;
-        let unit = *bytes.get(pos).ok_or(corrupt("short header"))?;
+        let count = get_uvarint(bytes, &mut pos).ok_or_else(|| corrupt("bad count"))?;
+        let unit = *bytes.get(pos).ok_or_else(|| corrupt("short header"))?;
         pos += 1;
         if unit > 3 {
             return Err(corrupt("bad timestamp unit"));
         }
-        let t0 = get_varint(bytes, &mut pos).ok_or(corrupt("bad first timestamp"))?;
-        let mode = *bytes.get(pos).ok_or(corrupt("short header"))?;
+        let t0 = get_varint(bytes, &mut pos).ok_or_else(|| corrupt("bad first timestamp"))?;
+        let mode = *bytes.get(pos).ok_or_else(|| corrupt("short header"))?;
         pos += 1;
         let vals = match mode {
             MODE_XOR => Values::Xor(XorValuesDecoder::default()),
             MODE_DECIMAL | MODE_BITS => {
                 let scale = if mode == MODE_DECIMAL {
-                    let e = usize::from(*bytes.get(pos).ok_or(corrupt("short header"))?);
+                    let e = usize::from(*bytes.get(pos).ok_or_else(|| corrupt("short header"))?);
                     pos += 1;
-                    Some(*POW10.get(e).ok_or(corrupt("bad decimal exponent"))?)
+                    Some(
+                        *POW10
+                            .get(e)
+                            .ok_or_else(|| corrupt("bad decimal exponent"))?,
+                    )
                 } else {
                     None
                 };
-                let p = bytes.get(pos..pos + 2).ok_or(corrupt("short header"))?;
+                let p = bytes
+                    .get(pos..pos + 2)
+                    .ok_or_else(|| corrupt("short header"))?;
                 let (order, k) = (p[0], u32::from(p[1]));
                 pos += 2;
                 if order > 2 || k > 63 {
                     return Err(corrupt("bad integer parameters"));
                 }
-                let first = get_varint(bytes, &mut pos).ok_or(corrupt("bad first value"))?;
-                let c = get_varint(bytes, &mut pos).ok_or(corrupt("bad offset"))?;
+                let first =
+                    get_varint(bytes, &mut pos).ok_or_else(|| corrupt("bad first value"))?;
+                let c = get_varint(bytes, &mut pos).ok_or_else(|| corrupt("bad offset"))?;
                 Values::Int {
                     scale,
                     k,
@@ -318,25 +269,29 @@ impl<'a> PackedIter<'a> {
             }
             _ => return Err(corrupt("unknown value mode")),
         };
-        let ts_len = get_uvarint(bytes, &mut pos).ok_or(corrupt("bad stream length"))?;
+        let ts_len = get_uvarint(bytes, &mut pos).ok_or_else(|| corrupt("bad stream length"))?;
         let ts_end = usize::try_from(ts_len)
             .ok()
             .and_then(|l| pos.checked_add(l))
-            .ok_or(corrupt("bad stream length"))?;
+            .ok_or_else(|| corrupt("bad stream length"))?;
         let tstream = bytes
             .get(pos..ts_end)
-            .ok_or(corrupt("short timestamp stream"))?;
-        let vstream = bytes.get(ts_end..).ok_or(corrupt("short value stream"))?;
-        // Every sample after the first takes at least one bit in each stream; this bounds
+            .ok_or_else(|| corrupt("short timestamp stream"))?;
+        let vstream = bytes
+            .get(ts_end..)
+            .ok_or_else(|| corrupt("short value stream"))?;
+        // Every sample after the first takes at least one bit of the value stream; this bounds
         // allocations driven by a corrupt count.
         let room = |s: &[u8]| (s.len() as u64) * 8 + 1;
-        if count > room(tstream) || count > room(vstream) {
+        if count > room(vstream) {
             return Err(corrupt("count exceeds stream"));
         }
+        let mut tr = BitReader::new(tstream);
         Ok(PackedIter {
-            tr: BitReader::new(tstream),
             vr: BitReader::new(vstream),
-            ts: TsDecoder::new(t0, unit),
+            ts: StreamDecoder::new(&mut tr, t0, unit)
+                .ok_or_else(|| corrupt("short timestamp stream"))?,
+            tr,
             vals,
             left: count,
         })
@@ -380,14 +335,17 @@ impl PackedIter<'_> {
             let t = self
                 .ts
                 .next(&mut self.tr)
-                .ok_or(corrupt("truncated stream"))?;
+                .ok_or_else(|| corrupt("truncated stream"))?;
             out.push((t, 0.0));
         }
         let slots = &mut out[start..];
         match &mut self.vals {
             Values::Xor(d) => {
                 for s in slots.iter_mut() {
-                    s.1 = f64::from_bits(d.next(&mut self.vr).ok_or(corrupt("truncated stream"))?);
+                    s.1 = f64::from_bits(
+                        d.next(&mut self.vr)
+                            .ok_or_else(|| corrupt("truncated stream"))?,
+                    );
                 }
             }
             Values::Int { scale, k, p, .. } => {
@@ -395,22 +353,39 @@ impl PackedIter<'_> {
                 let Some((first, rest)) = slots.split_first_mut() else {
                     return Ok(());
                 };
-                let to_f = |x: i64| match scale {
-                    Some(s) => x as f64 / s,
-                    None => f64::from_bits(x as u64),
+                first.1 = match scale {
+                    Some(s) => p.prev as f64 / s,
+                    None => f64::from_bits(p.prev as u64),
                 };
-                first.1 = to_f(p.prev);
-                for s in rest {
-                    let r =
-                        unzigzag(read_rice(&mut self.vr, k).ok_or(corrupt("truncated stream"))?);
-                    let x = p.predict().wrapping_add(r);
-                    p.push(x);
-                    s.1 = to_f(x);
+                // One monomorphized loop per conversion: no per-sample branch on the mode.
+                let vr = &mut self.vr;
+                match scale {
+                    Some(1.0) => int_loop(vr, p, k, rest, |x| x as f64)?,
+                    Some(s) => int_loop(vr, p, k, rest, |x| x as f64 / s)?,
+                    None => int_loop(vr, p, k, rest, |x| f64::from_bits(x as u64))?,
                 }
             }
         }
         Ok(())
     }
+}
+
+/// Decode the integer residuals of `out.len()` samples, converting with `conv`.
+#[inline(always)]
+fn int_loop(
+    vr: &mut BitReader<'_>,
+    p: &mut Predictor,
+    k: u32,
+    out: &mut [(i64, f64)],
+    conv: impl Fn(i64) -> f64,
+) -> Result<()> {
+    for s in out {
+        let r = unzigzag(read_rice(vr, k).ok_or_else(|| corrupt("truncated stream"))?);
+        let x = p.predict().wrapping_add(r);
+        p.push(x);
+        s.1 = conv(x);
+    }
+    Ok(())
 }
 
 impl Iterator for PackedIter<'_> {

@@ -3,7 +3,7 @@
 //! grid prediction, so ms-granular nanosecond timestamps cost what ms ones cost and a
 //! ±1 ms scrape jitter costs a few bits once instead of three times (as delta-of-delta would).
 
-use super::bits::{mask, BitReader, BitWriter};
+use super::bits::{best_rice, mask, read_rice, write_rice, BitReader, BitWriter};
 
 /// Unit codes and their size in nanoseconds; the code is stored in chunk headers.
 pub(crate) const UNITS: [i64; 4] = [1, 1_000, 1_000_000, 1_000_000_000];
@@ -121,26 +121,36 @@ impl TsEncoder {
     /// chunk header).
     #[inline]
     pub(crate) fn push(&mut self, w: &mut BitWriter, t: i64) {
-        match self.n {
+        if let Some(r) = self.residual(t) {
+            write_signed(w, r);
+        }
+    }
+
+    /// The residual of the next timestamp (in units); `None` for the first one.
+    #[inline]
+    pub(crate) fn residual(&mut self, t: i64) -> Option<i64> {
+        let r = match self.n {
             0 => {
                 self.grid = t;
+                None
             }
             1 => {
                 let d = t.wrapping_sub(self.prev);
-                write_signed(w, d);
                 self.step = snap_step(d);
                 self.grid = t;
+                Some(d)
             }
             _ => {
                 let pred = self.grid.wrapping_add(self.step);
                 let r = t.wrapping_sub(pred);
-                write_signed(w, r);
                 self.advance(t, r, pred);
                 self.last_r = r;
+                Some(r)
             }
-        }
+        };
         self.prev = t;
         self.n = self.n.saturating_add(1);
+        r
     }
 
     #[inline]
@@ -182,17 +192,33 @@ impl TsDecoder {
     /// The next timestamp in nanoseconds.
     #[inline]
     pub(crate) fn next(&mut self, r: &mut BitReader<'_>) -> Option<i64> {
+        let res = if self.n == 0 { 0 } else { read_signed(r)? };
+        Some(self.apply(res))
+    }
+
+    /// `apply(0)` for a sample after the second: the grid just advances by one step.
+    #[inline]
+    fn apply_zero(&mut self) -> i64 {
+        let t = self.grid.wrapping_add(self.step);
+        self.grid = t;
+        self.last_r = 0;
+        self.prev = t;
+        self.n = self.n.saturating_add(1);
+        t.wrapping_mul(self.unit)
+    }
+
+    /// The next timestamp in nanoseconds given its residual (ignored for the first).
+    #[inline]
+    pub(crate) fn apply(&mut self, res: i64) -> i64 {
         let t = match self.n {
             0 => self.prev,
             1 => {
-                let d = read_signed(r)?;
-                let t = self.prev.wrapping_add(d);
-                self.step = snap_step(d);
+                let t = self.prev.wrapping_add(res);
+                self.step = snap_step(res);
                 self.grid = t;
                 t
             }
             _ => {
-                let res = read_signed(r)?;
                 let pred = self.grid.wrapping_add(self.step);
                 let t = pred.wrapping_add(res);
                 if res.unsigned_abs() <= tolerance(self.step) {
@@ -211,7 +237,112 @@ impl TsDecoder {
         };
         self.prev = t;
         self.n = self.n.saturating_add(1);
-        Some(t.wrapping_mul(self.unit))
+        t.wrapping_mul(self.unit)
+    }
+}
+
+/// Encode timestamps (in units; the first is in the chunk header) as a run-length stream
+/// for closed chunks: 6 bits Rice parameter `k`, then for each non-zero residual the
+/// Rice-coded count of zero residuals before it and the residual (`0`+sign bit for ±1,
+/// else `1` + the `write_signed` code), then the Rice-coded count of trailing zeros.
+pub(crate) fn encode_stream(ts: impl Iterator<Item = i64>) -> Vec<u8> {
+    let mut e = TsEncoder::default();
+    let residuals: Vec<i64> = ts.filter_map(|t| e.residual(t)).collect();
+    let mut runs = Vec::new();
+    let mut run = 0u64;
+    for &r in &residuals {
+        if r == 0 {
+            run += 1;
+        } else {
+            runs.push(run);
+            run = 0;
+        }
+    }
+    if run > 0 {
+        runs.push(run);
+    }
+    let (k, _) = best_rice(&runs);
+    let mut w = BitWriter::new();
+    w.write(u64::from(k), 6);
+    let mut run = 0u64;
+    for &r in &residuals {
+        if r == 0 {
+            run += 1;
+            continue;
+        }
+        write_rice(&mut w, run, k);
+        run = 0;
+        match r {
+            1 => w.write(0b00, 2),
+            -1 => w.write(0b01, 2),
+            _ => {
+                w.write(1, 1);
+                write_signed(&mut w, r);
+            }
+        }
+    }
+    if run > 0 {
+        write_rice(&mut w, run, k);
+    }
+    w.finish()
+}
+
+/// Decoder of [`encode_stream`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StreamDecoder {
+    dec: TsDecoder,
+    k: u32,
+    zeros_left: u64,
+    value_pending: bool,
+}
+
+impl StreamDecoder {
+    /// Read the stream header; `t0` is the first timestamp in units.
+    pub(crate) fn new(r: &mut BitReader<'_>, t0: i64, unit_code: u8) -> Option<Self> {
+        // An empty stream (a one-sample chunk) has no header; k is then never used.
+        let k = r.read(6).unwrap_or(0) as u32;
+        Some(StreamDecoder {
+            dec: TsDecoder::new(t0, unit_code),
+            k,
+            zeros_left: 0,
+            value_pending: false,
+        })
+    }
+
+    fn residual(&mut self, r: &mut BitReader<'_>) -> Option<i64> {
+        if self.zeros_left > 0 {
+            self.zeros_left -= 1;
+            return Some(0);
+        }
+        if !self.value_pending {
+            let run = read_rice(r, self.k)?;
+            if run > 0 {
+                self.zeros_left = run - 1;
+                self.value_pending = true;
+                return Some(0);
+            }
+        }
+        self.value_pending = false;
+        if r.bit()? {
+            read_signed(r)
+        } else {
+            Some(if r.bit()? { -1 } else { 1 })
+        }
+    }
+
+    /// The next timestamp in nanoseconds.
+    #[inline]
+    pub(crate) fn next(&mut self, r: &mut BitReader<'_>) -> Option<i64> {
+        if self.zeros_left > 0 && self.dec.n >= 2 {
+            self.zeros_left -= 1;
+            return Some(self.dec.apply_zero());
+        }
+        let res = if self.dec.n == 0 {
+            0
+        } else {
+            self.residual(r)?
+        };
+        Some(self.dec.apply(res))
     }
 }
 

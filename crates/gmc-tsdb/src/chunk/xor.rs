@@ -216,14 +216,14 @@ impl<'a> XorIter<'a> {
         let count = bytes
             .get(..2)
             .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .ok_or(corrupt("short header"))?;
-        let unit = *bytes.get(2).ok_or(corrupt("short header"))?;
+            .ok_or_else(|| corrupt("short header"))?;
+        let unit = *bytes.get(2).ok_or_else(|| corrupt("short header"))?;
         if unit > 3 {
             return Err(corrupt("bad timestamp unit"));
         }
         let mut pos = 3;
-        let t0 = get_varint(bytes, &mut pos).ok_or(corrupt("bad first timestamp"))?;
-        let stream = bytes.get(pos..).ok_or(corrupt("short header"))?;
+        let t0 = get_varint(bytes, &mut pos).ok_or_else(|| corrupt("bad first timestamp"))?;
+        let stream = bytes.get(pos..).ok_or_else(|| corrupt("short header"))?;
         Ok(XorIter {
             r: BitReader::new(stream),
             ts: TsDecoder::new(t0, unit),

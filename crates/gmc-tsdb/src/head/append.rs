@@ -76,7 +76,8 @@ impl Head {
             for &i in idxs {
                 let i = i as usize;
                 let Some(s) = batch.get(i) else { continue };
-                let r = match shard.find(s.hash, s.labels) {
+                let found = shard.find_mut(s.hash, s.labels).map(|x| x.ref_id);
+                let r = match found {
                     Some(r) => r,
                     None => match self.create(shard_idx, &mut shard, s.hash, s.labels, None) {
                         Ok(r) => {
@@ -94,7 +95,7 @@ impl Head {
                         }
                     },
                 };
-                let Some(series) = shard.series.get_mut(&r) else {
+                let Some(series) = shard.get_mut_hinted(s.hash, r) else {
                     continue;
                 };
                 let hists = plan.histograms.get(i);
@@ -144,7 +145,7 @@ impl Head {
                 let (Some(Some(r)), Some(s)) = (plan.refs.get(i), batch.get(i)) else {
                     continue;
                 };
-                let Some(series) = shard.series.get_mut(r) else {
+                let Some(series) = shard.get_mut_hinted(s.hash, *r) else {
                     continue;
                 };
                 series.wal_logged = true;

@@ -74,7 +74,7 @@ impl Head {
             }
             let shard = self.shards[i].lock();
             for r in refs {
-                let Some(s) = shard.series.get(r) else {
+                let Some(s) = shard.get(*r) else {
                     continue;
                 };
                 if !matches_all(&s.labels, matchers) {
@@ -95,7 +95,7 @@ impl Head {
         let mut out = Vec::with_capacity(refs.len());
         for r in refs {
             let shard = self.shards[Self::shard_of_ref(r)].lock();
-            if let Some(s) = shard.series.get(&r) {
+            if let Some(s) = shard.get(r) {
                 if matches_all(&s.labels, matchers) && !s.is_empty() {
                     out.push(Arc::clone(&s.labels));
                 }

@@ -49,6 +49,8 @@ pub(crate) enum Inserted {
 pub(crate) struct MemSeries {
     pub(crate) ref_id: u64,
     pub(crate) labels: LabelSet,
+    /// Label bytes for the collision check (see `head::series_key`).
+    pub(crate) key: Box<[u8]>,
     /// Whether a WAL series record for `ref_id` is durable in the current WAL.
     pub(crate) wal_logged: bool,
     pub(crate) closed: Vec<Chunk>,
@@ -74,10 +76,11 @@ pub(crate) struct Taken {
 }
 
 impl MemSeries {
-    pub(crate) fn new(ref_id: u64, labels: LabelSet) -> Self {
+    pub(crate) fn new(ref_id: u64, labels: LabelSet, key: Box<[u8]>) -> Self {
         MemSeries {
             ref_id,
             labels,
+            key,
             wal_logged: false,
             closed: Vec::new(),
             open: Open::Empty,
@@ -330,6 +333,19 @@ impl MemSeries {
 
     /// Move all data out (for a flush); the newest-sample state stays for validation.
     pub(crate) fn take(&mut self) -> Taken {
+        // The block writer recompresses everything, so the open float chunk moves as is
+        // (no recompression while the shard lock is held).
+        if let Open::Float(a) = &self.open {
+            if let (Some(mint), Some(maxt)) = (a.first_ts(), a.last_ts()) {
+                self.closed.push(Chunk {
+                    mint,
+                    maxt,
+                    encoding: chunk::ENCODING_XOR,
+                    bytes: a.bytes().into(),
+                });
+            }
+            self.open = Open::Empty;
+        }
         self.cut();
         self.min_ts = i64::MAX;
         Taken {

@@ -185,6 +185,32 @@ mod tests {
     }
 
     #[test]
+    fn readers_see_consistent_sorted_results_while_one_writer_adds() {
+        let p = std::sync::Arc::new(MemPostings::new());
+        let m = [Matcher::equal("job", "a")];
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                let p = std::sync::Arc::clone(&p);
+                let m = m.clone();
+                s.spawn(move || {
+                    let mut last = 0;
+                    for _ in 0..200 {
+                        let r = p.select(&m).unwrap();
+                        assert!(r.windows(2).all(|w| w[0] < w[1]));
+                        assert!(r.len() >= last, "a reader saw the index shrink");
+                        last = r.len();
+                    }
+                });
+            }
+            for i in 0..2000u32 {
+                let job = if i % 2 == 0 { "a" } else { "b" };
+                p.add(i, &Labels::from_pairs([("__name__", "up"), ("job", job)]));
+            }
+        });
+        assert_eq!(p.select(&m).unwrap().len(), 1000);
+    }
+
+    #[test]
     fn remove_and_gc_drop_series_and_empty_lists() {
         let p = idx();
         p.remove(2, &Labels::from_pairs([("__name__", "cpu")]));

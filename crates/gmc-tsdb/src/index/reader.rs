@@ -163,7 +163,7 @@ impl Reader {
         }
 
         let offs = &data[offs_r.clone()];
-        if offs.len() % 4 != 0 {
+        if !offs.len().is_multiple_of(4) {
             return Err(corrupt(
                 "series_offsets",
                 offs_r.start as u64,

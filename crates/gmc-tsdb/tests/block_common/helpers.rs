@@ -1,7 +1,7 @@
 //! Helpers shared by the block tests: building blocks from float series and reading every
 //! sample back through the chunk decoder.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
