@@ -1,6 +1,8 @@
 //! In-process API tests (router driven with `oneshot`, no sockets): remote_write round
 //! trips bit-exactly through the store, metadata-only requests, and admission control.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -77,7 +79,8 @@ async fn remote_write_round_trips_floats_stale_markers_and_histograms() {
     let lat = q
         .select(&[Matcher::equal("__name__", "match_latency_seconds")])
         .unwrap();
-    match &lat[0].iter().next().unwrap().value {
+    let first = lat[0].iter().next().unwrap();
+    match &first.value {
         gmc_tsdb::SampleValue::Histogram(got) => {
             assert_eq!(got.count, h.count);
             assert_eq!(got.sum, h.sum);
