@@ -1,0 +1,1 @@
+//! PromQL evaluation over gmc-tsdb with Prometheus 3.x semantics.

@@ -1,0 +1,3 @@
+//! Reference limit-order-book matching engine instrumented with gmc-client.
+
+fn main() {}
