@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use crate::error::Result;
 use crate::histogram::Histogram;
-use crate::labels::{series_hash, Label, LabelRef, Labels, ValidationLimits};
+use crate::labels::{series_hash_bytes, Label, LabelRef, Labels, ValidationLimits};
 use crate::metadata::Metadata;
 
 /// A float sample.
@@ -49,6 +49,9 @@ pub struct WriteBatch<'a> {
     series: Vec<SeriesEntry>,
     metadata: Vec<Metadata>,
     limits: ValidationLimits,
+    /// Reused buffer the identity hash is computed over in one pass (hashing many tiny
+    /// pieces through a streaming hasher costs several times more).
+    hash_scratch: Vec<u8>,
 }
 
 /// A read view of one series in a batch.
@@ -224,17 +227,14 @@ impl<'a> SeriesWriter<'_, 'a> {
     /// On error the series is removed again and the batch is as before.
     pub fn finish(mut self) -> Result<()> {
         let limits = self.batch.limits;
-        let mut labels = self.batch.labels.split_off(self.start_labels);
-        let res = limits.normalize(&mut labels).and_then(|()| {
-            for h in &self.batch.histograms[self.start_hist..] {
-                h.histogram.validate()?;
-            }
-            Ok(())
-        });
-        // On error, Drop rolls the series back because `finished` stays false.
-        res?;
-        let hash = series_hash(labels.iter().map(|l| (l.name.as_ref(), l.value.as_ref())));
-        self.batch.labels.extend(labels);
+        // Normalize in place: no per-series allocation on the ingest hot path.
+        let len = limits.normalize_tail(&mut self.batch.labels, self.start_labels)?;
+        debug_assert_eq!(len, self.batch.labels.len() - self.start_labels);
+        for h in &self.batch.histograms[self.start_hist..] {
+            h.histogram.validate()?;
+        }
+        let labels = &self.batch.labels[self.start_labels..];
+        let hash = series_hash_bytes(&mut self.batch.hash_scratch, labels);
         let to_u32 = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         let entry = SeriesEntry {
             labels: to_u32(self.start_labels)..to_u32(self.batch.labels.len()),

@@ -171,6 +171,19 @@ pub fn series_hash<'s>(pairs: impl Iterator<Item = (&'s str, &'s str)>) -> u64 {
     h.digest()
 }
 
+/// [`series_hash`] of sorted `labels`, computed in one pass over `scratch` (reused between
+/// calls). Produces exactly the same value: xxh3 over the same concatenated bytes.
+pub fn series_hash_bytes(scratch: &mut Vec<u8>, labels: &[LabelRef<'_>]) -> u64 {
+    scratch.clear();
+    for l in labels {
+        scratch.extend_from_slice(l.name.as_bytes());
+        scratch.push(0xff);
+        scratch.extend_from_slice(l.value.as_bytes());
+        scratch.push(0xff);
+    }
+    xxhash_rust::xxh3::xxh3_64(scratch)
+}
+
 /// Limits applied to every ingested label set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ValidationLimits {
@@ -199,23 +212,39 @@ impl ValidationLimits {
     /// other than `__name__` follow Prometheus' UTF-8 rules (any valid UTF-8, which `str`
     /// guarantees) but may not contain control characters; the limits apply.
     pub fn normalize(&self, labels: &mut Vec<LabelRef<'_>>) -> Result<()> {
-        labels.retain(|l| !l.value.is_empty());
-        if labels.len() > self.max_labels {
+        self.normalize_tail(labels, 0).map(|_| ())
+    }
+
+    /// [`normalize`](Self::normalize) applied to `labels[start..]` in place (the part
+    /// before `start` is untouched); returns the normalized tail's length. On error the
+    /// tail may be partly reordered, and the caller discards it.
+    pub fn normalize_tail(&self, labels: &mut Vec<LabelRef<'_>>, start: usize) -> Result<usize> {
+        // Drop empty values (Prometheus semantics: an empty label is an absent label).
+        let mut w = start;
+        for r in start..labels.len() {
+            if !labels[r].value.is_empty() {
+                labels.swap(w, r);
+                w += 1;
+            }
+        }
+        labels.truncate(w);
+        let tail = &mut labels[start..];
+        if tail.len() > self.max_labels {
             return Err(Error::TooManyLabels {
-                count: labels.len(),
+                count: tail.len(),
                 limit: self.max_labels,
             });
         }
         // Most senders already sort; skip the sort when they did.
-        if !labels.windows(2).all(|w| w[0].name <= w[1].name) {
-            labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        if !tail.windows(2).all(|w| w[0].name <= w[1].name) {
+            tail.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         }
         let mut has_name = false;
-        for (i, l) in labels.iter().enumerate() {
+        for (i, l) in tail.iter().enumerate() {
             if l.name.is_empty() {
                 return Err(Error::EmptyLabelName);
             }
-            if i > 0 && labels[i - 1].name == l.name {
+            if i > 0 && tail[i - 1].name == l.name {
                 return Err(Error::DuplicateLabelName {
                     name: truncate_for_error(&l.name),
                 });
@@ -233,14 +262,14 @@ impl ValidationLimits {
                     limit: self.max_value_bytes,
                 });
             }
-            if l.name.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            if has_control(l.name.as_bytes()) {
                 return Err(Error::InvalidLabelName {
                     name: truncate_for_error(&l.name),
                 });
             }
             if l.name == METRIC_NAME {
                 has_name = true;
-                if l.value.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                if has_control(l.value.as_bytes()) {
                     return Err(Error::InvalidMetricName {
                         name: truncate_for_error(&l.value),
                     });
@@ -250,8 +279,13 @@ impl ValidationLimits {
         if !has_name {
             return Err(Error::MissingMetricName);
         }
-        Ok(())
+        Ok(tail.len())
     }
+}
+
+/// Whether `b` holds an ASCII control character (never valid in names).
+fn has_control(b: &[u8]) -> bool {
+    b.iter().any(|&c| c < 0x20 || c == 0x7f)
 }
 
 /// Builds a validated [`Labels`] from unsorted pairs.
@@ -291,6 +325,39 @@ impl LabelsBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_hash_equals_streaming_hash(
+            pairs in proptest::collection::vec(("[a-z_]{1,8}", "\\PC{0,12}"), 0..10)
+        ) {
+            let labels: Vec<LabelRef<'_>> =
+                pairs.iter().map(|(n, v)| LabelRef::new(n.as_str(), v.as_str())).collect();
+            let streaming = series_hash(labels.iter().map(|l| (l.name.as_ref(), l.value.as_ref())));
+            let mut scratch = Vec::new();
+            proptest::prop_assert_eq!(series_hash_bytes(&mut scratch, &labels), streaming);
+        }
+
+        #[test]
+        fn normalize_tail_leaves_the_head_alone(
+            head in proptest::collection::vec(("[a-z]{1,4}", "[a-z]{0,3}"), 0..4),
+            tail in proptest::collection::vec(("[a-z]{1,4}", "[a-z]{0,3}"), 0..6),
+        ) {
+            let lim = ValidationLimits::default();
+            let mut all: Vec<LabelRef<'_>> = head.iter().map(|(n, v)| LabelRef::new(n.as_str(), v.as_str())).collect();
+            let h = all.clone();
+            all.push(LabelRef::new(METRIC_NAME, "m"));
+            all.extend(tail.iter().map(|(n, v)| LabelRef::new(n.as_str(), v.as_str())));
+            let mut alone: Vec<LabelRef<'_>> = all[h.len()..].to_vec();
+            let whole = lim.normalize(&mut alone);
+            let tailed = lim.normalize_tail(&mut all, h.len());
+            proptest::prop_assert_eq!(whole.is_ok(), tailed.is_ok());
+            proptest::prop_assert_eq!(&all[..h.len()], &h[..]);
+            if whole.is_ok() {
+                proptest::prop_assert_eq!(&all[h.len()..], &alone[..]);
+            }
+        }
+    }
 
     #[test]
     fn hash_is_order_independent_after_normalize_and_stable() {

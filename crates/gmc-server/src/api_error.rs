@@ -14,6 +14,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds after which a retry may succeed (429/503 only).
     pub retry_after_secs: Option<u64>,
+    /// Prometheus `errorType` when it does not follow from the status (e.g. `timeout`
+    /// is a 503 like `unavailable`).
+    pub error_type_override: Option<&'static str>,
 }
 
 impl ApiError {
@@ -58,6 +61,14 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
+    /// An error with an explicit Prometheus `errorType` (query API).
+    pub fn typed(status: StatusCode, error_type: &'static str, message: String) -> Self {
+        ApiError {
+            error_type_override: Some(error_type),
+            ..Self::new(status, message)
+        }
+    }
+
     /// An error of the given class.
     pub fn from_class(class: ErrorClass, message: impl Into<String>) -> Self {
         match class {
@@ -74,11 +85,15 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after_secs: None,
+            error_type_override: None,
         }
     }
 
     /// Prometheus' `errorType` for this status.
     pub fn error_type(&self) -> &'static str {
+        if let Some(t) = self.error_type_override {
+            return t;
+        }
         match self.status {
             StatusCode::BAD_REQUEST
             | StatusCode::PAYLOAD_TOO_LARGE

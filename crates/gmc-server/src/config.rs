@@ -103,6 +103,57 @@ impl Default for SelfMonitoringConfig {
     }
 }
 
+/// `[query]`: PromQL evaluation limits. A query breaching one gets a Prometheus-style
+/// error; none can exhaust memory or hold the server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// How far back an instant selector looks for the latest sample.
+    #[serde(deserialize_with = "de_duration")]
+    pub lookback_delta: Duration,
+    /// Longest a query may evaluate (also the longest it waits for a slot).
+    #[serde(deserialize_with = "de_duration")]
+    pub timeout: Duration,
+    /// Most samples a query may hold in memory at once.
+    pub max_samples: usize,
+    /// Most queries evaluated at once; more wait for a slot.
+    pub max_concurrent: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            lookback_delta: Duration::from_secs(300),
+            timeout: Duration::from_secs(120),
+            max_samples: 50_000_000,
+            max_concurrent: 20,
+        }
+    }
+}
+
+/// `[host]`: `gmc serve` collects its own host's figures (CPU, memory, disks, network,
+/// TCP, filesystems) with gmc-agent's node_exporter-compatible collectors, as
+/// `job="gmc_host"`, `instance=<hostname>` (an agent on the same host pushes `job="node"`:
+/// the two never share a series).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostConfig {
+    /// Whether to collect.
+    pub enabled: bool,
+    /// How often (100 ms at least).
+    #[serde(deserialize_with = "de_duration")]
+    pub interval: Duration,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            enabled: true,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
 /// One `[[scrape_configs]]` entry, in Prometheus' vocabulary.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -197,6 +248,10 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// `[self_monitoring]`
     pub self_monitoring: SelfMonitoringConfig,
+    /// `[query]`
+    pub query: QueryConfig,
+    /// `[host]`
+    pub host: HostConfig,
     /// `[[scrape_configs]]`
     pub scrape_configs: Vec<ScrapeConfig>,
 }
@@ -222,6 +277,21 @@ impl Config {
                 "ingest.max_labels_per_series".into(),
                 "must be at least 2",
             ));
+        }
+        if self.query.max_concurrent == 0 {
+            return Err(bad("query.max_concurrent".into(), "must be at least 1"));
+        }
+        if self.query.max_samples == 0 {
+            return Err(bad("query.max_samples".into(), "must be at least 1"));
+        }
+        if self.query.timeout < Duration::from_millis(1) {
+            return Err(bad("query.timeout".into(), "must be at least 1ms"));
+        }
+        if self.query.lookback_delta < Duration::from_millis(1) {
+            return Err(bad("query.lookback_delta".into(), "must be at least 1ms"));
+        }
+        if self.host.interval < Duration::from_millis(100) {
+            return Err(bad("host.interval".into(), "must be at least 100ms"));
         }
         if self.self_monitoring.interval < Duration::from_millis(100) {
             return Err(bad(

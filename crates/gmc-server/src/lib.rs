@@ -14,6 +14,7 @@
 pub mod api_error;
 pub mod config;
 pub mod error;
+mod host;
 pub mod metrics;
 mod routes;
 mod scrape;
@@ -35,8 +36,27 @@ pub use state::AppState;
 
 /// Build the router over `state` (used by `run` and by in-process tests).
 pub fn router(state: AppState) -> Router {
-    use routes::{ingest, rest, status};
+    use routes::{ingest, prom_api as api, rest, status};
     Router::new()
+        .route("/api/v1/query", get(api::query).post(api::query))
+        .route("/api/v1/query_range", get(api::query_range).post(api::query_range))
+        .route("/api/v1/series", get(api::series).post(api::series))
+        .route("/api/v1/labels", get(api::labels).post(api::labels))
+        .route("/api/v1/label/{name}/values", get(api::label_values))
+        .route("/api/v1/metadata", get(api::metadata))
+        .route("/api/v1/status/buildinfo", get(api::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(api::runtimeinfo))
+        .route(
+            "/api/v1/format_query",
+            get(api::format_query).post(api::format_query),
+        )
+        .route("/api/v1/rules", get(api::rules))
+        .route("/api/v1/alerts", get(api::alerts))
+        .route(
+            "/api/v1/query_exemplars",
+            get(api::query_exemplars).post(api::query_exemplars),
+        )
+        .route("/api/v1/targets", get(api::targets))
         .route("/api/v1/write", post(ingest::remote_write))
         .route("/api/v1/import/prometheus", post(ingest::import_prometheus))
         .route(
@@ -111,6 +131,9 @@ pub async fn serve_on(
             state.clone(),
             stop_rx.clone(),
         )));
+    }
+    if state.config.host.enabled {
+        background.push(tokio::spawn(host::run(state.clone(), stop_rx.clone())));
     }
     tracing::info!(addr = %local, "Listening.");
     let app = router(state);

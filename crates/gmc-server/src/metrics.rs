@@ -87,6 +87,8 @@ pub struct ServerMetrics {
     overloaded: AtomicU64,
     scrapes: AtomicU64,
     scrape_failures: AtomicU64,
+    queries: AtomicU64,
+    query_failures: AtomicU64,
 }
 
 impl ServerMetrics {
@@ -161,8 +163,24 @@ impl ServerMetrics {
         h.observe(elapsed);
     }
 
+    /// A PromQL query finished (`ok` = it produced a result).
+    pub fn query_done(&self, ok: bool) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        if !ok {
+            self.query_failures.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Render in Prometheus text format 0.0.4.
     pub fn encode_text(&self, out: &mut String) {
+        out.push_str("# HELP gmc_queries_total PromQL queries evaluated.\n# TYPE gmc_queries_total counter\n");
+        let _ = writeln!(out, "gmc_queries_total {}", self.queries.load(Ordering::Relaxed));
+        out.push_str("# HELP gmc_query_failures_total PromQL queries that ended in an error.\n# TYPE gmc_query_failures_total counter\n");
+        let _ = writeln!(
+            out,
+            "gmc_query_failures_total {}",
+            self.query_failures.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP gmc_ingest_samples_total Samples accepted and stored, by protocol.\n");
         out.push_str("# TYPE gmc_ingest_samples_total counter\n");
         for p in Protocol::ALL {

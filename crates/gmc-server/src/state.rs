@@ -30,6 +30,10 @@ pub struct AppState {
     pub last_storage_error: Arc<Mutex<Option<(Instant, String)>>>,
     /// When the server started.
     pub started: Instant,
+    /// PromQL engine.
+    pub engine: Arc<gmc_promql::Engine>,
+    /// Admission control for queries: one permit per query being evaluated.
+    pub query_slots: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -65,6 +69,13 @@ impl AppState {
         AppState {
             db,
             write_slots: Arc::new(Semaphore::new(config.server.max_inflight_writes)),
+            query_slots: Arc::new(Semaphore::new(config.query.max_concurrent)),
+            engine: Arc::new(gmc_promql::Engine::new(gmc_promql::EngineOptions {
+                lookback_delta: config.query.lookback_delta,
+                max_samples: config.query.max_samples,
+                timeout: config.query.timeout,
+                ..gmc_promql::EngineOptions::default()
+            })),
             config: Arc::new(config),
             metrics: Arc::new(ServerMetrics::default()),
             services: Arc::new(Mutex::new(HashMap::new())),

@@ -20,6 +20,10 @@ pub(crate) struct GmcConfig {
     pub ingest: gmc_server::config::IngestConfig,
     /// `[self_monitoring]`
     pub self_monitoring: gmc_server::config::SelfMonitoringConfig,
+    /// `[query]`
+    pub query: gmc_server::config::QueryConfig,
+    /// `[host]`
+    pub host: gmc_server::config::HostConfig,
     /// `[storage]`
     pub storage: gmc_tsdb::Config,
     /// `[[scrape_configs]]`
@@ -33,6 +37,8 @@ impl Default for GmcConfig {
             server: Default::default(),
             ingest: Default::default(),
             self_monitoring: Default::default(),
+            query: Default::default(),
+            host: Default::default(),
             storage: Default::default(),
             scrape_configs: Vec::new(),
         }
@@ -46,6 +52,8 @@ impl GmcConfig {
             server: self.server.clone(),
             ingest: self.ingest.clone(),
             self_monitoring: self.self_monitoring.clone(),
+            query: self.query.clone(),
+            host: self.host.clone(),
             scrape_configs: self.scrape_configs.clone(),
         }
     }

@@ -9,5 +9,6 @@ mod bad_input;
 mod harness;
 mod ingest;
 mod peers;
+mod promql;
 mod reliability;
 mod scrape;

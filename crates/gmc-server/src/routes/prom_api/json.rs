@@ -1,0 +1,296 @@
+//! JSON encoding of query results exactly as Prometheus writes them: sample values as
+//! strings in Go's shortest form, timestamps as seconds with millisecond precision, native
+//! histograms as bucket lists. Written by hand into one buffer because a large matrix is
+//! millions of points and a generic serializer would build a tree of values first.
+
+use std::fmt::Write as _;
+
+use gmc_model::{Histogram, Labels};
+
+/// Append `v` the way Prometheus' `jsonutil.MarshalValue` does (without quotes): Go's
+/// `strconv.FormatFloat(v, 'f', -1, 64)`, or `'e'` when `|v| < 1e-6` or `|v| ≥ 1e21`.
+pub(crate) fn push_float(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let abs = v.abs();
+        if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+            // Rust writes "1.5e-7"; Go writes "1.5e-07" (sign always, at least two digits).
+            let s = format!("{v:e}");
+            match s.split_once('e') {
+                Some((mant, exp)) => {
+                    out.push_str(mant);
+                    out.push('e');
+                    let (sign, digits) = match exp.strip_prefix('-') {
+                        Some(d) => ('-', d),
+                        None => ('+', exp),
+                    };
+                    out.push(sign);
+                    if digits.len() < 2 {
+                        out.push('0');
+                    }
+                    out.push_str(digits);
+                }
+                None => out.push_str(&s),
+            }
+        } else {
+            // Rust's Display is the shortest round-tripping decimal without exponent,
+            // which is what Go's 'f' with precision -1 prints.
+            let _ = write!(out, "{v}");
+        }
+    }
+}
+
+/// Append a timestamp in Unix milliseconds as Prometheus' `marshalTimestamp` does:
+/// seconds, and a three-digit fraction only when it is not zero.
+pub(crate) fn push_timestamp(out: &mut String, ms: i64) {
+    let mut t = ms;
+    if t < 0 {
+        out.push('-');
+        t = t.wrapping_neg();
+    }
+    let _ = write!(out, "{}", t / 1000);
+    let frac = t % 1000;
+    if frac != 0 {
+        let _ = write!(out, ".{frac:03}");
+    }
+}
+
+/// Append `s` as a JSON string literal.
+pub(crate) fn push_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Append a label set as a JSON object.
+pub(crate) fn push_labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_str(out, name);
+        out.push(':');
+        push_str(out, value);
+    }
+    out.push('}');
+}
+
+/// Append `[ts,"v"]`.
+pub(crate) fn push_point(out: &mut String, ms: i64, v: f64) {
+    out.push('[');
+    push_timestamp(out, ms);
+    out.push_str(",\"");
+    push_float(out, v);
+    out.push_str("\"]");
+}
+
+/// Append `[ts,{"count":..,"sum":..,"buckets":[..]}]`.
+pub(crate) fn push_histogram_point(out: &mut String, ms: i64, h: &Histogram) {
+    out.push('[');
+    push_timestamp(out, ms);
+    out.push(',');
+    push_histogram(out, h);
+    out.push(']');
+}
+
+/// Append a native histogram as Prometheus' API does: count, sum and the non-empty
+/// buckets as `[boundary_rule, lower, upper, count]`, negative buckets first (most
+/// negative first), then the zero bucket, then positive buckets ascending.
+/// Boundary rules: 0 = (lower, upper], 1 = [lower, upper), 3 = [lower, upper].
+pub(crate) fn push_histogram(out: &mut String, h: &Histogram) {
+    out.push_str("{\"count\":\"");
+    push_float(out, h.count);
+    out.push_str("\",\"sum\":\"");
+    push_float(out, h.sum);
+    out.push('"');
+    let mut buckets: Vec<(u8, f64, f64, f64)> = Vec::new();
+    let neg = indexed_buckets(&h.negative_spans, &h.negative_buckets);
+    for &(idx, count) in neg.iter().rev() {
+        if count != 0.0 {
+            let upper = bucket_bound(idx, h.schema);
+            let lower = bucket_bound(idx - 1, h.schema);
+            buckets.push((1, -upper, -lower, count));
+        }
+    }
+    if h.zero_count != 0.0 {
+        buckets.push((3, -h.zero_threshold, h.zero_threshold, h.zero_count));
+    }
+    for (idx, count) in indexed_buckets(&h.positive_spans, &h.positive_buckets) {
+        if count != 0.0 {
+            let lower = bucket_bound(idx - 1, h.schema);
+            let upper = bucket_bound(idx, h.schema);
+            buckets.push((0, lower, upper, count));
+        }
+    }
+    if !buckets.is_empty() {
+        out.push_str(",\"buckets\":[");
+        for (i, (rule, lo, hi, c)) in buckets.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "[{rule},\"");
+            push_float(out, lo);
+            out.push_str("\",\"");
+            push_float(out, hi);
+            out.push_str("\",\"");
+            push_float(out, c);
+            out.push_str("\"]");
+        }
+        out.push(']');
+    }
+    out.push('}');
+}
+
+/// `(bucket index, count)` pairs of a span-encoded bucket list (absolute counts).
+fn indexed_buckets(spans: &[gmc_model::Span], counts: &[f64]) -> Vec<(i32, f64)> {
+    let mut out = Vec::with_capacity(counts.len());
+    let mut idx: i32 = 0;
+    let mut it = counts.iter();
+    for (n, span) in spans.iter().enumerate() {
+        idx = if n == 0 {
+            span.offset
+        } else {
+            idx.saturating_add(span.offset)
+        };
+        for _ in 0..span.length {
+            match it.next() {
+                Some(&c) => out.push((idx, c)),
+                None => return out,
+            }
+            idx = idx.saturating_add(1);
+        }
+    }
+    out
+}
+
+/// Upper bound of bucket `idx` at `schema` (Prometheus' `getBound`): `2^(idx·2^-schema)`,
+/// with the last finite bucket reported as `f64::MAX`.
+pub(crate) fn bucket_bound(idx: i32, schema: i32) -> f64 {
+    if schema < 0 {
+        let exp = i64::from(idx) << (-schema).min(62);
+        if exp == 1024 {
+            return f64::MAX;
+        }
+        return 2f64.powi(i32::try_from(exp).unwrap_or(i32::MAX));
+    }
+    let per = 1i64 << schema.min(30);
+    let idx = i64::from(idx);
+    let frac_idx = idx & (per - 1);
+    // Mantissa in [0.5, 1): 2^(frac_idx / 2^schema) / 2, as Go's frexp-style table.
+    let frac = (frac_idx as f64 / per as f64).exp2() / 2.0;
+    let exp = (idx >> schema.min(30)) + 1;
+    if frac == 0.5 && exp == 1025 {
+        return f64::MAX;
+    }
+    frac * 2f64.powi(i32::try_from(exp).unwrap_or(i32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: f64) -> String {
+        let mut s = String::new();
+        push_float(&mut s, v);
+        s
+    }
+
+    fn ts(ms: i64) -> String {
+        let mut s = String::new();
+        push_timestamp(&mut s, ms);
+        s
+    }
+
+    #[test]
+    fn floats_match_go_strconv() {
+        // Expected strings are what Prometheus 2.42 answers for these values.
+        assert_eq!(f(1.0), "1");
+        assert_eq!(f(0.5), "0.5");
+        assert_eq!(f(-0.0), "-0");
+        assert_eq!(f(1e20), "100000000000000000000");
+        assert_eq!(f(1e21), "1e+21");
+        assert_eq!(f(1.5e-7), "1.5e-07");
+        assert_eq!(f(0.000001), "0.000001");
+        assert_eq!(f(123456.789), "123456.789");
+        assert_eq!(f(f64::NAN), "NaN");
+        assert_eq!(f(f64::INFINITY), "+Inf");
+        assert_eq!(f(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(f(1.7976931348623157e308), "1.7976931348623157e+308");
+        assert_eq!(f(0.1 + 0.2), "0.30000000000000004");
+    }
+
+    #[test]
+    fn timestamps_are_seconds_with_millis() {
+        assert_eq!(ts(1_435_781_451_781), "1435781451.781");
+        assert_eq!(ts(1_435_781_451_500), "1435781451.500");
+        assert_eq!(ts(1_435_781_451_000), "1435781451");
+        assert_eq!(ts(5), "0.005");
+        assert_eq!(ts(-1500), "-1.500");
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let mut s = String::new();
+        push_str(&mut s, "a\"b\\c\n\u{1}é");
+        assert_eq!(s, "\"a\\\"b\\\\c\\n\\u0001é\"");
+        let parsed: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(parsed, "a\"b\\c\n\u{1}é");
+    }
+
+    #[test]
+    fn bucket_bounds_follow_the_schema() {
+        assert_eq!(bucket_bound(0, 0), 1.0);
+        assert_eq!(bucket_bound(1, 0), 2.0);
+        assert_eq!(bucket_bound(-1, 0), 0.5);
+        assert_eq!(bucket_bound(1, -1), 4.0);
+        assert!((bucket_bound(1, 1) - std::f64::consts::SQRT_2).abs() < 1e-15);
+        assert_eq!(bucket_bound(8, 3), 2.0);
+    }
+
+    #[test]
+    fn histogram_json_lists_non_empty_buckets_in_order() {
+        let h = Histogram {
+            schema: 0,
+            zero_threshold: 0.001,
+            zero_count: 2.0,
+            count: 6.0,
+            sum: 3.5,
+            positive_spans: vec![gmc_model::Span {
+                offset: 0,
+                length: 3,
+            }],
+            positive_buckets: vec![1.0, 0.0, 2.0],
+            negative_spans: vec![gmc_model::Span {
+                offset: 1,
+                length: 1,
+            }],
+            negative_buckets: vec![1.0],
+            ..Histogram::default()
+        };
+        let mut s = String::new();
+        push_histogram(&mut s, &h);
+        assert_eq!(
+            s,
+            "{\"count\":\"6\",\"sum\":\"3.5\",\"buckets\":[[1,\"-2\",\"-1\",\"1\"],\
+             [3,\"-0.001\",\"0.001\",\"2\"],[0,\"0.5\",\"1\",\"1\"],[0,\"2\",\"4\",\"2\"]]}"
+        );
+    }
+}
