@@ -169,3 +169,26 @@ async fn gzip_bodies_are_decoded_with_the_size_cap() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// Every route the router serves is documented in the OpenAPI file (and nothing more).
+#[test]
+fn every_route_is_in_the_openapi_document() {
+    let src = include_str!("../src/lib.rs");
+    let doc: serde_json::Value = serde_json::from_str(include_str!("../openapi.json")).unwrap();
+    let documented: std::collections::BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let routed: std::collections::BTreeSet<String> = src
+        .split(".route(")
+        .skip(1)
+        .filter_map(|rest| rest.trim_start().strip_prefix('"'))
+        .filter_map(|rest| rest.split('"').next())
+        // The Pushgateway wildcard is documented under its meaning.
+        .map(|p| p.replace("{*rest}", "{grouping}"))
+        .collect();
+    assert!(routed.len() > 20, "route extraction broke: {routed:?}");
+    assert_eq!(routed, documented);
+}
