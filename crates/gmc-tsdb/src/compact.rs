@@ -61,6 +61,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planner {
     ranges_nanos: Vec<i64>,
+    resolutions: Vec<Resolution>,
 }
 
 impl Default for Planner {
@@ -83,13 +84,23 @@ impl Planner {
             .collect();
         ranges_nanos.sort_unstable();
         ranges_nanos.dedup();
-        Planner { ranges_nanos }
+        Planner {
+            ranges_nanos,
+            resolutions: vec![Resolution::Raw, Resolution::OneMinute, Resolution::OneHour],
+        }
+    }
+
+    /// Plan only blocks of `resolutions` (all by default), so raw blocks and rollups can
+    /// use different level ranges.
+    pub fn for_resolutions(mut self, resolutions: &[Resolution]) -> Self {
+        self.resolutions = resolutions.to_vec();
+        self
     }
 
     /// Ids of the blocks to compact together next (empty: nothing to do). Only blocks of
     /// one resolution are ever grouped.
     pub fn plan(&self, metas: &[BlockMeta]) -> Vec<String> {
-        for res in [Resolution::Raw, Resolution::OneMinute, Resolution::OneHour] {
+        for &res in &self.resolutions {
             let mut v: Vec<&BlockMeta> = metas.iter().filter(|m| m.resolution == res).collect();
             v.sort_by(|a, b| (a.mint_nanos, &a.id).cmp(&(b.mint_nanos, &b.id)));
             let plan = self.plan_sorted(&v);
@@ -158,7 +169,7 @@ impl Planner {
 
 /// Samples of one chunk group, merged: sorted by time, one sample per timestamp (the one
 /// from the block listed last wins, so a newer block overrides an older one).
-fn merge_samples(parts: Vec<(usize, Vec<Sample>)>) -> Vec<Sample> {
+pub(crate) fn merge_samples(parts: Vec<(usize, Vec<Sample>)>) -> Vec<Sample> {
     let mut all: Vec<(i64, usize, Sample)> = parts
         .into_iter()
         .flat_map(|(b, v)| v.into_iter().map(move |s| (s.ts_nanos, b, s)))

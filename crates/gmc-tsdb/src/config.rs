@@ -70,10 +70,15 @@ pub struct Config {
     pub maintenance_interval: Duration,
     /// Samples per head chunk before it is cut and recompressed.
     pub chunk_samples: usize,
-    /// Raw blocks entirely older than this are deleted (rollups follow
-    /// `retention::Policy` defaults).
+    /// Raw blocks entirely older than this are deleted (their rollups stay).
     #[serde(with = "duration_secs_f")]
     pub retention_raw: Duration,
+    /// 1-minute rollup blocks entirely older than this are deleted.
+    #[serde(with = "duration_secs_f")]
+    pub retention_one_minute: Duration,
+    /// 1-hour rollup blocks entirely older than this are deleted.
+    #[serde(with = "duration_secs_f")]
+    pub retention_one_hour: Duration,
     /// Size budget over all blocks in bytes; the oldest go first (`None`: unlimited).
     pub retention_max_bytes: Option<u64>,
 }
@@ -101,6 +106,8 @@ impl Default for Config {
             maintenance_interval: Duration::from_secs(60),
             chunk_samples: 120,
             retention_raw: Duration::from_secs(30 * 24 * 3600),
+            retention_one_minute: Duration::from_secs(180 * 24 * 3600),
+            retention_one_hour: Duration::from_secs(730 * 24 * 3600),
             retention_max_bytes: None,
         }
     }
@@ -138,10 +145,32 @@ impl Config {
                 return bad("sync.group_commit.window", "must be at most 1000 ms");
             }
         }
+        for (field, d) in [
+            ("retention_raw", self.retention_raw),
+            ("retention_one_minute", self.retention_one_minute),
+            ("retention_one_hour", self.retention_one_hour),
+        ] {
+            if d < Duration::from_secs(3600) {
+                return bad(field, "must be at least 1 h");
+            }
+            if i64::try_from(d.as_nanos()).is_err() {
+                return bad(field, "too large");
+            }
+        }
         if i64::try_from(self.out_of_order_window.as_nanos()).is_err() {
             return bad("out_of_order_window", "too large");
         }
         Ok(())
+    }
+
+    /// The retention policy of blocks (every resolution and the size budget).
+    pub fn retention_policy(&self) -> crate::retention::Policy {
+        crate::retention::Policy {
+            raw: self.retention_raw,
+            one_minute: self.retention_one_minute,
+            one_hour: self.retention_one_hour,
+            max_bytes: self.retention_max_bytes,
+        }
     }
 
     /// The out-of-order window in nanoseconds.

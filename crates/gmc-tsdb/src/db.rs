@@ -4,6 +4,7 @@
 
 mod blocks;
 mod encode;
+mod maintain;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -15,13 +16,14 @@ use std::time::{Duration, Instant};
 use gmc_model::WriteBatch;
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::block::Resolution;
 use crate::config::Config;
 use crate::error::{Error, Result, SampleError};
 use crate::head::{Frozen, Head, Settings};
 use crate::metrics::Metrics;
 use crate::querier::{Querier, SampleValue, Source, SourceSet};
 use crate::wal::{self, record::Record, Wal};
-use crate::{compact, retention};
+pub use maintain::MaintenanceReport;
 
 /// A series of a batch that was refused; the rest of the batch is unaffected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,15 +89,32 @@ impl SourceSet for Inner {
                 .iter()
                 .map(|f| Arc::clone(f) as Arc<dyn Source>),
         );
-        // Newest block first, so on duplicate timestamps newer data wins.
+        // Newest block first, so on duplicate timestamps newer data wins. Rollup blocks
+        // are read through `rollup_sources` only.
         v.extend(
             self.blocks
                 .read()
                 .iter()
                 .rev()
+                .filter(|b| b.resolution() == Resolution::Raw)
                 .map(|b| Arc::clone(b) as Arc<dyn Source>),
         );
         v
+    }
+
+    fn rollup_sources(&self, res: Resolution) -> (Vec<Arc<dyn Source>>, i64) {
+        let blocks = self.blocks.read();
+        let mut v: Vec<&Arc<blocks::BlockSource>> =
+            blocks.iter().filter(|b| b.resolution() == res).collect();
+        // Newest (by creation) first: a re-rollup overrides the bucket it recomputed.
+        v.sort_by(|a, b| b.id().cmp(a.id()));
+        let watermark = v.iter().map(|b| b.maxt()).max().unwrap_or(i64::MIN);
+        (
+            v.into_iter()
+                .map(|b| Arc::clone(b) as Arc<dyn Source>)
+                .collect(),
+            watermark,
+        )
     }
 }
 
@@ -246,6 +265,30 @@ impl Db {
         self.inner.flush()
     }
 
+    /// Run one maintenance round now (the background thread does every
+    /// `maintenance_interval`): compact blocks, write the 1-minute and 1-hour rollups of
+    /// raw blocks not rolled up yet, apply retention per resolution. Every step runs even
+    /// when an earlier one fails; the first error is returned.
+    pub fn maintain(&self) -> Result<MaintenanceReport> {
+        if self.inner.closed.load(Relaxed) {
+            return Err(Error::Closed);
+        }
+        let r = self.inner.maintain();
+        self.inner.update_disk_bytes();
+        r
+    }
+
+    /// The resolution a query over `[mint_nanos, now]` with evaluation step `step` should
+    /// read (see [`crate::retention::Policy::resolution_for`]): the coarsest whose bucket
+    /// fits in `step` and whose retention still covers `mint_nanos`.
+    pub fn resolution_for(&self, step: Duration, mint_nanos: i64) -> Resolution {
+        self.inner.config.retention_policy().resolution_for(
+            step,
+            mint_nanos,
+            gmc_model::now_nanos(),
+        )
+    }
+
     /// Self-metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
@@ -325,42 +368,6 @@ impl Inner {
         Ok(report)
     }
 
-    /// One round of compaction and retention (the block layer's planners decide), then
-    /// reopen the block list if anything changed. Serialized with flushes.
-    fn compact_and_retain(&self) {
-        let _one = self.flush_lock.lock();
-        let range = self.config.head_flush_range;
-        let planner = compact::Planner::new(&[range, range * 3, range * 12]);
-        let mut changed = false;
-        match compact::run(&self.dir, &planner) {
-            Ok(Some(r)) => {
-                tracing::info!(created = %r.created.id, merged = r.deleted.len(), "blocks compacted");
-                changed = true;
-            }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "compaction failed"),
-        }
-        let policy = retention::Policy {
-            raw: self.config.retention_raw,
-            max_bytes: self.config.retention_max_bytes,
-            ..retention::Policy::default()
-        };
-        match retention::apply(&self.dir, gmc_model::now_nanos(), &policy) {
-            Ok(deleted) if !deleted.is_empty() => {
-                tracing::info!(blocks = deleted.len(), "retention deleted blocks");
-                changed = true;
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "retention failed"),
-        }
-        if changed {
-            match blocks::open_all(&self.dir) {
-                Ok(b) => *self.blocks.write() = b,
-                Err(e) => tracing::warn!(error = %e, "reopening blocks failed"),
-            }
-        }
-    }
-
     fn update_disk_bytes(&self) {
         let blocks: u64 = self.blocks.read().iter().map(|b| b.size_bytes()).sum();
         let bytes = self.wal.disk_bytes() + blocks;
@@ -392,7 +399,9 @@ impl Inner {
                     Err(e) => tracing::warn!(error = %e, "head flush failed"),
                 }
             }
-            self.compact_and_retain();
+            if let Err(e) = self.maintain() {
+                tracing::warn!(error = %e, "maintenance round failed; retried next round");
+            }
             self.update_disk_bytes();
         }
     }

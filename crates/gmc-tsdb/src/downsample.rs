@@ -1,5 +1,9 @@
-//! Rollups: from a raw block, 1-minute or 1-hour blocks whose series carry a `__rollup__`
-//! label naming the aggregate (semantics and choice: `docs/adr/0002-block-format.md`).
+//! Rollups: from raw blocks, 1-minute or 1-hour blocks whose series carry a `__rollup__`
+//! label naming the aggregate (`docs/adr/0002-block-format.md`, and in this crate
+//! `docs/adr/0003-rollups-in-db.md`). [`job`] writes them, `read` serves them.
+
+pub mod job;
+pub(crate) mod read;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,6 +35,75 @@ pub const AGG_INCREASE: &str = "increase";
 pub const AGG_HIST_SUM: &str = "hsum";
 /// The last histogram of the bucket (for counter histograms: rate from consecutive lasts).
 pub const AGG_HIST_LAST: &str = "hlast";
+
+/// One rollup aggregate, as stored in the `__rollup__` label and asked for by
+/// [`crate::Querier::select_rollup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Aggregate {
+    /// Smallest float of the bucket.
+    Min,
+    /// Largest float of the bucket.
+    Max,
+    /// Sum of the floats of the bucket.
+    Sum,
+    /// Number of samples of the bucket (floats and histograms; stale markers excluded).
+    Count,
+    /// Last float of the bucket.
+    Last,
+    /// Reset-aware counter increase over the bucket (see [`AGG_INCREASE`]).
+    Increase,
+    /// Bucket-wise sum (merge) of the histograms of the bucket.
+    HistogramSum,
+    /// Last histogram of the bucket.
+    HistogramLast,
+}
+
+impl Aggregate {
+    /// Every aggregate.
+    pub const ALL: [Aggregate; 8] = [
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Sum,
+        Aggregate::Count,
+        Aggregate::Last,
+        Aggregate::Increase,
+        Aggregate::HistogramSum,
+        Aggregate::HistogramLast,
+    ];
+
+    /// The `__rollup__` label value of this aggregate.
+    pub fn label_value(self) -> &'static str {
+        match self {
+            Aggregate::Min => AGG_MIN,
+            Aggregate::Max => AGG_MAX,
+            Aggregate::Sum => AGG_SUM,
+            Aggregate::Count => AGG_COUNT,
+            Aggregate::Last => AGG_LAST,
+            Aggregate::Increase => AGG_INCREASE,
+            Aggregate::HistogramSum => AGG_HIST_SUM,
+            Aggregate::HistogramLast => AGG_HIST_LAST,
+        }
+    }
+
+    /// The aggregate a `__rollup__` label value names.
+    pub fn from_label_value(v: &str) -> Option<Aggregate> {
+        Aggregate::ALL.into_iter().find(|a| a.label_value() == v)
+    }
+}
+
+/// Timestamp of the rollup sample of bucket `[b·step, (b+1)·step)`: the bucket's exclusive
+/// end, so a rollup sample at `T` summarises raw samples in `[T − step, T)` (everything it
+/// says was known at `T`, as for a PromQL range ending at `T`). Fixed per bucket, so two
+/// computations of one bucket (a re-rollup after late data) land on the same timestamp
+/// and the newer one wins by the usual newest-block-first rule.
+pub fn bucket_stamp(ts_nanos: i64, step_nanos: i64) -> i64 {
+    let step = step_nanos.max(1);
+    ts_nanos
+        .div_euclid(step)
+        .saturating_add(1)
+        .saturating_mul(step)
+}
 
 #[derive(Debug, Default)]
 struct FloatBucket {
@@ -209,8 +282,8 @@ impl HistogramMerger {
     }
 }
 
-/// Rollup samples of one series' raw samples (sorted by time, one per timestamp).
-/// Returns `(aggregate name, samples)` pairs, omitting empty ones.
+/// Rollup samples of one series' raw samples (sorted by time, one per timestamp), stamped
+/// by [`bucket_stamp`]. Returns `(aggregate name, samples)` pairs, omitting empty ones.
 pub fn rollup(samples: &[Sample], step_nanos: i64) -> Vec<(&'static str, Vec<Sample>)> {
     let step = step_nanos.max(1);
     let mut floats: BTreeMap<i64, FloatBucket> = BTreeMap::new();
@@ -218,6 +291,7 @@ pub fn rollup(samples: &[Sample], step_nanos: i64) -> Vec<(&'static str, Vec<Sam
     let mut prev: Option<f64> = None;
     for s in samples {
         let b = s.ts_nanos.div_euclid(step);
+        let stamp = bucket_stamp(s.ts_nanos, step);
         match &s.value {
             // Staleness markers end a series; they are not values to aggregate.
             SampleValue::Float(v) if is_stale_nan(*v) => {}
@@ -234,7 +308,7 @@ pub fn rollup(samples: &[Sample], step_nanos: i64) -> Vec<(&'static str, Vec<Sam
                     max: v,
                     ..FloatBucket::default()
                 });
-                fb.ts = s.ts_nanos;
+                fb.ts = stamp;
                 fb.min = fb.min.min(v);
                 fb.max = fb.max.max(v);
                 fb.sum += v;
@@ -245,8 +319,7 @@ pub fn rollup(samples: &[Sample], step_nanos: i64) -> Vec<(&'static str, Vec<Sam
             SampleValue::Histogram(h) => {
                 let e = hists
                     .entry(b)
-                    .or_insert_with(|| (s.ts_nanos, HistogramMerger::new(), Arc::clone(h), 0));
-                e.0 = s.ts_nanos;
+                    .or_insert_with(|| (stamp, HistogramMerger::new(), Arc::clone(h), 0));
                 e.1.add(h);
                 e.2 = Arc::clone(h);
                 e.3 += 1;
@@ -271,15 +344,13 @@ pub fn rollup(samples: &[Sample], step_nanos: i64) -> Vec<(&'static str, Vec<Sam
             out.push((name, floats.values().map(|b| float(b.ts, get(b))).collect()));
         }
     }
-    // Count covers both kinds; a bucket with both uses its latest sample's timestamp.
+    // Count covers both kinds.
     let mut counts: BTreeMap<i64, (i64, u64)> = BTreeMap::new();
     for (k, b) in &floats {
         counts.insert(*k, (b.ts, b.count));
     }
     for (k, (ts, _, _, n)) in &hists {
-        let e = counts.entry(*k).or_insert((*ts, 0));
-        e.0 = e.0.max(*ts);
-        e.1 += n;
+        counts.entry(*k).or_insert((*ts, 0)).1 += n;
     }
     if !counts.is_empty() {
         out.push((
@@ -395,13 +466,13 @@ mod tests {
             f(130, f64::from_bits(gmc_model::STALE_NAN_BITS)),
         ];
         let r = rollup(&s, 100);
-        assert_eq!(get(&r, AGG_MIN), vec![(20, 0.0), (120, 3.0)]);
-        assert_eq!(get(&r, AGG_MAX), vec![(20, 10.0), (120, 12.0)]);
-        assert_eq!(get(&r, AGG_SUM), vec![(20, 15.0), (120, 19.0)]);
-        assert_eq!(get(&r, AGG_COUNT), vec![(20, 3.0), (120, 3.0)]);
-        assert_eq!(get(&r, AGG_LAST), vec![(20, 10.0), (120, 4.0)]);
+        assert_eq!(get(&r, AGG_MIN), vec![(100, 0.0), (200, 3.0)]);
+        assert_eq!(get(&r, AGG_MAX), vec![(100, 10.0), (200, 12.0)]);
+        assert_eq!(get(&r, AGG_SUM), vec![(100, 15.0), (200, 19.0)]);
+        assert_eq!(get(&r, AGG_COUNT), vec![(100, 3.0), (200, 3.0)]);
+        assert_eq!(get(&r, AGG_LAST), vec![(100, 10.0), (200, 4.0)]);
         // 2 + 3 (reset: counts the new value) + 1
-        assert_eq!(get(&r, AGG_INCREASE), vec![(20, 10.0), (120, 6.0)]);
+        assert_eq!(get(&r, AGG_INCREASE), vec![(100, 10.0), (200, 6.0)]);
     }
 
     #[test]

@@ -67,6 +67,9 @@ pub enum Error {
     /// The block layer failed (writing, opening or reading a block).
     #[error("block layer: {0}")]
     Block(#[source] Box<crate::block::Error>),
+    /// Compacting blocks failed.
+    #[error("compaction: {0}")]
+    Compaction(#[source] Box<crate::compact::Error>),
     /// A matcher or other model value is invalid.
     #[error(transparent)]
     Model(#[from] gmc_model::Error),
@@ -83,6 +86,7 @@ impl Error {
             | Error::UnknownEncoding { .. }
             | Error::CorruptRecord { .. } => ErrorClass::Internal,
             Error::Block(e) => e.class(),
+            Error::Compaction(e) => e.class(),
         }
     }
 
@@ -99,7 +103,25 @@ impl Error {
 
 impl From<crate::block::Error> for Error {
     fn from(e: crate::block::Error) -> Self {
-        Error::Block(Box::new(e))
+        match e {
+            // One typed error for a full disk, wherever it happens.
+            crate::block::Error::Io { op, path, source }
+                if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+                    || source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                Error::DiskFull { op, path }
+            }
+            other => Error::Block(Box::new(other)),
+        }
+    }
+}
+
+impl From<crate::compact::Error> for Error {
+    fn from(e: crate::compact::Error) -> Self {
+        match e {
+            crate::compact::Error::Block(b) => Error::Block(Box::new(b)),
+            other => Error::Compaction(Box::new(other)),
+        }
     }
 }
 

@@ -26,6 +26,8 @@ const REPLAY_CORRUPTIONS: &str = "gmc_tsdb_wal_replay_corruptions_total";
 const FLUSH_DURATION: &str = "gmc_tsdb_head_flush_duration_seconds";
 const FLUSH_FAILURES: &str = "gmc_tsdb_head_flush_failures_total";
 const DISK_BYTES: &str = "gmc_tsdb_storage_bytes";
+const ROLLUP_BLOCKS: &str = "gmc_tsdb_rollup_blocks_written_total";
+const ROLLUP_FAILURES: &str = "gmc_tsdb_rollup_failures_total";
 
 /// Reasons a series' samples are rejected, in output order.
 pub(crate) const REASONS: [&str; 4] = [
@@ -95,6 +97,8 @@ pub struct Metrics {
     pub(crate) flush: LatencyHistogram,
     pub(crate) flush_failures: AtomicU64,
     pub(crate) disk_bytes: AtomicU64,
+    pub(crate) rollup_blocks: AtomicU64,
+    pub(crate) rollup_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -239,6 +243,18 @@ impl Metrics {
             DISK_BYTES,
             "Bytes of WAL and blocks on disk.",
             self.disk_bytes.load(Relaxed) as f64,
+        );
+        counter(
+            out,
+            ROLLUP_BLOCKS,
+            "Rollup blocks (1m and 1h) written from raw blocks.",
+            self.rollup_blocks.load(Relaxed),
+        );
+        counter(
+            out,
+            ROLLUP_FAILURES,
+            "Failed rollup jobs (retried at the next maintenance round).",
+            self.rollup_failures.load(Relaxed),
         );
     }
 }

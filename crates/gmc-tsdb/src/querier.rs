@@ -69,6 +69,10 @@ pub struct Series {
 }
 
 impl Series {
+    pub(crate) fn new(labels: Labels, samples: Vec<Sample>) -> Self {
+        Series { labels, samples }
+    }
+
     /// The series' labels.
     pub fn labels(&self) -> &Labels {
         &self.labels
@@ -121,6 +125,12 @@ pub(crate) trait Source: Send + Sync {
 pub(crate) trait SourceSet: Send + Sync {
     /// The sources to read, in order.
     fn sources(&self) -> Vec<Arc<dyn Source>>;
+
+    /// Rollup blocks of `res`, newest first, and the newest bucket timestamp they hold
+    /// (`i64::MIN` when none): rollups above it are computed from [`Self::sources`].
+    fn rollup_sources(&self, _res: crate::block::Resolution) -> (Vec<Arc<dyn Source>>, i64) {
+        (Vec::new(), i64::MIN)
+    }
 }
 
 /// A read view over `[mint, maxt]` (nanoseconds, inclusive).
@@ -182,6 +192,20 @@ impl Querier {
                 (!samples.is_empty()).then_some(Series { labels, samples })
             })
             .collect())
+    }
+
+    /// Like [`Querier::select`] at a rollup resolution: per series, the `agg` of every
+    /// `res` bucket stamped within `[mint, maxt]` (a sample at `T` summarises raw samples
+    /// in `[T − step, T)`; see [`crate::downsample::bucket_stamp`]). Reads rollup blocks,
+    /// so it answers for time whose raw data retention deleted, and computes buckets not
+    /// rolled up yet from raw data. Choose `res` with [`crate::Db::resolution_for`].
+    pub fn select_rollup(
+        &self,
+        matchers: &[Matcher],
+        res: crate::block::Resolution,
+        agg: crate::downsample::Aggregate,
+    ) -> Result<Vec<Series>> {
+        crate::downsample::read::select(&self.set, self.mint, self.maxt, matchers, res, agg)
     }
 
     /// Sorted label names of series matching `matchers` (all series when empty).

@@ -41,6 +41,29 @@ impl Policy {
             Resolution::OneHour => self.one_hour,
         }
     }
+
+    /// The resolution a query starting at `mint_nanos` with evaluation step `step` should
+    /// read at time `now_nanos`: the coarsest whose bucket is at most `step` and whose
+    /// retention reaches back to `mint_nanos`; if none with a small enough bucket reaches
+    /// back that far, the finest that does (coarser data beats none); if none does, the
+    /// longest kept.
+    pub fn resolution_for(&self, step: Duration, mint_nanos: i64, now_nanos: i64) -> Resolution {
+        let covers = |r: Resolution| {
+            let age = i64::try_from(self.age(r).as_nanos()).unwrap_or(i64::MAX);
+            mint_nanos >= now_nanos.saturating_sub(age)
+        };
+        let fine_enough = Resolution::for_step(step);
+        let all = Resolution::ALL;
+        all.into_iter()
+            .rev()
+            .find(|r| *r <= fine_enough && covers(*r))
+            .or_else(|| all.into_iter().find(|r| covers(*r)))
+            .unwrap_or_else(|| {
+                all.into_iter()
+                    .max_by_key(|r| self.age(*r))
+                    .unwrap_or(Resolution::OneHour)
+            })
+    }
 }
 
 /// Why a block was deleted.

@@ -52,7 +52,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 struct Inner {
-    file: Arc<File>,
+    /// The segment being written; `None` while it could not be created (disk full at
+    /// open), in which case the next append creates segment `seq`.
+    file: Option<Arc<File>>,
     seq: u64,
     offset: u64,
     /// Number of successful writes so far (the group-commit sequence).
@@ -93,8 +95,13 @@ fn create_segment(dir: &Path, seq: u64) -> Result<File> {
         .read(true)
         .open(&path)
         .map_err(|e| Error::io("create wal segment", &path, e))?;
-    f.write_all(SEGMENT_MAGIC)
-        .map_err(|e| Error::io("write wal segment header", &path, e))?;
+    if let Err(e) = f.write_all(SEGMENT_MAGIC) {
+        // Do not leave a headerless file behind (on a full disk the next attempt
+        // recreates it; replay also discards such files).
+        drop(f);
+        let _ = fs::remove_file(&path);
+        return Err(Error::io("write wal segment header", &path, e));
+    }
     sync_dir(dir)?;
     Ok(f)
 }
@@ -109,7 +116,16 @@ impl Wal {
         metrics: Arc<Metrics>,
     ) -> Result<Wal> {
         let seq = last_seq + 1;
-        let file = create_segment(dir, seq)?;
+        // A full disk must not keep the store from starting and serving reads: the
+        // segment is then created by the first append that finds space.
+        let file = match create_segment(dir, seq) {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e @ Error::DiskFull { .. }) => {
+                tracing::warn!(error = %e, "disk full: WAL segment not created; appends fail until space returns");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         metrics.wal_segments.store(
             list_segments(dir).map(|v| v.len() as i64).unwrap_or(0),
             std::sync::atomic::Ordering::Relaxed,
@@ -119,7 +135,7 @@ impl Wal {
             policy,
             segment_bytes,
             inner: Mutex::new(Inner {
-                file: Arc::new(file),
+                file,
                 seq,
                 offset: SEGMENT_MAGIC.len() as u64,
                 written: 0,
@@ -136,14 +152,27 @@ impl Wal {
 
     /// Start the next segment (the old one is fsynced first unless sync is off).
     fn rotate(&self, g: &mut Inner) -> Result<()> {
+        let Some(old) = &g.file else {
+            return self.create_current(g);
+        };
         if self.policy != SyncPolicy::None {
-            g.file
-                .sync_data()
+            old.sync_data()
                 .map_err(|e| Error::io("fsync wal segment", self.seg_path(g.seq), e))?;
         }
         let file = create_segment(&self.dir, g.seq + 1)?;
         g.seq += 1;
-        g.file = Arc::new(file);
+        g.file = Some(Arc::new(file));
+        g.offset = SEGMENT_MAGIC.len() as u64;
+        self.metrics
+            .wal_segments
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Create segment `g.seq`, which could not be created before.
+    fn create_current(&self, g: &mut Inner) -> Result<()> {
+        let file = create_segment(&self.dir, g.seq)?;
+        g.file = Some(Arc::new(file));
         g.offset = SEGMENT_MAGIC.len() as u64;
         self.metrics
             .wal_segments
@@ -159,24 +188,32 @@ impl Wal {
         }
         let my = {
             let mut g = self.inner.lock();
+            if g.file.is_none() {
+                self.create_current(&mut g)
+                    .inspect_err(|_| self.count_failure())?;
+            }
             if g.offset + buf.len() as u64 > self.segment_bytes
                 && g.offset > SEGMENT_MAGIC.len() as u64
             {
                 self.rotate(&mut g).inspect_err(|_| self.count_failure())?;
             }
             let at = g.offset;
-            if let Err(e) = g.file.write_all_at(buf, at) {
-                // Cut off whatever part landed so the next record starts at a good offset.
-                let _ = g.file.set_len(at);
+            let Some(file) = g.file.clone() else {
+                return Err(Error::Closed);
+            };
+            if let Err(e) = file.write_all_at(buf, at) {
+                // Cut off whatever part landed so the next record starts at a good offset
+                // (shrinking needs no space, so this works on a full disk too).
+                let _ = file.set_len(at);
                 self.count_failure();
                 return Err(Error::io("write wal segment", self.seg_path(g.seq), e));
             }
             if self.policy == SyncPolicy::Batch {
                 let t = Instant::now();
-                let res = g.file.sync_data();
+                let res = file.sync_data();
                 self.metrics.wal_fsync.observe(t.elapsed());
                 if let Err(e) = res {
-                    let _ = g.file.set_len(at);
+                    let _ = file.set_len(at);
                     self.count_failure();
                     return Err(Error::io("fsync wal segment", self.seg_path(g.seq), e));
                 }
@@ -228,10 +265,11 @@ impl Wal {
             }
             let (target, file, seq) = {
                 let g = self.inner.lock();
-                (g.written, Arc::clone(&g.file), g.seq)
+                (g.written, g.file.clone(), g.seq)
             };
             let t = Instant::now();
-            let res = file.sync_data();
+            // Writes only succeed into an existing segment, so `None` has nothing to sync.
+            let res = file.map_or(Ok(()), |f| f.sync_data());
             self.metrics.wal_fsync.observe(t.elapsed());
             st = self.sync.lock();
             st.syncing = false;
@@ -255,7 +293,7 @@ impl Wal {
     /// records all precede the cut.
     pub(crate) fn cut(&self) -> Result<u64> {
         let mut g = self.inner.lock();
-        if g.offset == SEGMENT_MAGIC.len() as u64 {
+        if g.file.is_none() || g.offset == SEGMENT_MAGIC.len() as u64 {
             return Ok(g.seq - 1);
         }
         let old = g.seq;
@@ -316,9 +354,12 @@ impl Wal {
     /// fsync whatever was written (used by close).
     pub(crate) fn sync_now(&self) -> Result<()> {
         let g = self.inner.lock();
-        g.file
-            .sync_data()
-            .map_err(|e| Error::io("fsync wal segment", self.seg_path(g.seq), e))
+        match &g.file {
+            Some(f) => f
+                .sync_data()
+                .map_err(|e| Error::io("fsync wal segment", self.seg_path(g.seq), e)),
+            None => Ok(()),
+        }
     }
 }
 

@@ -102,7 +102,7 @@ fn one_minute_rollup_of_a_counter_and_a_histogram() {
     b.verify().unwrap();
 
     // Buckets [0,60): 0..5, [60,120): 6..9,0,1, [120,180): 2..7.
-    let ts = [50 * S, 110 * S, 170 * S];
+    let ts = [60 * S, 120 * S, 180 * S];
     let zip = |v: [f64; 3]| ts.iter().copied().zip(v).collect::<Vec<_>>();
     assert_eq!(
         floats(&read(&b, "orders_total", "min")),
@@ -147,7 +147,7 @@ fn one_minute_rollup_of_a_counter_and_a_histogram() {
         })
         .collect();
     assert_eq!(merged.len(), 2);
-    assert_eq!(merged[0].0, 40 * S);
+    assert_eq!(merged[0].0, 60 * S);
     assert_eq!(merged[0].1.count, 6.0);
     assert_eq!(merged[1].1.count, 15.0);
     assert_eq!(merged[1].1.positive_buckets, vec![15.0]);
@@ -156,7 +156,7 @@ fn one_minute_rollup_of_a_counter_and_a_histogram() {
     assert!(matches!(&last[1].value, SampleValue::Histogram(h) if h.count == 6.0));
     assert_eq!(
         floats(&read(&b, "latency", "count")),
-        vec![(40 * S, 3.0), (100 * S, 3.0)]
+        vec![(60 * S, 3.0), (120 * S, 3.0)]
     );
 
     // A 1h rollup has one bucket per series.
@@ -166,10 +166,10 @@ fn one_minute_rollup_of_a_counter_and_a_histogram() {
     let bh = Block::open(&out.join(&meta_h.id)).unwrap();
     assert_eq!(
         floats(&read(&bh, "orders_total", "increase")),
-        vec![(170 * S, 16.0)]
+        vec![(3600 * S, 16.0)]
     );
     assert_eq!(
         floats(&read(&bh, "orders_total", "count")),
-        vec![(170 * S, 18.0)]
+        vec![(3600 * S, 18.0)]
     );
 }

@@ -1,5 +1,6 @@
 //! Command-line definition and dispatch. Each flag is defined once; clap renders its help.
 
+mod agent;
 mod check;
 mod serve;
 
@@ -23,6 +24,9 @@ pub(crate) struct Args {
 enum Command {
     /// Run the center: ingest, storage, APIs (the default).
     Serve(serve::ServeArgs),
+    /// Collect this host's figures (node_exporter compatible) and push them to a center
+    /// through a durable spool (--push URL) and/or serve them on /metrics (--listen ADDR).
+    Agent(agent::AgentArgs),
     /// Validate files offline.
     Check {
         #[command(subcommand)]
@@ -45,6 +49,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         None => serve::run(args.serve),
         Some(Command::Serve(a)) => serve::run(a),
+        Some(Command::Agent(a)) => agent::run(a, args.serve.listen, &args.serve.log_format),
         Some(Command::Check {
             what: CheckCommand::Config { file },
         }) => check::config(&file),

@@ -82,8 +82,29 @@ fn now_ms() -> i64 {
     params::nanos_to_ms(gmc_model::now_nanos())
 }
 
+/// The engine for one request: the server's, or a copy with a shorter `timeout` when the
+/// request asks for one (a request can shorten the server's limit, never extend it).
+fn engine_for(state: &AppState, p: &Params) -> Result<Arc<gmc_promql::Engine>, ApiError> {
+    let Some(raw) = p.get("timeout") else {
+        return Ok(Arc::clone(&state.engine));
+    };
+    let asked = crate::routes::time_param::parse_duration("timeout", raw)?;
+    let opts = state.engine.options();
+    if asked >= opts.timeout {
+        return Ok(Arc::clone(&state.engine));
+    }
+    Ok(Arc::new(gmc_promql::Engine::new(gmc_promql::EngineOptions {
+        timeout: asked,
+        ..opts.clone()
+    })))
+}
+
 /// Run a query on the blocking pool under the concurrency limit.
-async fn run_query<F>(state: &AppState, f: F) -> Result<QueryResult, ApiError>
+async fn run_query<F>(
+    state: &AppState,
+    engine: Arc<gmc_promql::Engine>,
+    f: F,
+) -> Result<QueryResult, ApiError>
 where
     F: FnOnce(&gmc_promql::Engine, &gmc_tsdb::Db) -> gmc_promql::Result<QueryResult>
         + Send
@@ -100,7 +121,6 @@ where
             )
         })?
         .map_err(|_| ApiError::unavailable("server is shutting down"))?;
-    let engine = Arc::clone(&state.engine);
     let db = Arc::clone(&state.db);
     let res = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -224,7 +244,11 @@ pub(crate) async fn query(
     let t = p.time_ms("time", now_ms())?;
     let stats = wants_stats(&p);
     let started = Instant::now();
-    let r = run_query(&state, move |engine, db| engine.instant_query(db, &q, t)).await?;
+    let engine = engine_for(&state, &p)?;
+    let r = run_query(&state, engine, move |engine, db| {
+        engine.instant_query(db, &q, t)
+    })
+    .await?;
     let queue = (started.elapsed().as_secs_f64() - r.stats.eval_time.as_secs_f64()).max(0.0);
     Ok(success(&render_result(&r, stats, queue), &r.warnings))
 }
@@ -267,7 +291,8 @@ pub(crate) async fn query_range(
     }
     let stats = wants_stats(&p);
     let started = Instant::now();
-    let r = run_query(&state, move |engine, db| {
+    let engine = engine_for(&state, &p)?;
+    let r = run_query(&state, engine, move |engine, db| {
         engine.range_query(db, &q, start, end, step_ms)
     })
     .await?;

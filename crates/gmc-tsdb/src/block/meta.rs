@@ -33,6 +33,21 @@ impl Resolution {
             Resolution::OneHour => 3600 * gmc_model::NANOS_PER_SEC,
         }
     }
+
+    /// Every resolution, finest first.
+    pub const ALL: [Resolution; 3] = [Resolution::Raw, Resolution::OneMinute, Resolution::OneHour];
+
+    /// The coarsest resolution whose bucket is at most `step` (raw below one minute).
+    /// For a choice that also checks retention, see
+    /// [`crate::retention::Policy::resolution_for`].
+    pub fn for_step(step: std::time::Duration) -> Resolution {
+        let step = i64::try_from(step.as_nanos()).unwrap_or(i64::MAX);
+        Resolution::ALL
+            .into_iter()
+            .rev()
+            .find(|r| r.step_nanos() <= step)
+            .unwrap_or(Resolution::Raw)
+    }
 }
 
 /// Counts of a block's contents.

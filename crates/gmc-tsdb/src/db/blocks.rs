@@ -32,6 +32,22 @@ impl BlockSource {
     pub(super) fn size_bytes(&self) -> u64 {
         self.block.size_bytes()
     }
+
+    pub(super) fn resolution(&self) -> Resolution {
+        self.block.meta().resolution
+    }
+
+    pub(super) fn id(&self) -> &str {
+        &self.block.meta().id
+    }
+
+    pub(super) fn maxt(&self) -> i64 {
+        self.block.meta().maxt_nanos
+    }
+
+    pub(super) fn block(&self) -> &Block {
+        &self.block
+    }
 }
 
 /// Open every block under `dir`, oldest first; blocks that fail to open are logged and

@@ -81,10 +81,17 @@ fn replay_segment(
     let data = fs::read(path).map_err(|e| Error::io("read wal segment", path, e))?;
     stats.segments += 1;
     if data.len() < SEGMENT_MAGIC.len() || &data[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
-        tracing::warn!(path = %path.display(), bytes = data.len(), "WAL segment has no valid header; dropping it");
-        stats.dropped_bytes += data.len() as u64;
-        stats.corruptions += 1;
-        truncate(path, 0, true)?;
+        // A strict prefix of the header is a segment whose creation was interrupted
+        // (crash or full disk): it never held records, so it is not a corruption.
+        if SEGMENT_MAGIC.starts_with(&data) {
+            tracing::debug!(path = %path.display(), "Removing unfinished WAL segment.");
+        } else {
+            tracing::warn!(path = %path.display(), bytes = data.len(), "WAL segment has no valid header; dropping it");
+            stats.dropped_bytes += data.len() as u64;
+            stats.corruptions += 1;
+        }
+        // Removed rather than rewritten: removing needs no disk space.
+        fs::remove_file(path).map_err(|e| Error::io("remove wal segment", path, e))?;
         return Ok(());
     }
     let mut pos = SEGMENT_MAGIC.len();
@@ -111,7 +118,7 @@ fn replay_segment(
                 tracing::warn!(path = %path.display(), offset = pos, dropped_bytes = dropped, reason = e.0, "torn or corrupt WAL tail dropped");
                 stats.dropped_bytes += dropped;
                 stats.corruptions += 1;
-                truncate(path, pos as u64, false)?;
+                truncate(path, pos as u64)?;
                 break;
             }
         }
@@ -119,19 +126,14 @@ fn replay_segment(
     Ok(())
 }
 
-/// Cut a segment back to `len` bytes (re-writing the header when it is gone).
-fn truncate(path: &Path, len: u64, rewrite_header: bool) -> Result<()> {
+/// Cut a segment back to `len` bytes.
+fn truncate(path: &Path, len: u64) -> Result<()> {
     let f = OpenOptions::new()
         .write(true)
         .open(path)
         .map_err(|e| Error::io("open wal segment", path, e))?;
     f.set_len(len)
         .map_err(|e| Error::io("truncate wal segment", path, e))?;
-    if rewrite_header {
-        use std::os::unix::fs::FileExt;
-        f.write_all_at(SEGMENT_MAGIC, 0)
-            .map_err(|e| Error::io("write wal segment header", path, e))?;
-    }
     f.sync_all()
         .map_err(|e| Error::io("fsync wal segment", path, e))
 }

@@ -16,7 +16,7 @@ use crate::config;
 pub(crate) struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:9300].
     #[arg(long, env = "GMC_LISTEN", global = true)]
-    listen: Option<SocketAddr>,
+    pub(crate) listen: Option<SocketAddr>,
     /// Directory of the embedded store [default: ./gmc-data].
     #[arg(long, visible_alias = "data", env = "GMC_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
@@ -25,7 +25,7 @@ pub(crate) struct ServeArgs {
     config: Option<PathBuf>,
     /// Log format: text or json.
     #[arg(long, env = "GMC_LOG_FORMAT", default_value = "text", global = true)]
-    log_format: String,
+    pub(crate) log_format: String,
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -70,7 +70,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -95,7 +95,7 @@ async fn shutdown_signal() {
     tracing::info!("Shutdown requested.");
 }
 
-fn init_tracing(format: &str) {
+pub(crate) fn init_tracing(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("GMC_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal as _;

@@ -5,6 +5,8 @@
 // Test helpers outside #[test] functions may panic on failure: that is how a test fails.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod agent;
+mod agent_node_exporter;
 mod bad_input;
 mod harness;
 mod ingest;
