@@ -7,7 +7,10 @@
 //!   other thread writes. Collection sums the threads' cells.
 //! * **Histograms** are schema-6 log-linear histograms over integer nanoseconds
 //!   ([`gmc_histogram`]): every quantile within 0.5416 %, exact count/sum/min/max, exact
-//!   merges, exported as Prometheus native histograms and as classic `le` buckets.
+//!   merges, exported as Prometheus native histograms and as classic `le` buckets. A
+//!   histogram whose name ends in `_seconds` takes nanoseconds and is exposed in seconds
+//!   (classic counts stay exact; native buckets move to the seconds bucket holding their
+//!   upper bound); any other histogram is exposed in the unit it records.
 //! * **Spans**: [`Histogram::start`] reads the TSC (`quanta`) and records the elapsed
 //!   nanoseconds on drop; [`clock`] exposes the raw ticks for stage latencies.
 //! * **Dynamic labels** ([`Family`]) for cold paths: a lock-free read-mostly table, a
@@ -25,7 +28,7 @@
 //! // Resolve once, at start-up …
 //! let orders = registry.counter_with("orders_sent", "Orders sent.", &[("venue", "XNAS")])?;
 //! let latency = registry.histogram_with(
-//!     "order_ack_latency_nanoseconds",
+//!     "order_ack_latency_seconds",
 //!     "Send to ack.",
 //!     &[("venue", "XNAS")],
 //! )?;
@@ -41,7 +44,7 @@
 //!
 //! let text = registry.encode_to_string(Format::Prometheus);
 //! assert!(text.contains("orders_sent_total{venue=\"XNAS\"} 1"));
-//! assert!(text.contains("order_ack_latency_nanoseconds_count{venue=\"XNAS\"} 2"));
+//! assert!(text.contains("order_ack_latency_seconds_count{venue=\"XNAS\"} 2"));
 //! let h = latency.snapshot();
 //! assert_eq!(h.min(), Some(h.min().unwrap().min(12_500)));
 //! # Ok::<(), gmc_client::Error>(())

@@ -58,6 +58,10 @@ pub const POSITIONS: usize = MAX_INDEX as usize + 2;
 /// Worst relative error of a reported quantile: `(r-1)/(r+1)` with `r = 2^(1/64)`.
 pub const RELATIVE_ERROR: f64 = 0.005_415_159_415_902_577;
 
+/// Index shift from a nanosecond bucket to the seconds bucket holding its upper bound:
+/// `ceil(64 · log2(1e-9))` = `ceil(-1913.43)`.
+pub const NS_TO_SECONDS_INDEX_SHIFT: i32 = -1913;
+
 /// `2^(k/64) - 1` for `k = 1..=63` as 64-bit binary fractions (exact images of the `f64`
 /// constants), followed by a sentinel that no fraction exceeds.
 const BOUNDS: [u64; 64] = [
@@ -392,6 +396,23 @@ impl Histogram {
         }
     }
 
+    /// The native histogram of the same observations expressed in **seconds** when the
+    /// values were nanoseconds (Prometheus' base unit). `1 ns = 2^-29.897… s`, so bucket
+    /// `i` in ns straddles seconds buckets `i - 1914` and `i - 1913`; every observation is
+    /// placed in the upper one ([`NS_TO_SECONDS_INDEX_SHIFT`]), so a reported bucket never
+    /// sits below its values and lies at most one bucket (1.09 %) above the exact one.
+    /// Count and zero count are exact; sum, min and max are scaled by `1e-9`.
+    pub fn to_native_seconds(&self) -> gmc_model::Histogram {
+        let mut h = self.to_native();
+        if let Some(first) = h.positive_spans.first_mut() {
+            first.offset += NS_TO_SECONDS_INDEX_SHIFT;
+        }
+        h.sum *= 1e-9;
+        h.min = h.min.map(|v| v * 1e-9);
+        h.max = h.max.map(|v| v * 1e-9);
+        h
+    }
+
     /// Classic cumulative buckets for `le` bounds (ascending, in the recording unit), the
     /// `+Inf` bucket last. An observation is counted under the first `le` at or above the
     /// largest integer its bucket can hold, so counts are exact for integer data whenever
@@ -465,6 +486,22 @@ mod tests {
                 assert!(xf > l * (1.0 - 1e-15) && xf <= u * (1.0 + 1e-15), "{x} in {i}");
             }
             v = v * 3 / 2 + 1;
+        }
+    }
+
+    #[test]
+    fn seconds_shift_puts_values_in_the_upper_straddled_bucket() {
+        assert_eq!(
+            NS_TO_SECONDS_INDEX_SHIFT,
+            (64.0 * 1e-9f64.log2()).ceil() as i32
+        );
+        for v in [1u64, 7, 100, 999, 1000, 12_345, 1 << 30, 3_000_000_000] {
+            let i = index(v).unwrap();
+            let j = i + NS_TO_SECONDS_INDEX_SHIFT;
+            let (_, up) = bucket_bounds(j);
+            let (lo, _) = bucket_bounds(j - 1);
+            let s = v as f64 * 1e-9;
+            assert!(s <= up * (1.0 + 1e-12) && s > lo * (1.0 - 1e-12), "{v}");
         }
     }
 

@@ -89,6 +89,9 @@ impl AppState {
     pub fn note_services(&self, batch: &gmc_model::WriteBatch<'_>) {
         // Collapse the batch first so the shared map is locked once per request.
         let mut local: HashMap<&str, i64> = HashMap::new();
+        // Senders group series by service, so consecutive series mostly share one: keep a
+        // running maximum and touch the map only when the service changes.
+        let mut run: Option<(&str, i64)> = None;
         for s in batch.iter() {
             let Some(svc) = s.label("service").or_else(|| s.label("job")) else {
                 continue;
@@ -99,10 +102,20 @@ impl AppState {
                 .map(|f| f.ts_nanos)
                 .chain(s.histograms.iter().map(|h| h.ts_nanos))
                 .max();
-            if let Some(ts) = newest {
-                let e = local.entry(svc).or_insert(ts);
-                *e = (*e).max(ts);
+            let Some(ts) = newest else { continue };
+            match &mut run {
+                Some((cur, max)) if *cur == svc => *max = (*max).max(ts),
+                _ => {
+                    if let Some((cur, max)) = run.replace((svc, ts)) {
+                        let e = local.entry(cur).or_insert(max);
+                        *e = (*e).max(max);
+                    }
+                }
             }
+        }
+        if let Some((cur, max)) = run {
+            let e = local.entry(cur).or_insert(max);
+            *e = (*e).max(max);
         }
         if local.is_empty() {
             return;

@@ -399,6 +399,7 @@ impl Inner {
                     Err(e) => tracing::warn!(error = %e, "head flush failed"),
                 }
             }
+            self.head.recompress_closed();
             if let Err(e) = self.maintain() {
                 tracing::warn!(error = %e, "maintenance round failed; retried next round");
             }

@@ -56,21 +56,25 @@ pub(crate) struct Shard {
     /// Series by label hash (the first series with that hash): appends find their series
     /// with one lookup.
     by_hash: U64Map<MemSeries>,
-    /// Further series sharing a label hash with another (collisions), by ref.
+    /// Further series sharing a label hash with another (collisions), by ref. Invariant:
+    /// every hash here is also a key of `by_hash`.
     collided: U64Map<MemSeries>,
     /// Ref → label hash, for ref-based access (queries, replay).
     refs: U64Map<u64>,
 }
 
 impl Shard {
-    /// The series with exactly these labels.
+    /// The series with exactly these labels: one probe of the hash table, and a label
+    /// compare only on a hash match (collisions are searched only when the primary
+    /// series' labels differ).
     fn find_mut(&mut self, hash: u64, labels: &[LabelRef<'_>]) -> Option<&mut MemSeries> {
-        let in_primary = self
-            .by_hash
-            .get(&hash)
-            .is_some_and(|s| key_equal(&s.key, labels));
-        if in_primary {
-            return self.by_hash.get_mut(&hash);
+        if let Some(s) = self.by_hash.get_mut(&hash) {
+            if key_equal(&s.key, labels) {
+                return Some(s);
+            }
+        } else {
+            // No series has this hash, so no collided one either.
+            return None;
         }
         self.collided
             .values_mut()
@@ -126,7 +130,20 @@ impl Shard {
     fn remove(&mut self, hash: u64, r: u64) -> Option<MemSeries> {
         self.refs.remove(&r);
         match self.by_hash.get(&hash) {
-            Some(s) if s.ref_id == r => self.by_hash.remove(&hash),
+            Some(s) if s.ref_id == r => {
+                let removed = self.by_hash.remove(&hash);
+                // Keep the invariant `find_mut` relies on: a hash some series has is in
+                // `by_hash`. Promote a collided series with the same hash, if any.
+                let heir = self
+                    .collided
+                    .keys()
+                    .copied()
+                    .find(|c| self.refs.get(c) == Some(&hash));
+                if let Some(s) = heir.and_then(|c| self.collided.remove(&c)) {
+                    self.by_hash.insert(hash, s);
+                }
+                removed
+            }
             _ => self.collided.remove(&r),
         }
     }
@@ -448,6 +465,38 @@ impl Head {
         Frozen::new(out)
     }
 
+    /// Recompress closed `XOR` chunks with the denser closed-chunk codec, one shard at a
+    /// time, encoding outside the shard lock so appends are delayed by two short lock
+    /// holds per shard. Returns the number of chunks replaced.
+    pub(crate) fn recompress_closed(&self) -> usize {
+        let mut replaced = 0;
+        for shard in self.shards.iter() {
+            let todo: Vec<(u64, usize, series::Chunk)> = {
+                let g = shard.lock();
+                g.values()
+                    .flat_map(|s| s.xor_closed().map(|(i, c)| (s.ref_id, i, c.clone())))
+                    .collect()
+            };
+            if todo.is_empty() {
+                continue;
+            }
+            let done: Vec<(u64, usize, Arc<[u8]>, series::Chunk)> = todo
+                .into_iter()
+                .filter_map(|(r, i, c)| {
+                    let fresh = series::recompress(&c)?;
+                    Some((r, i, c.bytes, fresh))
+                })
+                .collect();
+            let mut g = shard.lock();
+            for (r, i, was, fresh) in done {
+                if let Some(s) = g.get_mut(r) {
+                    replaced += usize::from(s.replace_closed(i, &was, fresh));
+                }
+            }
+        }
+        replaced
+    }
+
     /// Drop series holding no data; the caller excludes concurrent appends.
     pub(crate) fn gc_empty_series(&self) -> usize {
         let mut removed = 0;
@@ -513,5 +562,40 @@ mod tests {
             &series_key(&a),
             &[LabelRef::new("__name__", "ab")]
         ));
+    }
+
+    #[test]
+    fn closed_chunks_are_recompressed_off_the_append_path() {
+        use crate::querier::{SampleValue, Source};
+        let head = Head::new(
+            Settings::from_config(&Config::default()),
+            Arc::new(Metrics::default()),
+        );
+        let labels = Labels::from_pairs([("__name__", "m")]);
+        let r = head.replay_series(1 << SHARD_BITS, &labels);
+        let n = 1000i64;
+        for i in 0..n {
+            let v = (i as f64 * 0.37).sin();
+            assert!(head.replay_sample(r, i * 1_000_000_000, SampleValue::Float(v)));
+        }
+        let read = |head: &Head| {
+            let mut out = Vec::new();
+            head.select(&[gmc_model::Matcher::equal("__name__", "m")], 0, i64::MAX, &mut out)
+                .unwrap();
+            out
+        };
+        let before = read(&head);
+        let encodings = |head: &Head| -> Vec<u8> {
+            let g = head.shards[Head::shard_of_ref(r)].lock();
+            g.get(r).unwrap().closed.iter().map(|c| c.encoding).collect()
+        };
+        assert!(encodings(&head).iter().all(|e| *e == crate::chunk::ENCODING_XOR));
+        let closed = encodings(&head).len();
+        assert!(closed >= 8);
+        assert_eq!(head.recompress_closed(), closed);
+        assert!(encodings(&head).iter().all(|e| *e != crate::chunk::ENCODING_XOR));
+        assert_eq!(head.recompress_closed(), 0);
+        assert_eq!(read(&head), before);
+        assert_eq!(before[0].1.len(), n as usize);
     }
 }

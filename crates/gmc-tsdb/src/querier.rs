@@ -83,6 +83,16 @@ impl Series {
         self.samples.iter().cloned()
     }
 
+    /// Samples in time order, borrowed (no per-sample clone).
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Take the labels and samples apart without copying them.
+    pub fn into_parts(self) -> (Labels, Vec<Sample>) {
+        (self.labels, self.samples)
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         self.samples.len()
@@ -151,6 +161,11 @@ impl std::fmt::Debug for Querier {
 }
 
 impl Querier {
+    /// The sources and range (for `select_rollup` in `downsample/read.rs`).
+    pub(crate) fn view(&self) -> (&Arc<dyn SourceSet>, i64, i64) {
+        (&self.set, self.mint, self.maxt)
+    }
+
     pub(crate) fn new(
         mint: i64,
         maxt: i64,
@@ -171,41 +186,48 @@ impl Querier {
         if matchers.is_empty() {
             return Ok(Vec::new());
         }
+        let sources = self.set.sources();
+        let (mint, maxt) = (self.mint, self.maxt);
+        let finish = |labels: Labels, mut samples: Vec<Sample>| -> Option<Series> {
+            // Sources usually return clipped, sorted, duplicate-free samples: only pay for
+            // clipping, sorting and deduplication when they did not.
+            let clean = samples.first().is_some_and(|s| s.ts_nanos >= mint)
+                && samples.last().is_some_and(|s| s.ts_nanos <= maxt)
+                && samples.windows(2).all(|w| w[0].ts_nanos < w[1].ts_nanos);
+            if !clean {
+                samples.retain(|s| s.ts_nanos >= mint && s.ts_nanos <= maxt);
+                samples.sort_by_key(|s| s.ts_nanos);
+                samples.dedup_by_key(|s| s.ts_nanos);
+            }
+            (!samples.is_empty()).then_some(Series { labels, samples })
+        };
+        // One source (the usual case: everything still in the head) holds each series at
+        // most once, so no merge map is needed.
+        if let [only] = sources.as_slice() {
+            let mut buf = Vec::new();
+            only.select(matchers, mint, maxt, &mut buf)?;
+            let mut out: Vec<Series> = buf
+                .into_iter()
+                .filter_map(|(labels, samples)| finish(labels, samples))
+                .collect();
+            out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+            return Ok(out);
+        }
         let mut merged: BTreeMap<Labels, Vec<Sample>> = BTreeMap::new();
         let mut buf = Vec::new();
         // Sources are newest first; a stable sort keeps the first source's sample at a
         // timestamp that several sources hold.
-        for src in &self.set.sources() {
+        for src in &sources {
             buf.clear();
-            src.select(matchers, self.mint, self.maxt, &mut buf)?;
+            src.select(matchers, mint, maxt, &mut buf)?;
             for (labels, samples) in buf.drain(..) {
                 merged.entry(labels).or_default().extend(samples);
             }
         }
-        let (mint, maxt) = (self.mint, self.maxt);
         Ok(merged
             .into_iter()
-            .filter_map(|(labels, mut samples)| {
-                samples.retain(|s| s.ts_nanos >= mint && s.ts_nanos <= maxt);
-                samples.sort_by_key(|s| s.ts_nanos);
-                samples.dedup_by_key(|s| s.ts_nanos);
-                (!samples.is_empty()).then_some(Series { labels, samples })
-            })
+            .filter_map(|(labels, samples)| finish(labels, samples))
             .collect())
-    }
-
-    /// Like [`Querier::select`] at a rollup resolution: per series, the `agg` of every
-    /// `res` bucket stamped within `[mint, maxt]` (a sample at `T` summarises raw samples
-    /// in `[T − step, T)`; see [`crate::downsample::bucket_stamp`]). Reads rollup blocks,
-    /// so it answers for time whose raw data retention deleted, and computes buckets not
-    /// rolled up yet from raw data. Choose `res` with [`crate::Db::resolution_for`].
-    pub fn select_rollup(
-        &self,
-        matchers: &[Matcher],
-        res: crate::block::Resolution,
-        agg: crate::downsample::Aggregate,
-    ) -> Result<Vec<Series>> {
-        crate::downsample::read::select(&self.set, self.mint, self.maxt, matchers, res, agg)
     }
 
     /// Sorted label names of series matching `matchers` (all series when empty).

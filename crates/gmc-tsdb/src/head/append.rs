@@ -76,13 +76,12 @@ impl Head {
             for &i in idxs {
                 let i = i as usize;
                 let Some(s) = batch.get(i) else { continue };
-                let found = shard.find_mut(s.hash, s.labels).map(|x| x.ref_id);
-                let r = match found {
-                    Some(r) => r,
+                let created = match shard.find_mut(s.hash, s.labels) {
+                    Some(_) => None,
                     None => match self.create(shard_idx, &mut shard, s.hash, s.labels, None) {
                         Ok(r) => {
                             plan.created += 1;
-                            r
+                            Some(r)
                         }
                         Err(e) => {
                             self.metrics
@@ -95,19 +94,30 @@ impl Head {
                         }
                     },
                 };
-                let Some(series) = shard.get_mut_hinted(s.hash, r) else {
+                // Found: one more probe than strictly needed only for new series.
+                let series = match created {
+                    None => shard.find_mut(s.hash, s.labels),
+                    Some(r) => shard.get_mut_hinted(s.hash, r),
+                };
+                let Some(series) = series else {
                     continue;
                 };
-                let hists = plan.histograms.get(i);
-                let samples = s
-                    .floats
-                    .iter()
-                    .map(|f| (f.ts_nanos, SampleValue::Float(f.value)))
-                    .chain(s.histograms.iter().enumerate().filter_map(|(j, h)| {
-                        let x = hists?.get(j)?;
-                        Some((h.ts_nanos, SampleValue::Histogram(Arc::clone(x))))
-                    }));
-                match series.reserve(samples, window) {
+                let r = series.ref_id;
+                let res = if s.histograms.is_empty() {
+                    series.reserve_floats(s.floats, window)
+                } else {
+                    let hists = plan.histograms.get(i);
+                    let samples = s
+                        .floats
+                        .iter()
+                        .map(|f| (f.ts_nanos, SampleValue::Float(f.value)))
+                        .chain(s.histograms.iter().enumerate().filter_map(|(j, h)| {
+                            let x = hists?.get(j)?;
+                            Some((h.ts_nanos, SampleValue::Histogram(Arc::clone(x))))
+                        }));
+                    series.reserve(samples, window)
+                };
+                match res {
                     Ok(()) => {
                         plan.refs[i] = Some(r);
                         if !series.wal_logged {

@@ -141,6 +141,30 @@ impl MemSeries {
         Ok(())
     }
 
+    /// [`MemSeries::reserve`] for float-only samples, without building `SampleValue`s for
+    /// the in-order common case (the append hot path).
+    pub(crate) fn reserve_floats(
+        &mut self,
+        floats: &[gmc_model::FloatSample],
+        window_nanos: i64,
+    ) -> Result<(), SampleError> {
+        let in_order = floats.first().is_some_and(|f| f.ts_nanos > self.res_max_ts)
+            && floats.windows(2).all(|w| w[0].ts_nanos < w[1].ts_nanos);
+        if !in_order {
+            return self.reserve(
+                floats
+                    .iter()
+                    .map(|f| (f.ts_nanos, SampleValue::Float(f.value))),
+                window_nanos,
+            );
+        }
+        if let Some(f) = floats.last() {
+            self.res_max_ts = f.ts_nanos;
+            self.res_last = Some(SampleValue::Float(f.value));
+        }
+        Ok(())
+    }
+
     /// The stored value at `ts`, if any (decodes at most the chunks covering `ts`).
     fn value_at(&self, ts: i64) -> Option<SampleValue> {
         if let Ok(i) = self.ooo.binary_search_by_key(&ts, |s| s.ts_nanos) {
@@ -239,7 +263,10 @@ impl MemSeries {
         }
     }
 
-    /// Close the open chunk, recompressing it with the closed-chunk codec.
+    /// Close the open chunk. A float chunk is closed as its appender's `XOR` bytes; the
+    /// recompression to the denser closed-chunk codec (about half the time of an append
+    /// otherwise) happens off the append path, in [`recompress`] run by the maintenance
+    /// thread.
     pub(crate) fn cut(&mut self) {
         match std::mem::take(&mut self.open) {
             Open::Empty => {}
@@ -247,26 +274,11 @@ impl MemSeries {
                 let (Some(mint), Some(maxt)) = (a.first_ts(), a.last_ts()) else {
                     return;
                 };
-                let bytes = a.bytes();
-                let (encoding, bytes) = match chunk::decode_all(chunk::ENCODING_XOR, &bytes) {
-                    Ok(samples) => {
-                        let f: Vec<(i64, f64)> = samples
-                            .iter()
-                            .filter_map(|s| match s.value {
-                                SampleValue::Float(v) => Some((s.ts_nanos, v)),
-                                SampleValue::Histogram(_) => None,
-                            })
-                            .collect();
-                        chunk::encode_floats(&f)
-                    }
-                    // Keep the appender's own bytes if they somehow fail to decode.
-                    Err(_) => (chunk::ENCODING_XOR, bytes),
-                };
                 self.closed.push(Chunk {
                     mint,
                     maxt,
-                    encoding,
-                    bytes: bytes.into(),
+                    encoding: chunk::ENCODING_XOR,
+                    bytes: a.bytes().into(),
                 });
             }
             Open::Hist(h) => {
@@ -283,6 +295,26 @@ impl MemSeries {
                     bytes: bytes.into(),
                 });
             }
+        }
+    }
+
+    /// Closed chunks still in the appender's `XOR` encoding: `(index, chunk)`.
+    pub(crate) fn xor_closed(&self) -> impl Iterator<Item = (usize, &Chunk)> {
+        self.closed
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.encoding == chunk::ENCODING_XOR)
+    }
+
+    /// Replace closed chunk `idx` by `with` if it is still `was` (a flush or another
+    /// recompression may have moved it meanwhile). Returns whether it was replaced.
+    pub(crate) fn replace_closed(&mut self, idx: usize, was: &Arc<[u8]>, with: Chunk) -> bool {
+        match self.closed.get_mut(idx) {
+            Some(c) if Arc::ptr_eq(&c.bytes, was) => {
+                *c = with;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -353,6 +385,20 @@ impl MemSeries {
             ooo: std::mem::take(&mut self.ooo),
         }
     }
+}
+
+/// Recompress an `XOR` chunk with the closed-chunk codec (`chunk::encode_floats`); `None`
+/// if it does not decode (then it stays as it is).
+pub(crate) fn recompress(c: &Chunk) -> Option<Chunk> {
+    let mut f: Vec<(i64, f64)> = Vec::with_capacity(128);
+    chunk::decode_floats(c.encoding, &c.bytes, &mut f).ok()?;
+    let (encoding, bytes) = chunk::encode_floats(&f);
+    Some(Chunk {
+        mint: c.mint,
+        maxt: c.maxt,
+        encoding,
+        bytes: bytes.into(),
+    })
 }
 
 impl Taken {
