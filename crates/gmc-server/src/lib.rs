@@ -39,7 +39,10 @@ pub fn router(state: AppState) -> Router {
     use routes::{ingest, prom_api as api, rest, status};
     Router::new()
         .route("/api/v1/query", get(api::query).post(api::query))
-        .route("/api/v1/query_range", get(api::query_range).post(api::query_range))
+        .route(
+            "/api/v1/query_range",
+            get(api::query_range).post(api::query_range),
+        )
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))

@@ -174,7 +174,11 @@ impl ServerMetrics {
     /// Render in Prometheus text format 0.0.4.
     pub fn encode_text(&self, out: &mut String) {
         out.push_str("# HELP gmc_queries_total PromQL queries evaluated.\n# TYPE gmc_queries_total counter\n");
-        let _ = writeln!(out, "gmc_queries_total {}", self.queries.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "gmc_queries_total {}",
+            self.queries.load(Ordering::Relaxed)
+        );
         out.push_str("# HELP gmc_query_failures_total PromQL queries that ended in an error.\n# TYPE gmc_query_failures_total counter\n");
         let _ = writeln!(
             out,

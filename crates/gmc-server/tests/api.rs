@@ -175,12 +175,8 @@ async fn gzip_bodies_are_decoded_with_the_size_cap() {
 fn every_route_is_in_the_openapi_document() {
     let src = include_str!("../src/lib.rs");
     let doc: serde_json::Value = serde_json::from_str(include_str!("../openapi.json")).unwrap();
-    let documented: std::collections::BTreeSet<String> = doc["paths"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
+    let documented: std::collections::BTreeSet<String> =
+        doc["paths"].as_object().unwrap().keys().cloned().collect();
     let routed: std::collections::BTreeSet<String> = src
         .split(".route(")
         .skip(1)

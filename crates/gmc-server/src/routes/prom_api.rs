@@ -93,10 +93,12 @@ fn engine_for(state: &AppState, p: &Params) -> Result<Arc<gmc_promql::Engine>, A
     if asked >= opts.timeout {
         return Ok(Arc::clone(&state.engine));
     }
-    Ok(Arc::new(gmc_promql::Engine::new(gmc_promql::EngineOptions {
-        timeout: asked,
-        ..opts.clone()
-    })))
+    Ok(Arc::new(gmc_promql::Engine::new(
+        gmc_promql::EngineOptions {
+            timeout: asked,
+            ..opts.clone()
+        },
+    )))
 }
 
 /// Run a query on the blocking pool under the concurrency limit.
@@ -264,7 +266,9 @@ pub(crate) async fn query_range(
     let q = p.required("query")?.to_owned();
     let start = p.time_ms("start", i64::MIN).and_then(|v| {
         if v == i64::MIN {
-            Err(ApiError::bad_request("invalid parameter \"start\": missing"))
+            Err(ApiError::bad_request(
+                "invalid parameter \"start\": missing",
+            ))
         } else {
             Ok(v)
         }

@@ -55,7 +55,11 @@ struct SynthSeries {
 
 fn series(name: &str, labels: &[(&str, &str)], values: Vec<f64>) -> SynthSeries {
     let mut l = vec![("__name__".to_owned(), name.to_owned())];
-    l.extend(labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    l.extend(
+        labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     SynthSeries { labels: l, values }
 }
 
@@ -91,7 +95,9 @@ fn dataset() -> Vec<SynthSeries> {
             }
         }
         // Classic histogram: cumulative buckets.
-        let les = ["0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.01", "+Inf"];
+        let les = [
+            "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.01", "+Inf",
+        ];
         let mut cum = [0.0f64; 7];
         let mut sum = 0.0;
         let mut bucket_values: Vec<Vec<f64>> = vec![Vec::new(); 7];
@@ -144,7 +150,13 @@ fn dataset() -> Vec<SynthSeries> {
             ));
         }
         let values = (0..n)
-            .map(|i| if (60..64).contains(&i) && svc == "gateway" { 0.0 } else { 1.0 })
+            .map(|i| {
+                if (60..64).contains(&i) && svc == "gateway" {
+                    0.0
+                } else {
+                    1.0
+                }
+            })
             .collect();
         out.push(series(
             "up",
@@ -218,7 +230,10 @@ fn start_prometheus(dir: &std::path::Path) -> (Reap, String) {
     std::fs::write(&cfg, "global:\n  scrape_interval: 1m\n").unwrap();
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-remote-write-receiver")
         .stdout(Stdio::null())
@@ -293,7 +308,10 @@ fn values_agree(a: &str, b: &str) -> bool {
 }
 
 /// Differences between two canonical results, as readable lines.
-fn diff(a: &BTreeMap<String, Vec<(f64, String)>>, b: &BTreeMap<String, Vec<(f64, String)>>) -> Vec<String> {
+fn diff(
+    a: &BTreeMap<String, Vec<(f64, String)>>,
+    b: &BTreeMap<String, Vec<(f64, String)>>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for (k, pa) in a {
         match b.get(k) {
@@ -476,7 +494,11 @@ fn promql_results_match_prometheus_2_42() {
     }
     let explained: Vec<&String> = failures
         .iter()
-        .filter(|f| KNOWN_3X_DIFFERENCES.iter().any(|(q, _)| f.split(':').next().is_some_and(|h| h.ends_with(q))))
+        .filter(|f| {
+            KNOWN_3X_DIFFERENCES
+                .iter()
+                .any(|(q, _)| f.split(':').next().is_some_and(|h| h.ends_with(q)))
+        })
         .collect();
     for (q, why) in KNOWN_3X_DIFFERENCES {
         eprintln!("expected difference (3.x semantics) for {q}: {why}");
@@ -493,7 +515,11 @@ fn promql_results_match_prometheus_2_42() {
     assert!(
         unexplained.is_empty(),
         "gmc and Prometheus 2.42 disagree:\n{}",
-        unexplained.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("\n")
+        unexplained
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -557,7 +583,8 @@ fn grafana_datasource_requests_get_prometheus_shapes() {
         now - 10
     );
     assert_eq!(
-        g.post("/api/v1/push", "application/json", body.into_bytes()).0,
+        g.post("/api/v1/push", "application/json", body.into_bytes())
+            .0,
         200
     );
     // "Save & test": instant `1+1` at t = 4 s, POST form.
@@ -594,13 +621,22 @@ fn grafana_datasource_requests_get_prometheus_shapes() {
     // Autocomplete: metric names, label names, series, values, metadata.
     let (code, v) = g.get_json("/api/v1/label/__name__/values");
     assert_eq!(code, 200);
-    assert!(v["data"].as_array().unwrap().contains(&Value::from("orders")));
+    assert!(v["data"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("orders")));
     let (code, v) = post_form(
         &g.url("/api/v1/labels"),
-        &[("start", format!("{}", now - 3600)), ("end", format!("{now}"))],
+        &[
+            ("start", format!("{}", now - 3600)),
+            ("end", format!("{now}")),
+        ],
     );
     assert_eq!(code, 200);
-    assert!(v["data"].as_array().unwrap().contains(&Value::from("service")));
+    assert!(v["data"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("service")));
     let (code, v) = post_form(
         &g.url("/api/v1/series"),
         &[
@@ -641,34 +677,79 @@ fn grafana_datasource_requests_get_prometheus_shapes() {
 fn query_api_bad_input_is_a_prometheus_error() {
     let g = Gmc::start();
     let cases: &[(&str, &[(&str, &str)], u16, &str, &str)] = &[
-        ("/api/v1/query", &[("query", "sum(up")], 400, "bad_data", "unclosed"),
-        ("/api/v1/query", &[("query", "nosuchfn(up)")], 400, "bad_data", "nosuchfn"),
-        ("/api/v1/query", &[("query", "rate(up)")], 400, "bad_data", "expected type matrix"),
+        (
+            "/api/v1/query",
+            &[("query", "sum(up")],
+            400,
+            "bad_data",
+            "unclosed",
+        ),
+        (
+            "/api/v1/query",
+            &[("query", "nosuchfn(up)")],
+            400,
+            "bad_data",
+            "nosuchfn",
+        ),
+        (
+            "/api/v1/query",
+            &[("query", "rate(up)")],
+            400,
+            "bad_data",
+            "expected type matrix",
+        ),
         ("/api/v1/query", &[], 400, "bad_data", "query"),
-        ("/api/v1/query", &[("query", "up"), ("time", "yesterday")], 400, "bad_data", "time"),
+        (
+            "/api/v1/query",
+            &[("query", "up"), ("time", "yesterday")],
+            400,
+            "bad_data",
+            "time",
+        ),
         (
             "/api/v1/query_range",
-            &[("query", "up"), ("start", "100"), ("end", "200"), ("step", "0")],
+            &[
+                ("query", "up"),
+                ("start", "100"),
+                ("end", "200"),
+                ("step", "0"),
+            ],
             400,
             "bad_data",
             "zero or negative",
         ),
         (
             "/api/v1/query_range",
-            &[("query", "up"), ("start", "0"), ("end", "100000"), ("step", "1")],
+            &[
+                ("query", "up"),
+                ("start", "0"),
+                ("end", "100000"),
+                ("step", "1"),
+            ],
             400,
             "bad_data",
             "11,000 points",
         ),
         (
             "/api/v1/query_range",
-            &[("query", "up"), ("start", "200"), ("end", "100"), ("step", "1")],
+            &[
+                ("query", "up"),
+                ("start", "200"),
+                ("end", "100"),
+                ("step", "1"),
+            ],
             400,
             "bad_data",
             "before start",
         ),
         ("/api/v1/series", &[], 400, "bad_data", "match[]"),
-        ("/api/v1/series", &[("match[]", "sum(up)")], 400, "bad_data", "selector"),
+        (
+            "/api/v1/series",
+            &[("match[]", "sum(up)")],
+            400,
+            "bad_data",
+            "selector",
+        ),
     ];
     for (path, form, code, etype, needle) in cases {
         let form: Vec<(&str, String)> = form.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
@@ -677,7 +758,10 @@ fn query_api_bad_input_is_a_prometheus_error() {
         assert_eq!(v["status"], "error", "{v}");
         assert_eq!(v["errorType"], *etype, "{path} {form:?}: {v}");
         let msg = v["error"].as_str().unwrap_or("");
-        assert!(msg.contains(needle), "{path} {form:?}: {msg:?} lacks {needle:?}");
+        assert!(
+            msg.contains(needle),
+            "{path} {form:?}: {msg:?} lacks {needle:?}"
+        );
     }
     // A huge regex is refused by the regex engine's size limit, not by the server dying.
     let huge = format!("up{{job=~\"{}\"}}", "((a|b|c|d|e|f){1,1000}){1,1000}");
