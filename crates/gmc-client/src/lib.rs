@@ -17,7 +17,7 @@
 //!   per-family cardinality cap and an `__overflow__` series.
 //! * **Export** off the hot path: [`Registry::encode`] (text 0.0.4, OpenMetrics, protobuf
 //!   with native histograms; [`Format::negotiate`] reads `Accept`), the `http` feature's
-//!   [`http::MetricsServer`], and [`push::Pusher`] (remote_write or JSON, background thread,
+//!   `http::MetricsServer`, and [`push::Pusher`] (remote_write or JSON, background thread,
 //!   bounded buffer with a drop counter). [`process::register`] adds `process_*` metrics.
 //! * [`trading`]: order lifecycle, stage latencies, venue connectivity, PnL and exposure.
 //!

@@ -127,8 +127,7 @@ const BOUNDS: [u64; 64] = [
     0xea4afa2a490da000,
     0xefa1bee615a27000,
     0xf50765b6e4540000,
-    0xfa7c1819e90d8000
-,
+    0xfa7c1819e90d8000,
     u64::MAX,
 ];
 
@@ -483,7 +482,10 @@ mod tests {
                 let i = index(x).unwrap();
                 let (l, u) = bucket_bounds(i);
                 let xf = x as f64;
-                assert!(xf > l * (1.0 - 1e-15) && xf <= u * (1.0 + 1e-15), "{x} in {i}");
+                assert!(
+                    xf > l * (1.0 - 1e-15) && xf <= u * (1.0 + 1e-15),
+                    "{x} in {i}"
+                );
             }
             v = v * 3 / 2 + 1;
         }
@@ -527,6 +529,9 @@ mod tests {
             h.record(v);
         }
         let c = h.to_classic(&[8, 1024, 4096]);
-        assert_eq!(c, vec![(8.0, 2), (1024.0, 5), (4096.0, 6), (f64::INFINITY, 7)]);
+        assert_eq!(
+            c,
+            vec![(8.0, 2), (1024.0, 5), (4096.0, 6), (f64::INFINITY, 7)]
+        );
     }
 }

@@ -12,10 +12,10 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use matching_engine::engine::{Engine, GmcObserver, NoObserver};
-use matching_engine::flow::{FlowConfig, Generator, Msg};
 use gmc_client::push::{PushConfig, Pusher};
 use gmc_client::Registry;
+use matching_engine::engine::{Engine, GmcObserver, NoObserver};
+use matching_engine::flow::{FlowConfig, Generator, Msg};
 
 /// Parsed command line.
 #[derive(Debug)]
@@ -39,7 +39,10 @@ fn parse_duration(s: &str) -> Option<Duration> {
         return v.parse().ok().map(Duration::from_secs_f64);
     }
     if let Some(v) = s.strip_suffix('m') {
-        return v.parse::<f64>().ok().map(|m| Duration::from_secs_f64(m * 60.0));
+        return v
+            .parse::<f64>()
+            .ok()
+            .map(|m| Duration::from_secs_f64(m * 60.0));
     }
     s.parse().ok().map(Duration::from_secs_f64)
 }
@@ -168,7 +171,13 @@ fn run(a: &Args) -> gmc_client::Result<()> {
     let _json = match &a.json_push {
         Some(url) => {
             println!("pushing JSON to {url} as service {}", a.service);
-            Some(Pusher::new(registry.clone(), PushConfig::json(url.clone(), a.service.clone()))?.spawn()?)
+            Some(
+                Pusher::new(
+                    registry.clone(),
+                    PushConfig::json(url.clone(), a.service.clone()),
+                )?
+                .spawn()?,
+            )
         }
         None => None,
     };
@@ -192,7 +201,7 @@ fn run(a: &Args) -> gmc_client::Result<()> {
                     g.set_up(true);
                 }
                 // Roughly once every 25 s per gateway, staggered.
-                if *du == 0 && (tick + 97 * i as u64) % 250 == 0 {
+                if *du == 0 && (tick + 97 * i as u64).is_multiple_of(250) {
                     *du = tick + 20;
                     g.set_up(false);
                 }
@@ -236,7 +245,7 @@ fn run(a: &Args) -> gmc_client::Result<()> {
 #[inline]
 fn process_sampled(engine: &mut Engine<GmcObserver>, m: &Msg, n: &mut u64) {
     *n += 1;
-    if *n % 64 == 0 {
+    if (*n).is_multiple_of(64) {
         let t = gmc_client::clock::now();
         engine.process(m);
         engine.observer.match_latency.record_since(t);
@@ -293,7 +302,10 @@ fn bench(a: &Args) {
     gmc_client::prepare_thread();
     gmc_client::clock::calibrate();
     let (n, v) = (a.flow.instruments, a.flow.venues);
-    for (label, gw) in [("end to end (book + FIX execution reports)", true), ("bare book (no gateway output)", false)] {
+    for (label, gw) in [
+        ("end to end (book + FIX execution reports)", true),
+        ("bare book (no gateway output)", false),
+    ] {
         let mut off = Vec::new();
         let mut on = Vec::new();
         // One untimed warm-up of each.
@@ -313,7 +325,11 @@ fn bench(a: &Args) {
         on.sort_by(f64::total_cmp);
         let (moff, mon) = (off[off.len() / 2], on[on.len() / 2]);
         let (boff, bon) = (off[off.len() - 1], on[on.len() - 1]);
-        println!("== {label}: {} messages per round, {} rounds", msgs.len(), off.len());
+        println!(
+            "== {label}: {} messages per round, {} rounds",
+            msgs.len(),
+            off.len()
+        );
         println!("off (NoObserver): median {moff:.0} msg/s, best {boff:.0} msg/s");
         println!("on  (gmc-client): median {mon:.0} msg/s, best {bon:.0} msg/s");
         println!(
