@@ -4,7 +4,9 @@
 
 mod blocks;
 mod encode;
+mod flushed;
 mod maintain;
+mod replay;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -21,8 +23,8 @@ use crate::config::Config;
 use crate::error::{Error, Result, SampleError};
 use crate::head::{Frozen, Head, Settings};
 use crate::metrics::Metrics;
-use crate::querier::{Querier, SampleValue, Source, SourceSet};
-use crate::wal::{self, record::Record, Wal};
+use crate::querier::{Querier, Source, SourceSet};
+use crate::wal::Wal;
 pub use maintain::MaintenanceReport;
 
 /// A series of a batch that was refused; the rest of the batch is unaffected.
@@ -154,7 +156,7 @@ impl Db {
             Arc::clone(&metrics),
         ));
         let started = Instant::now();
-        let stats = replay_into(&wal_dir, &head)?;
+        let stats = replay::replay_into(&wal_dir, &head)?;
         metrics.replay_nanos.store(
             u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
             Relaxed,
@@ -225,7 +227,11 @@ impl Db {
             return Err(Error::Closed);
         }
         let _gate = inner.gate.read();
-        let plan = inner.head.prepare(batch);
+        let flushed_maxt = inner.flushed_maxt();
+        let mut plan = inner.head.prepare(batch, flushed_maxt);
+        if !plan.touches_flushed.is_empty() {
+            inner.check_flushed(batch, &mut plan);
+        }
         let new_meta = inner.head.changed_metadata(batch.metadata());
         let buf = encode::wal_records(batch, &plan, &new_meta);
         inner.wal.append(&buf)?;
@@ -406,46 +412,4 @@ impl Inner {
             self.update_disk_bytes();
         }
     }
-}
-
-/// Replay the WAL into `head`, mapping WAL series refs to head refs.
-fn replay_into(wal_dir: &Path, head: &Head) -> Result<wal::ReplayStats> {
-    let mut refmap: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
-    let mut unknown = 0u64;
-    let stats = wal::replay(wal_dir, |rec| match rec {
-        Record::Series(v) => {
-            for (r, labels) in v {
-                let got = head.replay_series(r, &labels);
-                if got != r {
-                    refmap.insert(r, got);
-                } else {
-                    refmap.remove(&r);
-                }
-            }
-        }
-        Record::Floats(v) => {
-            for (r, ts, x) in v {
-                let r = refmap.get(&r).copied().unwrap_or(r);
-                if !head.replay_sample(r, ts, SampleValue::Float(x)) {
-                    unknown += 1;
-                }
-            }
-        }
-        Record::Histograms(v) => {
-            for (r, ts, h) in v {
-                let r = refmap.get(&r).copied().unwrap_or(r);
-                if !head.replay_sample(r, ts, SampleValue::Histogram(Arc::new(h))) {
-                    unknown += 1;
-                }
-            }
-        }
-        Record::Metadata(m) => head.set_metadata(&m),
-    })?;
-    if unknown > 0 {
-        tracing::warn!(
-            samples = unknown,
-            "WAL samples of unknown series skipped (their series record was lost)"
-        );
-    }
-    Ok(stats)
 }

@@ -1,5 +1,5 @@
 //! Rollups: from raw blocks, 1-minute or 1-hour blocks whose series carry a `__rollup__`
-//! label naming the aggregate (`docs/adr/0002-block-format.md`, and in this crate
+//! label naming the aggregate (`docs/adr/0002-block-format.md` and
 //! `docs/adr/0003-rollups-in-db.md`). [`job`] writes them, `read` serves them.
 
 pub mod job;

@@ -106,8 +106,10 @@ impl From<crate::block::Error> for Error {
         match e {
             // One typed error for a full disk, wherever it happens.
             crate::block::Error::Io { op, path, source }
-                if matches!(source.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
-                    || source.kind() == std::io::ErrorKind::StorageFull =>
+                if matches!(
+                    source.raw_os_error(),
+                    Some(libc::ENOSPC) | Some(libc::EDQUOT)
+                ) || source.kind() == std::io::ErrorKind::StorageFull =>
             {
                 Error::DiskFull { op, path }
             }

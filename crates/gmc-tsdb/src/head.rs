@@ -266,7 +266,7 @@ impl Head {
         (hash as usize) & (SHARDS - 1)
     }
 
-    fn shard_of_ref(r: u64) -> usize {
+    pub(crate) fn shard_of_ref(r: u64) -> usize {
         (r as usize) & (SHARDS - 1)
     }
 
@@ -381,25 +381,61 @@ impl Head {
         r.unwrap_or(ref_id)
     }
 
-    /// Replay: store one sample of series `r`; false when the series is unknown.
-    pub(crate) fn replay_sample(&self, r: u64, ts: i64, v: crate::querier::SampleValue) -> bool {
-        let mut shard = self.shards[Self::shard_of_ref(r)].lock();
-        let Some(s) = shard.get_mut(r) else {
-            return false;
-        };
-        let before = s.chunk_count();
-        s.insert(
-            ts,
-            v,
-            self.settings.chunk_samples,
-            self.settings.range_nanos,
-        );
-        let after = s.chunk_count();
-        self.metrics
-            .head_chunks
-            .fetch_add(after as i64 - before as i64, Relaxed);
-        self.note_time(ts);
-        true
+    /// Replay: store a batch of samples (any series, WAL order), locking each shard once
+    /// per run of its samples. The stable sort by shard keeps each series' samples in WAL
+    /// order. Returns the number of samples whose series is unknown.
+    pub(crate) fn replay_batch(
+        &self,
+        samples: &mut Vec<(u64, i64, crate::querier::SampleValue)>,
+    ) -> u64 {
+        // Counting sort by shard: O(n) and stable.
+        let mut counts = [0usize; SHARDS + 1];
+        for x in samples.iter() {
+            counts[Self::shard_of_ref(x.0) + 1] += 1;
+        }
+        for i in 1..=SHARDS {
+            counts[i] += counts[i - 1];
+        }
+        let mut slots: Vec<Option<(u64, i64, crate::querier::SampleValue)>> =
+            (0..samples.len()).map(|_| None).collect();
+        for x in samples.drain(..) {
+            let c = &mut counts[Self::shard_of_ref(x.0)];
+            slots[*c] = Some(x);
+            *c += 1;
+        }
+        samples.extend(slots.into_iter().flatten());
+        let (cs, range) = (self.settings.chunk_samples, self.settings.range_nanos);
+        let mut unknown = 0u64;
+        let mut chunk_delta = 0i64;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        let mut cur: Option<(usize, parking_lot::MutexGuard<'_, Shard>)> = None;
+        for (r, ts, v) in samples.drain(..) {
+            let idx = Self::shard_of_ref(r);
+            if cur.as_ref().is_none_or(|c| c.0 != idx) {
+                // Release the previous shard first: never hold two shard locks.
+                drop(cur.take());
+                cur = Some((idx, self.shards[idx].lock()));
+            }
+            let Some((_, shard)) = cur.as_mut() else {
+                continue;
+            };
+            let Some(s) = shard.get_mut(r) else {
+                unknown += 1;
+                continue;
+            };
+            let before = s.chunk_count() as i64;
+            s.insert(ts, v, cs, range);
+            chunk_delta += s.chunk_count() as i64 - before;
+            lo = lo.min(ts);
+            hi = hi.max(ts);
+        }
+        drop(cur);
+        self.metrics.head_chunks.fetch_add(chunk_delta, Relaxed);
+        if lo <= hi {
+            self.note_time(lo);
+            self.note_time(hi);
+        }
+        unknown
     }
 
     /// Record family metadata (newest wins).
@@ -574,26 +610,46 @@ mod tests {
         let labels = Labels::from_pairs([("__name__", "m")]);
         let r = head.replay_series(1 << SHARD_BITS, &labels);
         let n = 1000i64;
-        for i in 0..n {
-            let v = (i as f64 * 0.37).sin();
-            assert!(head.replay_sample(r, i * 1_000_000_000, SampleValue::Float(v)));
-        }
+        let mut batch: Vec<(u64, i64, SampleValue)> = (0..n)
+            .map(|i| {
+                (
+                    r,
+                    i * 1_000_000_000,
+                    SampleValue::Float((i as f64 * 0.37).sin()),
+                )
+            })
+            .collect();
+        assert_eq!(head.replay_batch(&mut batch), 0);
         let read = |head: &Head| {
             let mut out = Vec::new();
-            head.select(&[gmc_model::Matcher::equal("__name__", "m")], 0, i64::MAX, &mut out)
-                .unwrap();
+            head.select(
+                &[gmc_model::Matcher::equal("__name__", "m")],
+                0,
+                i64::MAX,
+                &mut out,
+            )
+            .unwrap();
             out
         };
         let before = read(&head);
         let encodings = |head: &Head| -> Vec<u8> {
             let g = head.shards[Head::shard_of_ref(r)].lock();
-            g.get(r).unwrap().closed.iter().map(|c| c.encoding).collect()
+            g.get(r)
+                .unwrap()
+                .closed
+                .iter()
+                .map(|c| c.encoding)
+                .collect()
         };
-        assert!(encodings(&head).iter().all(|e| *e == crate::chunk::ENCODING_XOR));
+        assert!(encodings(&head)
+            .iter()
+            .all(|e| *e == crate::chunk::ENCODING_XOR));
         let closed = encodings(&head).len();
         assert!(closed >= 8);
         assert_eq!(head.recompress_closed(), closed);
-        assert!(encodings(&head).iter().all(|e| *e != crate::chunk::ENCODING_XOR));
+        assert!(encodings(&head)
+            .iter()
+            .all(|e| *e != crate::chunk::ENCODING_XOR));
         assert_eq!(head.recompress_closed(), 0);
         assert_eq!(read(&head), before);
         assert_eq!(before[0].1.len(), n as usize);

@@ -2,7 +2,9 @@
 //! chunks with an inverted index, immutable blocks, and a querier merging both.
 //!
 //! Writes go WAL first, then head, so an acknowledged append is durable under
-//! [`Config::sync`] ([`Db::append`]). Reads go through [`Db::querier`].
+//! [`Config::sync`] ([`Db::append`]). Reads go through [`Db::querier`]: raw samples with
+//! [`Querier::select`], 1-minute and 1-hour rollups (kept longer than raw data) with
+//! [`Querier::select_rollup`] at the resolution [`Db::resolution_for`] picks.
 //!
 //! # Chunks
 //!
@@ -41,7 +43,7 @@ pub mod retention;
 pub mod wal;
 
 pub use config::{Config, SyncPolicy};
-pub use db::{AppendReport, Db, FlushReport, Rejection};
+pub use db::{AppendReport, Db, FlushReport, MaintenanceReport, Rejection};
 pub use error::{Error, Result, SampleError};
 pub use metrics::Metrics;
 pub use querier::{Querier, Sample, SampleValue, Series};

@@ -26,7 +26,9 @@ pub struct Writer {
     tmp: PathBuf,
     segments: Option<SegmentWriter>,
     series: Vec<(Labels, Vec<ChunkMeta>)>,
-    by_labels: HashMap<Labels, usize>,
+    /// Label hash → indexes into `series` (labels are stored once, in `series`: a flush
+    /// writes every head series, so a second copy here would be a large transient cost).
+    by_hash: HashMap<u64, Vec<usize>>,
     resolution: Resolution,
     compaction: Compaction,
     stats: Stats,
@@ -69,7 +71,7 @@ impl Writer {
             tmp,
             segments: Some(SegmentWriter::new(chunks, segment_bytes)),
             series: Vec::new(),
-            by_labels: HashMap::new(),
+            by_hash: HashMap::new(),
             resolution,
             stats: Stats::default(),
             mint_nanos: i64::MAX,
@@ -117,10 +119,11 @@ impl Writer {
             self.mint_nanos = self.mint_nanos.min(c.mint_nanos);
             self.maxt_nanos = self.maxt_nanos.max(c.maxt_nanos);
         }
-        match self.by_labels.get(labels) {
+        let slots = self.by_hash.entry(labels.hash()).or_default();
+        match slots.iter().find(|&&i| self.series[i].0 == *labels) {
             Some(&i) => self.series[i].1.extend(metas),
             None => {
-                self.by_labels.insert(labels.clone(), self.series.len());
+                slots.push(self.series.len());
                 self.series.push((labels.clone(), metas));
             }
         }
@@ -137,7 +140,7 @@ impl Writer {
             seg.finish()?;
         }
         let mut series = std::mem::take(&mut self.series);
-        self.by_labels.clear();
+        self.by_hash = HashMap::new();
         series.sort_by(|a, b| a.0.cmp(&b.0));
         for (_, metas) in &mut series {
             metas.sort();

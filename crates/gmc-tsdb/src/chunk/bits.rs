@@ -28,19 +28,28 @@ impl BitWriter {
     /// Write the low `n` bits of `v` (`n` ≤ 64).
     #[inline]
     pub(crate) fn write(&mut self, v: u64, n: u32) {
-        let mut n = n.min(64);
-        while n > 0 {
-            // nbits < 8 between calls, so at least 48 bits fit without overflow.
-            let take = n.min(56 - self.nbits);
-            let part = (v >> (n - take)) & mask(take);
-            self.acc = (self.acc << take) | part;
-            self.nbits += take;
-            n -= take;
-            while self.nbits >= 8 {
-                self.nbits -= 8;
-                self.buf.push((self.acc >> self.nbits) as u8);
-            }
-            self.acc &= mask(self.nbits);
+        let n = n.min(64);
+        if n == 0 {
+            return;
+        }
+        if n > 56 {
+            // Split so each half fits the accumulator.
+            self.write(v >> 32, n - 32);
+            self.write(v, 32);
+            return;
+        }
+        // nbits < 8 between calls, so nbits + n ≤ 63 bits fit without overflow; whole
+        // bytes leave in one slice append instead of a push per byte (the XOR appender
+        // writes a few bits per sample on the append path).
+        self.acc = (self.acc << n) | (v & mask(n));
+        self.nbits += n;
+        let whole = self.nbits / 8;
+        if whole > 0 {
+            let rem = self.nbits % 8;
+            let bytes = (self.acc >> rem).to_be_bytes();
+            self.buf.extend_from_slice(&bytes[8 - whole as usize..]);
+            self.nbits = rem;
+            self.acc &= mask(rem);
         }
     }
 

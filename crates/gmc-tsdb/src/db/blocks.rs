@@ -48,6 +48,47 @@ impl BlockSource {
     pub(super) fn block(&self) -> &Block {
         &self.block
     }
+
+    /// Chunk metas of the series with exactly `labels` (`matchers`: one equality matcher
+    /// per label), if the block has it.
+    pub(super) fn series_chunks(
+        &self,
+        matchers: &[Matcher],
+        labels: &Labels,
+    ) -> Result<Option<Vec<crate::block::ChunkMeta>>> {
+        if self.block.meta().stats.series == 0 {
+            return Ok(None);
+        }
+        Ok(self
+            .block
+            .select(matchers)?
+            .into_iter()
+            .find(|(l, _)| l == labels)
+            .map(|(_, m)| m))
+    }
+
+    /// Decode the samples of `metas` within `[mint, maxt]` into `out`.
+    pub(super) fn decode_range(
+        &self,
+        metas: &[crate::block::ChunkMeta],
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<()> {
+        for m in metas
+            .iter()
+            .filter(|m| m.maxt_nanos >= mint && m.mint_nanos <= maxt)
+        {
+            let c = self.block.read_chunk(m)?;
+            for s in chunk::decode_iter(c.encoding, &c.bytes)? {
+                let s = s?;
+                if s.ts_nanos >= mint && s.ts_nanos <= maxt {
+                    out.push(s);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Open every block under `dir`, oldest first; blocks that fail to open are logged and

@@ -26,6 +26,9 @@ pub(crate) struct Plan {
     pub(crate) histograms: Vec<Vec<Arc<Histogram>>>,
     /// Batch series indexes grouped by shard.
     by_shard: Vec<Vec<u32>>,
+    /// Accepted batch series with a sample at or before the `flushed_maxt` given to
+    /// `prepare`: they must also be checked against flushed data.
+    pub(crate) touches_flushed: Vec<usize>,
 }
 
 impl Plan {
@@ -46,8 +49,9 @@ impl Plan {
 }
 
 impl Head {
-    /// Phase 1: resolve series, validate and reserve samples.
-    pub(crate) fn prepare(&self, batch: &WriteBatch<'_>) -> Plan {
+    /// Phase 1: resolve series, validate and reserve samples. Series with a sample at or
+    /// before `flushed_maxt` are listed in [`Plan::touches_flushed`].
+    pub(crate) fn prepare(&self, batch: &WriteBatch<'_>, flushed_maxt: i64) -> Plan {
         let n = batch.len_series();
         let mut plan = Plan {
             refs: vec![None; n],
@@ -120,6 +124,17 @@ impl Head {
                 match res {
                     Ok(()) => {
                         plan.refs[i] = Some(r);
+                        // In-order floats: the first is the oldest, so this is one compare.
+                        let old = s.floats.first().is_some_and(|f| f.ts_nanos <= flushed_maxt)
+                            || (flushed_maxt > i64::MIN
+                                && s.floats
+                                    .iter()
+                                    .map(|f| f.ts_nanos)
+                                    .chain(s.histograms.iter().map(|h| h.ts_nanos))
+                                    .any(|t| t <= flushed_maxt));
+                        if old {
+                            plan.touches_flushed.push(i);
+                        }
                         if !series.wal_logged {
                             plan.new_series.push((r, Arc::clone(&series.labels)));
                         }
