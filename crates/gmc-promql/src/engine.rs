@@ -1,0 +1,99 @@
+//! The public entry points: engine options, instant and range queries, parsing.
+
+use std::time::{Duration, Instant};
+
+use gmc_tsdb::Db;
+use promql_parser::parser::Expr;
+
+use crate::error::{Error, Result};
+use crate::eval::Evaluator;
+use crate::value::QueryResult;
+
+/// Limits and defaults of query evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for the latest sample (Prometheus: 5 m).
+    pub lookback_delta: Duration,
+    /// Most samples a query may hold in memory at once (Prometheus: 50 000 000).
+    pub max_samples: usize,
+    /// Longest a query may run.
+    pub timeout: Duration,
+    /// Most points per series of a range query (Prometheus: 11 000).
+    pub max_points_per_series: usize,
+    /// Step of subqueries written without one (`x[1h:]`); Prometheus uses the global
+    /// evaluation interval, 1 m by default.
+    pub default_subquery_step: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            max_points_per_series: 11_000,
+            default_subquery_step: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The PromQL engine. Stateless apart from its options: `Send + Sync`, share it in an `Arc`.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+/// Parse a query, mapping parser errors to [`Error::Parse`] (with a position when the
+/// parser reports none of its own).
+pub fn parse(query: &str) -> Result<Expr> {
+    crate::eval::parse_query(query)
+}
+
+impl Engine {
+    /// An engine with `opts`.
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Evaluate `query` at `time_ms`.
+    pub fn instant_query(&self, db: &Db, query: &str, time_ms: i64) -> Result<QueryResult> {
+        let started = Instant::now();
+        let expr = parse(query)?;
+        let mut ev = Evaluator::new(db, &self.opts, started, time_ms, time_ms, 1);
+        let value = ev.run(query, &expr, true)?;
+        Ok(ev.finish(value, started))
+    }
+
+    /// Evaluate `query` at every `step_ms` from `start_ms` to `end_ms` (inclusive).
+    pub fn range_query(
+        &self,
+        db: &Db,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult> {
+        let started = Instant::now();
+        if step_ms <= 0 {
+            return Err(Error::ZeroStep);
+        }
+        if end_ms < start_ms {
+            return Err(Error::EndBeforeStart);
+        }
+        let points = (i128::from(end_ms) - i128::from(start_ms)) / i128::from(step_ms) + 1;
+        if usize::try_from(points).map_or(true, |p| p > self.opts.max_points_per_series) {
+            return Err(Error::TooManyPoints {
+                max: self.opts.max_points_per_series,
+            });
+        }
+        let expr = parse(query)?;
+        let mut ev = Evaluator::new(db, &self.opts, started, start_ms, end_ms, step_ms);
+        let value = ev.run(query, &expr, false)?;
+        Ok(ev.finish(value, started))
+    }
+}

@@ -1,0 +1,1004 @@
+//! The evaluator: every expression is evaluated over the whole step grid at once (an
+//! instant query is a grid of one step). Selectors read the store once per selector over
+//! the whole range and then slide over it; per-series work (label sets, match signatures,
+//! group keys) is done once per series, not once per step.
+
+mod aggregate;
+mod binary;
+mod functions;
+mod range_fns;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use gmc_model::{Histogram, Labels, MatchOp, Matcher, METRIC_NAME};
+use gmc_tsdb::{Db, SampleValue};
+use promql_parser::label::{MatchOp as PMatchOp, Matchers};
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+
+use crate::engine::EngineOptions;
+use crate::error::{Error, Result};
+use crate::value::{InstantSample, PointValue, QueryResult, QueryStats, RangeSeries, Value};
+
+/// Parse a query into the parser's AST, mapping its errors.
+pub(crate) fn parse_query(query: &str) -> Result<Expr> {
+    // Evaluation recurses over the syntax tree: refuse absurd nesting up front rather
+    // than risk the stack of the thread running the query.
+    let (depth, operators) = nesting_depth(query);
+    if depth > MAX_NESTING {
+        return Err(Error::Parse(format!(
+            "1:1: parse error: query is nested more than {MAX_NESTING} levels deep"
+        )));
+    }
+    if operators > MAX_OPERATORS {
+        return Err(Error::Parse(format!(
+            "1:1: parse error: query has more than {MAX_OPERATORS} operators"
+        )));
+    }
+    promql_parser::parser::parse(query).map_err(|e| Error::Parse(parse_error_message(query, &e)))
+}
+
+/// Stack left below which evaluation continues on a new heap-allocated stack segment.
+const STACK_RED_ZONE: usize = 128 * 1024;
+/// Size of each such segment.
+const STACK_GROWTH: usize = 2 * 1024 * 1024;
+
+/// Deepest bracket nesting accepted in a query.
+const MAX_NESTING: usize = 256;
+
+/// Most operator characters accepted outside label matchers and strings (binary chains
+/// nest as deeply as they are long).
+const MAX_OPERATORS: usize = 1000;
+
+/// Deepest nesting of `(`, `[` and `{`, and the number of operator characters, outside
+/// string literals (operators also outside `{...}` matchers).
+fn nesting_depth(query: &str) -> (usize, usize) {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut braces = 0usize;
+    let mut ops = 0usize;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in query.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q != '`' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                max = max.max(depth);
+                if c == '{' {
+                    braces += 1;
+                }
+            }
+            ')' | ']' | '}' => {
+                depth = depth.saturating_sub(1);
+                if c == '}' {
+                    braces = braces.saturating_sub(1);
+                }
+            }
+            '+' | '-' | '*' | '/' | '%' | '^' | '<' | '>' | '=' | '!' if braces == 0 => ops += 1,
+            _ => {}
+        }
+    }
+    (max, ops)
+}
+
+/// Prometheus prints parse errors as `line:col: parse error: ...`. The parser reports
+/// grammar errors without a position, so point at the end of the input then (where an
+/// LR parser that found no valid continuation gives up at the latest).
+fn parse_error_message(query: &str, msg: &str) -> String {
+    if msg.contains("parse error") || msg.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+        return msg.to_owned();
+    }
+    let line = query.lines().count().max(1);
+    let col = query.lines().last().map_or(0, |l| l.chars().count()) + 1;
+    format!("{line}:{col}: parse error: {msg}")
+}
+
+/// String literals of `query` whose escapes decode to invalid UTF-8 (Prometheus keeps
+/// such bytes and rejects them as label names; the parser maps each `\xNN` to U+00NN).
+/// Returns `(string as the parser decoded it, literal as written)`.
+pub(crate) fn invalid_utf8_literals(query: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = query.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let q = chars[i];
+        if q != '"' && q != '\'' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        let mut bytes: Vec<u8> = Vec::new();
+        let mut parsed = String::new();
+        let mut has_hex = false;
+        while i < chars.len() && chars[i] != q {
+            let c = chars[i];
+            if c == '\\' && i + 1 < chars.len() {
+                let e = chars[i + 1];
+                if e == 'x' && i + 3 < chars.len() {
+                    let hex: String = chars[i + 2..i + 4].iter().collect();
+                    if let Ok(b) = u8::from_str_radix(&hex, 16) {
+                        bytes.push(b);
+                        parsed.push(char::from(b));
+                        has_hex = true;
+                        i += 4;
+                        continue;
+                    }
+                }
+                let mapped = match e {
+                    'n' => '\n',
+                    't' => '\t',
+                    'r' => '\r',
+                    other => other,
+                };
+                let mut buf = [0u8; 4];
+                bytes.extend_from_slice(mapped.encode_utf8(&mut buf).as_bytes());
+                parsed.push(mapped);
+                i += 2;
+                continue;
+            }
+            let mut buf = [0u8; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            parsed.push(c);
+            i += 1;
+        }
+        if has_hex && std::str::from_utf8(&bytes).is_err() {
+            out.push((
+                parsed,
+                chars[start + 1..i.min(chars.len())].iter().collect(),
+            ));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The evaluation grid: `start..=end` by `step` (milliseconds, `step > 0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grid {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) step: i64,
+}
+
+impl Grid {
+    pub(crate) fn len(&self) -> usize {
+        ((self.end - self.start) / self.step + 1) as usize
+    }
+    pub(crate) fn ts(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+    pub(crate) fn idx(&self, t: i64) -> usize {
+        ((t - self.start) / self.step) as usize
+    }
+    fn single(t: i64) -> Grid {
+        Grid {
+            start: t,
+            end: t,
+            step: 1,
+        }
+    }
+}
+
+/// One series of an instant vector over the grid (points at grid timestamps), or of a
+/// range vector (points at sample timestamps).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Series {
+    pub(crate) labels: Labels,
+    /// Delayed `__name__` removal: the name is dropped when the result is returned.
+    pub(crate) drop_name: bool,
+    pub(crate) floats: Vec<(i64, f64)>,
+    pub(crate) hists: Vec<(i64, Arc<Histogram>)>,
+}
+
+impl Series {
+    pub(crate) fn new(labels: Labels, drop_name: bool) -> Self {
+        Series {
+            labels,
+            drop_name,
+            floats: Vec::new(),
+            hists: Vec::new(),
+        }
+    }
+    fn points(&self) -> usize {
+        self.floats.len() + self.hists.len()
+    }
+}
+
+/// A value over the grid.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    /// One value per grid step.
+    Scalar(Vec<f64>),
+    Str(String),
+    Vector(Vec<Series>),
+    /// Only for instant queries of range expressions.
+    Matrix(Vec<Series>),
+}
+
+/// A sample value at one step.
+#[derive(Debug, Clone)]
+pub(crate) enum Pv {
+    F(f64),
+    H(Arc<Histogram>),
+}
+
+/// Raw samples of one selected series, timestamps in milliseconds.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Raw {
+    pub(crate) labels: Labels,
+    pub(crate) floats: Vec<(i64, f64)>,
+    pub(crate) hists: Vec<(i64, Arc<Histogram>)>,
+}
+
+/// The input of a range function: raw series and, per grid step, the window end.
+pub(crate) struct RangeInput {
+    pub(crate) series: Vec<Raw>,
+    /// Range of the window in milliseconds; a window is `(end - range, end]`.
+    pub(crate) range: i64,
+    /// Window end per grid step.
+    pub(crate) ends: Vec<i64>,
+    /// Metric name of the selector, when written as `name[...]` (for annotations).
+    pub(crate) metric_name: Option<String>,
+}
+
+/// Runs one query.
+pub(crate) struct Evaluator<'a> {
+    db: &'a Db,
+    pub(crate) opts: &'a EngineOptions,
+    deadline: Instant,
+    started: Instant,
+    pub(crate) query_start: i64,
+    pub(crate) query_end: i64,
+    query_step: i64,
+    cur_samples: u64,
+    pub(crate) stats: QueryStats,
+    pub(crate) warnings: Vec<String>,
+    tick: u32,
+    /// String literals that are invalid UTF-8 in Prometheus' eyes.
+    pub(crate) invalid_strings: Vec<(String, String)>,
+}
+
+/// Functions whose result depends on the evaluation time even when all their arguments
+/// are fixed by `@` (Prometheus' `AtModifierUnsafeFunctions`).
+const AT_UNSAFE: &[&str] = &[
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "time",
+    "timestamp",
+];
+
+fn system_time_ms(t: &SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
+    match o {
+        None => 0,
+        Some(Offset::Pos(d)) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Some(Offset::Neg(d)) => -i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+pub(crate) fn dur_ms(d: &std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Compensated summation step, shared with the histogram math.
+pub(crate) fn kahan(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    aggregate::kahan_inc(inc, sum, c)
+}
+
+/// Go's `strconv.FormatFloat(f, 'f', -1, 64)` with Prometheus' Inf/NaN spelling.
+pub(crate) fn format_float(f: f64) -> String {
+    aggregate::format_float(f)
+}
+
+/// Strip parentheses.
+pub(crate) fn unparen(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(p) = e {
+        e = &p.expr;
+    }
+    e
+}
+
+impl<'a> Evaluator<'a> {
+    pub(crate) fn new(
+        db: &'a Db,
+        opts: &'a EngineOptions,
+        started: Instant,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Self {
+        Evaluator {
+            db,
+            opts,
+            deadline: started + opts.timeout,
+            started,
+            query_start: start,
+            query_end: end,
+            query_step: step,
+            cur_samples: 0,
+            stats: QueryStats::default(),
+            warnings: Vec::new(),
+            tick: 0,
+            invalid_strings: Vec::new(),
+        }
+    }
+
+    /// Account for `n` more samples held in memory.
+    pub(crate) fn track(&mut self, n: usize) -> Result<()> {
+        self.cur_samples += n as u64;
+        if self.cur_samples > self.stats.peak_samples {
+            self.stats.peak_samples = self.cur_samples;
+        }
+        if self.cur_samples > self.opts.max_samples as u64 {
+            return Err(Error::TooManySamples);
+        }
+        Ok(())
+    }
+
+    /// Release `n` samples.
+    pub(crate) fn release(&mut self, n: usize) {
+        self.cur_samples = self.cur_samples.saturating_sub(n as u64);
+    }
+
+    /// Check the deadline (cheaply: the clock is read every 64 calls).
+    pub(crate) fn check_deadline(&mut self) -> Result<()> {
+        self.tick = self.tick.wrapping_add(1);
+        if self.tick.is_multiple_of(64) && Instant::now() > self.deadline {
+            return Err(Error::Timeout(self.opts.timeout));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn query_step_ms(&self) -> i64 {
+        self.query_step
+    }
+
+    /// The literal as written when `s` is a string Prometheus would see as invalid UTF-8.
+    pub(crate) fn invalid_utf8(&self, s: &str) -> Option<&str> {
+        self.invalid_strings
+            .iter()
+            .find(|(p, _)| p == s)
+            .map(|(_, raw)| raw.as_str())
+    }
+
+    pub(crate) fn warn(&mut self, msg: String) {
+        if !self.warnings.contains(&msg) {
+            self.warnings.push(msg);
+        }
+    }
+
+    pub(crate) fn finish(self, value: Value, started: Instant) -> QueryResult {
+        let mut stats = self.stats;
+        stats.eval_time = started.elapsed();
+        let _ = self.started;
+        QueryResult {
+            value,
+            warnings: self.warnings,
+            stats,
+        }
+    }
+
+    /// Evaluate the whole query and convert to the public result.
+    pub(crate) fn run(&mut self, query: &str, expr: &Expr, instant: bool) -> Result<Value> {
+        if query.contains("\\x") {
+            self.invalid_strings = invalid_utf8_literals(query);
+        }
+        let grid = Grid {
+            start: self.query_start,
+            end: self.query_end,
+            step: self.query_step,
+        };
+        if !instant {
+            match expr.value_type() {
+                ValueType::Scalar | ValueType::Vector => {}
+                other => {
+                    return Err(Error::BadData(format!(
+                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                        type_name(other)
+                    )))
+                }
+            }
+        }
+        let val = self.eval(expr, grid)?;
+        let t = grid.start;
+        Ok(match val {
+            Val::Scalar(v) => {
+                if instant {
+                    Value::Scalar {
+                        t_ms: t,
+                        v: v.first().copied().unwrap_or(f64::NAN),
+                    }
+                } else {
+                    Value::Matrix(vec![RangeSeries {
+                        labels: Labels::default(),
+                        floats: v
+                            .iter()
+                            .enumerate()
+                            .map(|(i, x)| (grid.ts(i), *x))
+                            .collect(),
+                        histograms: Vec::new(),
+                    }])
+                }
+            }
+            Val::Str(s) => Value::String { t_ms: t, s },
+            Val::Vector(series) => {
+                let series = finalize_names(series)?;
+                if instant {
+                    let mut out = Vec::with_capacity(series.len());
+                    for s in series {
+                        if let Some((pt, f)) = s.floats.first() {
+                            out.push(InstantSample {
+                                labels: s.labels,
+                                t_ms: *pt,
+                                value: PointValue::Float(*f),
+                            });
+                        } else if let Some((pt, h)) = s.hists.into_iter().next() {
+                            out.push(InstantSample {
+                                labels: s.labels,
+                                t_ms: pt,
+                                value: PointValue::Histogram(h),
+                            });
+                        }
+                    }
+                    Value::Vector(out)
+                } else {
+                    let mut out: Vec<RangeSeries> = series
+                        .into_iter()
+                        .filter(|s| s.points() > 0)
+                        .map(|s| RangeSeries {
+                            labels: s.labels,
+                            floats: s.floats,
+                            histograms: s.hists,
+                        })
+                        .collect();
+                    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                    Value::Matrix(out)
+                }
+            }
+            Val::Matrix(series) => {
+                let series = finalize_names(series)?;
+                let mut out: Vec<RangeSeries> = series
+                    .into_iter()
+                    .filter(|s| s.points() > 0)
+                    .map(|s| RangeSeries {
+                        labels: s.labels,
+                        floats: s.floats,
+                        histograms: s.hists,
+                    })
+                    .collect();
+                out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(out)
+            }
+        })
+    }
+
+    /// Whether `e` gives the same value at every step (Prometheus' step-invariant
+    /// expressions: everything below is pinned by `@`).
+    fn step_invariant(e: &Expr) -> bool {
+        match e {
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) => true,
+            Expr::VectorSelector(vs) => vs.at.is_some(),
+            Expr::MatrixSelector(ms) => ms.vs.at.is_some(),
+            Expr::Subquery(sq) => sq.at.is_some(),
+            Expr::Paren(p) => Self::step_invariant(&p.expr),
+            Expr::Unary(u) => Self::step_invariant(&u.expr),
+            Expr::Binary(b) => Self::step_invariant(&b.lhs) && Self::step_invariant(&b.rhs),
+            Expr::Aggregate(a) => {
+                Self::step_invariant(&a.expr)
+                    && a.param.as_ref().is_none_or(|p| Self::step_invariant(p))
+            }
+            Expr::Call(c) => {
+                !AT_UNSAFE.contains(&c.func.name)
+                    && c.args.args.iter().all(|a| Self::step_invariant(a))
+            }
+            Expr::Extension(_) => false,
+        }
+    }
+
+    fn is_literal(e: &Expr) -> bool {
+        matches!(unparen(e), Expr::NumberLiteral(_) | Expr::StringLiteral(_))
+    }
+
+    /// Evaluate `e` over `grid`.
+    pub(crate) fn eval(&mut self, e: &Expr, grid: Grid) -> Result<Val> {
+        // Deeply nested expressions recurse deeply: grow the stack on the heap when it
+        // runs low instead of overflowing the thread that runs the query.
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_GROWTH, || self.eval_checked(e, grid))
+    }
+
+    fn eval_checked(&mut self, e: &Expr, grid: Grid) -> Result<Val> {
+        self.check_deadline()?;
+        if grid.len() > 1
+            && !Self::is_literal(e)
+            && Self::step_invariant(e)
+            && e.value_type() != ValueType::Matrix
+        {
+            let one = self.eval_inner(e, Grid::single(grid.start))?;
+            return Ok(self.broadcast(one, grid));
+        }
+        self.eval_inner(e, grid)
+    }
+
+    fn broadcast(&mut self, v: Val, grid: Grid) -> Val {
+        let n = grid.len();
+        match v {
+            Val::Scalar(x) => Val::Scalar(vec![x.first().copied().unwrap_or(f64::NAN); n]),
+            Val::Vector(series) => Val::Vector(
+                series
+                    .into_iter()
+                    .map(|s| {
+                        let mut o = Series::new(s.labels, s.drop_name);
+                        if let Some((_, f)) = s.floats.first() {
+                            o.floats = (0..n).map(|i| (grid.ts(i), *f)).collect();
+                        }
+                        if let Some((_, h)) = s.hists.first() {
+                            o.hists = (0..n).map(|i| (grid.ts(i), Arc::clone(h))).collect();
+                        }
+                        o
+                    })
+                    .collect(),
+            ),
+            other => other,
+        }
+    }
+
+    fn eval_inner(&mut self, e: &Expr, grid: Grid) -> Result<Val> {
+        match e {
+            Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; grid.len()])),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.val.clone())),
+            Expr::Paren(p) => self.eval(&p.expr, grid),
+            Expr::Unary(u) => {
+                let v = self.eval(&u.expr, grid)?;
+                Ok(match v {
+                    Val::Scalar(mut x) => {
+                        x.iter_mut().for_each(|f| *f = -*f);
+                        Val::Scalar(x)
+                    }
+                    Val::Vector(mut series) => {
+                        for s in &mut series {
+                            s.drop_name = true;
+                            s.floats.iter_mut().for_each(|p| p.1 = -p.1);
+                            for (_, h) in &mut s.hists {
+                                *h = Arc::new(crate::hist::scale(h, -1.0));
+                            }
+                        }
+                        Val::Vector(series)
+                    }
+                    other => other,
+                })
+            }
+            Expr::VectorSelector(vs) => {
+                Ok(Val::Vector(self.eval_vector_selector(vs, grid, false)?))
+            }
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => {
+                // A range expression evaluated directly: only valid at one instant.
+                let input = self.range_input(e, grid)?;
+                let mut out = Vec::with_capacity(input.series.len());
+                let end = input.ends.first().copied().unwrap_or(grid.start);
+                let lo = end - input.range;
+                for r in input.series {
+                    let mut s = Series::new(r.labels, false);
+                    s.floats = r
+                        .floats
+                        .into_iter()
+                        .filter(|(t, _)| *t > lo && *t <= end)
+                        .collect();
+                    s.hists = r
+                        .hists
+                        .into_iter()
+                        .filter(|(t, _)| *t > lo && *t <= end)
+                        .collect();
+                    if s.points() > 0 {
+                        out.push(s);
+                    }
+                }
+                Ok(Val::Matrix(out))
+            }
+            Expr::Binary(b) => self.eval_binary(b, grid),
+            Expr::Aggregate(a) => self.eval_aggregate(a, grid),
+            Expr::Call(c) => self.eval_call(c, grid),
+            Expr::Extension(_) => Err(Error::BadData("unsupported expression extension".into())),
+        }
+    }
+
+    /// Evaluate an expression that must be a scalar (function parameters).
+    pub(crate) fn eval_scalar(&mut self, e: &Expr, grid: Grid) -> Result<Vec<f64>> {
+        match self.eval(e, grid)? {
+            Val::Scalar(v) => Ok(v),
+            _ => Err(Error::BadData(format!(
+                "expected scalar expression, got {}",
+                type_name(e.value_type())
+            ))),
+        }
+    }
+
+    /// Evaluate an expression that must be an instant vector.
+    pub(crate) fn eval_vector(&mut self, e: &Expr, grid: Grid) -> Result<Vec<Series>> {
+        match self.eval(e, grid)? {
+            Val::Vector(v) => Ok(v),
+            _ => Err(Error::BadData(format!(
+                "expected instant vector expression, got {}",
+                type_name(e.value_type())
+            ))),
+        }
+    }
+
+    pub(crate) fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+        match at {
+            None => None,
+            Some(AtModifier::Start) => Some(self.query_start),
+            Some(AtModifier::End) => Some(self.query_end),
+            Some(AtModifier::At(t)) => Some(system_time_ms(t)),
+        }
+    }
+
+    /// Translate the selector's matchers (and its name) to store matchers; one list per
+    /// `or` alternative.
+    fn store_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
+        let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>> {
+            let mut out = Vec::with_capacity(ms.len() + 1);
+            if let Some(name) = &vs.name {
+                out.push(Matcher::equal(METRIC_NAME, name.clone()));
+            }
+            for m in ms {
+                let op = match m.op {
+                    PMatchOp::Equal => MatchOp::Equal,
+                    PMatchOp::NotEqual => MatchOp::NotEqual,
+                    PMatchOp::Re(_) => MatchOp::Regex,
+                    PMatchOp::NotRe(_) => MatchOp::NotRegex,
+                };
+                out.push(
+                    Matcher::new(op, m.name.clone(), m.value.clone())
+                        .map_err(|e| Error::BadData(e.to_string()))?,
+                );
+            }
+            Ok(out)
+        };
+        let Matchers {
+            matchers,
+            or_matchers,
+        } = &vs.matchers;
+        if or_matchers.is_empty() {
+            Ok(vec![convert(matchers)?])
+        } else {
+            or_matchers.iter().map(|m| convert(m)).collect()
+        }
+    }
+
+    /// Read the series of `vs` with samples in `[mint, maxt]` (milliseconds), as the store
+    /// returns them (timestamps in nanoseconds).
+    fn select_store(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<gmc_tsdb::Series>> {
+        let sets = Self::store_matchers(vs)?;
+        let q = self.db.querier(
+            gmc_model::millis_to_nanos(mint),
+            gmc_model::millis_to_nanos(maxt).saturating_add(gmc_model::NANOS_PER_MILLI - 1),
+        )?;
+        let mut out: Vec<gmc_tsdb::Series> = Vec::new();
+        for (k, ms) in sets.iter().enumerate() {
+            for s in q.select(ms)? {
+                if k > 0 && out.iter().any(|r| r.labels() == s.labels()) {
+                    continue;
+                }
+                self.check_deadline()?;
+                self.stats.samples_scanned += s.len() as u64;
+                self.stats.series_selected += 1;
+                self.track(s.len())?;
+                out.push(s);
+            }
+        }
+        if sets.len() > 1 {
+            out.sort_by(|a, b| a.labels().cmp(b.labels()));
+        }
+        Ok(out)
+    }
+
+    /// Read the series of `vs` with samples in `[mint, maxt]`, split into floats and
+    /// histograms with millisecond timestamps.
+    pub(crate) fn select(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<Raw>> {
+        let store = self.select_store(vs, mint, maxt)?;
+        let mut out = Vec::with_capacity(store.len());
+        for s in store {
+            let n = s.len();
+            let (labels, samples) = s.into_parts();
+            let mut r = Raw {
+                labels,
+                floats: Vec::with_capacity(n),
+                hists: Vec::new(),
+            };
+            for smp in samples {
+                let t = smp.ts_nanos.div_euclid(gmc_model::NANOS_PER_MILLI);
+                match smp.value {
+                    SampleValue::Float(f) => r.floats.push((t, f)),
+                    SampleValue::Histogram(h) => r.hists.push((t, h)),
+                }
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    /// An instant vector selector over the grid. With `timestamps`, each point's value is
+    /// the sample's timestamp in seconds (for `timestamp()`).
+    pub(crate) fn eval_vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        grid: Grid,
+        timestamps: bool,
+    ) -> Result<Vec<Series>> {
+        let off = offset_ms(&vs.offset);
+        let at = self.at_ms(&vs.at);
+        let lookback = dur_ms(&self.opts.lookback_delta);
+        let first = at.unwrap_or(grid.start) - off;
+        let last = at.unwrap_or(grid.end) - off;
+        let store = self.select_store(vs, first - lookback + 1, last)?;
+        let n = grid.len();
+        let mut out = Vec::with_capacity(store.len());
+        let mut loaded = 0usize;
+        let ms = gmc_model::NANOS_PER_MILLI;
+        for st in store {
+            self.check_deadline()?;
+            loaded += st.len();
+            let (labels, samples) = st.into_parts();
+            let mut s = Series::new(labels, false);
+            s.floats.reserve(n.min(samples.len()));
+            let mut j = 0usize;
+            let mut last_hist_ts: Option<i64> = None;
+            let mut repeat: Option<Arc<Histogram>> = None;
+            for i in 0..n {
+                let te = at.unwrap_or(grid.ts(i)) - off;
+                // Advance to the last sample at or before `te` (te never decreases), in
+                // nanoseconds: a sample belongs to millisecond floor(ns / 1e6).
+                let te_ns = te.saturating_mul(ms).saturating_add(ms - 1);
+                while j < samples.len() && samples[j].ts_nanos <= te_ns {
+                    j += 1;
+                }
+                let Some(smp) = j.checked_sub(1).map(|k| &samples[k]) else {
+                    continue;
+                };
+                let ts = smp.ts_nanos.div_euclid(ms);
+                if ts <= te - lookback {
+                    continue;
+                }
+                let t = grid.ts(i);
+                match &smp.value {
+                    SampleValue::Float(fv) => {
+                        if !gmc_model::is_stale_nan(*fv) {
+                            s.floats
+                                .push((t, if timestamps { ts as f64 / 1000.0 } else { *fv }));
+                        }
+                    }
+                    SampleValue::Histogram(hv) => {
+                        if timestamps {
+                            s.floats.push((t, ts as f64 / 1000.0));
+                        } else if last_hist_ts == Some(ts)
+                            && hv.reset_hint == gmc_model::CounterResetHint::Reset
+                        {
+                            // The same sample again at a later step (e.g. in a subquery):
+                            // its reset must not be counted twice.
+                            let again = repeat.get_or_insert_with(|| {
+                                let mut x = (**hv).clone();
+                                x.reset_hint = gmc_model::CounterResetHint::NotReset;
+                                Arc::new(x)
+                            });
+                            s.hists.push((t, Arc::clone(again)));
+                        } else {
+                            repeat = None;
+                            last_hist_ts = Some(ts);
+                            s.hists.push((t, Arc::clone(hv)));
+                        }
+                    }
+                }
+            }
+            if s.points() > 0 {
+                self.track(s.points())?;
+                out.push(s);
+            }
+        }
+        self.release(loaded);
+        Ok(out)
+    }
+
+    /// The raw input of a range function: a matrix selector or a subquery (possibly in
+    /// parentheses), with one window end per grid step.
+    pub(crate) fn range_input(&mut self, e: &Expr, grid: Grid) -> Result<RangeInput> {
+        match unparen(e) {
+            Expr::MatrixSelector(ms) => {
+                let vs = &ms.vs;
+                let off = offset_ms(&vs.offset);
+                let at = self.at_ms(&vs.at);
+                let range = dur_ms(&ms.range);
+                let ends: Vec<i64> = (0..grid.len())
+                    .map(|i| at.unwrap_or(grid.ts(i)) - off)
+                    .collect();
+                let lo = ends.iter().copied().min().unwrap_or(0);
+                let hi = ends.iter().copied().max().unwrap_or(0);
+                let mut series = self.select(vs, lo - range + 1, hi)?;
+                for r in &mut series {
+                    r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
+                }
+                let metric_name = vs.name.clone().or_else(|| {
+                    vs.matchers
+                        .matchers
+                        .iter()
+                        .find(|m| m.name == METRIC_NAME && matches!(m.op, PMatchOp::Equal))
+                        .map(|m| m.value.clone())
+                });
+                Ok(RangeInput {
+                    series,
+                    range,
+                    ends,
+                    metric_name,
+                })
+            }
+            Expr::Subquery(sq) => {
+                let off = offset_ms(&sq.offset);
+                let at = self.at_ms(&sq.at);
+                let range = dur_ms(&sq.range);
+                let step = match &sq.step {
+                    Some(s) if !s.is_zero() => dur_ms(s),
+                    _ => dur_ms(&self.opts.default_subquery_step),
+                }
+                .max(1);
+                let ends: Vec<i64> = (0..grid.len())
+                    .map(|i| at.unwrap_or(grid.ts(i)) - off)
+                    .collect();
+                let lo = ends.iter().copied().min().unwrap_or(0);
+                let hi = ends.iter().copied().max().unwrap_or(0);
+                // First step-aligned timestamp inside the first window.
+                let first = lo - range;
+                let mut start = first.div_euclid(step) * step;
+                if start <= first {
+                    start += step;
+                }
+                let mut series = Vec::new();
+                if start <= hi {
+                    let inner = Grid {
+                        start,
+                        end: hi - (hi - start).rem_euclid(step),
+                        step,
+                    };
+                    // Every inner step holds at least one value per series: a subquery
+                    // with more steps than the sample limit can never succeed.
+                    if i128::from(inner.end - inner.start) / i128::from(step) + 1
+                        > self.opts.max_samples as i128
+                    {
+                        return Err(Error::TooManySamples);
+                    }
+                    let v = self.eval(&sq.expr, inner)?;
+                    let vals = match v {
+                        Val::Vector(v) => v,
+                        Val::Scalar(x) => vec![Series {
+                            floats: x
+                                .iter()
+                                .enumerate()
+                                .map(|(i, f)| (inner.ts(i), *f))
+                                .collect(),
+                            ..Series::default()
+                        }],
+                        _ => {
+                            return Err(Error::BadData(
+                                "subquery is only allowed on instant vector".into(),
+                            ))
+                        }
+                    };
+                    for s in finalize_names(vals)? {
+                        series.push(Raw {
+                            labels: s.labels,
+                            floats: s.floats,
+                            hists: s.hists,
+                        });
+                    }
+                }
+                Ok(RangeInput {
+                    series,
+                    range,
+                    ends,
+                    metric_name: None,
+                })
+            }
+            other => Err(Error::BadData(format!(
+                "expected type range vector in call to function, got {}",
+                type_name(other.value_type())
+            ))),
+        }
+    }
+}
+
+/// Labels removed together when an operation drops the metric name.
+const SCHEMA_LABELS: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
+
+/// Drop `__name__` where an operation asked for it and check that no two series ended up
+/// with the same label set.
+pub(crate) fn finalize_names(mut series: Vec<Series>) -> Result<Vec<Series>> {
+    let mut any = false;
+    for s in &mut series {
+        if s.drop_name {
+            s.drop_name = false;
+            // The type and unit metadata labels describe the metric and go with its name.
+            if s.labels.iter().any(|(n, _)| SCHEMA_LABELS.contains(&n)) {
+                s.labels =
+                    Labels::from_pairs(s.labels.iter().filter(|(n, _)| !SCHEMA_LABELS.contains(n)));
+                any = true;
+            }
+        }
+    }
+    if any && series.len() > 1 {
+        return functions::merge_same_labels(series);
+    }
+    Ok(series)
+}
+
+pub(crate) fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_ignores_strings_and_matchers() {
+        assert_eq!(
+            nesting_depth(r#"sum(rate(x{a="(((", b=~"[+-]"}[5m]))"#),
+            (3, 0)
+        );
+        assert_eq!(nesting_depth("a + b * c").1, 2);
+    }
+
+    #[test]
+    fn invalid_utf8_literals_are_found() {
+        let v = invalid_utf8_literals(
+            r#"count_values("a\xc5z", x) + label_replace(y, "ok\x41", "", "", "")"#,
+        );
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].1, r"a\xc5z");
+        assert_eq!(v[0].0, "a\u{c5}z");
+    }
+
+    #[test]
+    fn parse_errors_carry_a_position() {
+        let Err(Error::Parse(m)) = parse_query("sum(") else {
+            panic!("expected a parse error")
+        };
+        assert!(m.starts_with("1:5: parse error"), "{m}");
+        let Err(Error::Parse(m)) = parse_query("a +\nb +") else {
+            panic!("expected a parse error")
+        };
+        assert!(m.starts_with("2:4: parse error"), "{m}");
+    }
+}

@@ -1,0 +1,873 @@
+//! Functions over range vectors (`rate`, `*_over_time`, `deriv`, ...): one window per
+//! step, found by binary search in the series' samples, which were read once.
+
+use std::sync::Arc;
+
+use gmc_model::{Histogram, Labels, METRIC_NAME};
+use promql_parser::parser::{Call, Expr};
+
+use super::aggregate::{kahan_inc, quantile};
+use super::{unparen, Evaluator, Grid, Pv, RangeInput, Series, Val};
+use crate::error::{Error, Result};
+use crate::hist;
+
+/// Names of the functions taking a range vector.
+pub(crate) const RANGE_FUNCTIONS: &[&str] = &[
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "changes",
+    "resets",
+    "deriv",
+    "predict_linear",
+    "avg_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "min_over_time",
+    "max_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "last_over_time",
+    "first_over_time",
+    "present_over_time",
+    "quantile_over_time",
+    "mad_over_time",
+    "double_exponential_smoothing",
+    "holt_winters",
+    "ts_of_first_over_time",
+    "ts_of_last_over_time",
+    "ts_of_min_over_time",
+    "ts_of_max_over_time",
+    "absent_over_time",
+];
+
+/// A range function, resolved once per call (not per window).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RangeFn {
+    /// `rate`
+    Rate,
+    /// `increase`
+    Increase,
+    /// `delta`
+    Delta,
+    /// `irate`
+    Irate,
+    /// `idelta`
+    Idelta,
+    /// `changes`
+    Changes,
+    /// `resets`
+    Resets,
+    /// `deriv`
+    Deriv,
+    /// `predict_linear`
+    PredictLinear,
+    /// `avg_over_time`
+    AvgOverTime,
+    /// `sum_over_time`
+    SumOverTime,
+    /// `count_over_time`
+    CountOverTime,
+    /// `min_over_time`
+    MinOverTime,
+    /// `max_over_time`
+    MaxOverTime,
+    /// `stddev_over_time`
+    StddevOverTime,
+    /// `stdvar_over_time`
+    StdvarOverTime,
+    /// `last_over_time`
+    LastOverTime,
+    /// `first_over_time`
+    FirstOverTime,
+    /// `present_over_time`
+    PresentOverTime,
+    /// `quantile_over_time`
+    QuantileOverTime,
+    /// `mad_over_time`
+    MadOverTime,
+    /// `double_exponential_smoothing`
+    DoubleExponentialSmoothing,
+    /// `holt_winters`
+    HoltWinters,
+    /// `ts_of_first_over_time`
+    TsOfFirstOverTime,
+    /// `ts_of_last_over_time`
+    TsOfLastOverTime,
+    /// `ts_of_min_over_time`
+    TsOfMinOverTime,
+    /// `ts_of_max_over_time`
+    TsOfMaxOverTime,
+    /// `absent_over_time`
+    AbsentOverTime,
+}
+
+impl RangeFn {
+    pub(crate) fn from_name(name: &str) -> Option<RangeFn> {
+        Some(match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "idelta" => RangeFn::Idelta,
+            "changes" => RangeFn::Changes,
+            "resets" => RangeFn::Resets,
+            "deriv" => RangeFn::Deriv,
+            "predict_linear" => RangeFn::PredictLinear,
+            "avg_over_time" => RangeFn::AvgOverTime,
+            "sum_over_time" => RangeFn::SumOverTime,
+            "count_over_time" => RangeFn::CountOverTime,
+            "min_over_time" => RangeFn::MinOverTime,
+            "max_over_time" => RangeFn::MaxOverTime,
+            "stddev_over_time" => RangeFn::StddevOverTime,
+            "stdvar_over_time" => RangeFn::StdvarOverTime,
+            "last_over_time" => RangeFn::LastOverTime,
+            "first_over_time" => RangeFn::FirstOverTime,
+            "present_over_time" => RangeFn::PresentOverTime,
+            "quantile_over_time" => RangeFn::QuantileOverTime,
+            "mad_over_time" => RangeFn::MadOverTime,
+            "double_exponential_smoothing" => RangeFn::DoubleExponentialSmoothing,
+            "holt_winters" => RangeFn::HoltWinters,
+            "ts_of_first_over_time" => RangeFn::TsOfFirstOverTime,
+            "ts_of_last_over_time" => RangeFn::TsOfLastOverTime,
+            "ts_of_min_over_time" => RangeFn::TsOfMinOverTime,
+            "ts_of_max_over_time" => RangeFn::TsOfMaxOverTime,
+            "absent_over_time" => RangeFn::AbsentOverTime,
+            _ => return None,
+        })
+    }
+}
+
+/// Context of one window.
+pub(crate) struct Window<'s> {
+    floats: &'s [(i64, f64)],
+    hists: &'s [(i64, Arc<Histogram>)],
+    /// Window end (evaluation time minus offset).
+    end: i64,
+    range: i64,
+    /// Step timestamp (evaluation time).
+    t: i64,
+    /// Scalar parameters at this step.
+    p: [f64; 2],
+    /// Counter-reset correction prefix sums of the series and the window's first index.
+    resets: Option<(&'s [f64], usize)>,
+}
+
+/// Annotations a window function may raise.
+#[derive(Default)]
+pub(crate) struct Notes {
+    mixed: bool,
+    not_counter: bool,
+    not_gauge: bool,
+    quantile_range: Option<f64>,
+    ignored_hist: bool,
+    incompatible_schema: bool,
+}
+
+fn linear_regression(samples: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sx, mut cx, mut sy, mut cy, mut sxy, mut cxy, mut sx2, mut cx2) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let init_y = samples[0].1;
+    let mut const_y = true;
+    for (i, (t, f)) in samples.iter().enumerate() {
+        if const_y && i > 0 && *f != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (*t - intercept_time) as f64 / 1e3;
+        (sx, cx) = kahan_inc(x, sx, cx);
+        (sy, cy) = kahan_inc(*f, sy, cy);
+        (sxy, cxy) = kahan_inc(x * f, sxy, cxy);
+        (sx2, cx2) = kahan_inc(x * x, sx2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    sx += cx;
+    sy += cy;
+    sxy += cxy;
+    sx2 += cx2;
+    let cov = sxy - sx * sy / n;
+    let var = sx2 - sx * sx / n;
+    let slope = cov / var;
+    (slope, sy / n - slope * sx / n)
+}
+
+/// Prometheus' `extrapolatedRate` for `rate`, `increase` and `delta`.
+fn extrapolated_rate(
+    w: &Window<'_>,
+    counter: bool,
+    is_rate: bool,
+    notes: &mut Notes,
+) -> Option<Pv> {
+    let (nf, nh) = (w.floats.len(), w.hists.len());
+    if nf + nh < 2 {
+        return None;
+    }
+    if nf > 0 && nh > 0 {
+        notes.mixed = true;
+        return None;
+    }
+    let range_start = w.end - w.range;
+    let range_end = w.end;
+    let (first_t, last_t, count) = if nf > 0 {
+        (w.floats[0].0, w.floats[nf - 1].0, nf)
+    } else {
+        (w.hists[0].0, w.hists[nh - 1].0, nh)
+    };
+    let mut result_f = 0.0;
+    let mut result_h = None;
+    if nf > 0 {
+        result_f = w.floats[nf - 1].1 - w.floats[0].1;
+        if counter {
+            match w.resets {
+                // Prefix sums of the reset corrections over the whole series.
+                Some((pre, f0)) => result_f += pre[f0 + nf - 1] - pre[f0],
+                None => {
+                    let mut prev = w.floats[0].1;
+                    for (_, v) in &w.floats[1..] {
+                        if *v < prev {
+                            result_f += prev;
+                        }
+                        prev = *v;
+                    }
+                }
+            }
+        }
+    } else {
+        let h = hist_rate(w.hists, counter, notes)?;
+        result_h = Some(h);
+    }
+    // Durations stay in milliseconds: the extrapolation factor is a ratio of durations,
+    // so the unit cancels out (and two divisions per window are saved).
+    let sampled = (last_t - first_t) as f64;
+    let avg_between = sampled / (count - 1) as f64;
+    let mut to_start = (first_t - range_start) as f64;
+    let mut to_end = (range_end - last_t) as f64;
+    let threshold = avg_between * 1.1;
+    if to_start >= threshold {
+        to_start = avg_between / 2.0;
+    }
+    // Counters cannot go below zero: do not extrapolate past the zero point (for native
+    // histograms, of the count).
+    let (first_v, result_v) = match &result_h {
+        Some(h) => (w.hists[0].1.count, h.count),
+        None => (w.floats.first().map_or(0.0, |p| p.1), result_f),
+    };
+    if counter && result_v > 0.0 && first_v >= 0.0 {
+        let to_zero = sampled * (first_v / result_v);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    if to_end >= threshold {
+        to_end = avg_between / 2.0;
+    }
+    let mut factor = (sampled + to_start + to_end) / sampled;
+    if is_rate {
+        factor /= w.range as f64 / 1000.0;
+    }
+    match result_h {
+        Some(h) => Some(Pv::H(Arc::new(hist::scale(&h, factor)))),
+        None => Some(Pv::F(result_f * factor)),
+    }
+}
+
+/// `last - first` of histograms, corrected for counter resets.
+fn hist_rate(
+    points: &[(i64, Arc<Histogram>)],
+    counter: bool,
+    notes: &mut Notes,
+) -> Option<Histogram> {
+    let first = &points[0].1;
+    let last = &points[points.len() - 1].1;
+    let custom = hist::is_custom(first);
+    if points.iter().any(|(_, h)| hist::is_custom(h) != custom) {
+        notes.incompatible_schema = true;
+        return None;
+    }
+    let mut h = hist::sub(last, first)?;
+    if counter {
+        let mut prev = first;
+        for (_, cur) in &points[1..] {
+            if hist::detect_reset(cur, prev) {
+                h = hist::add(&h, prev)?;
+            }
+            prev = cur;
+        }
+        if points
+            .iter()
+            .any(|(_, x)| x.reset_hint == gmc_model::CounterResetHint::Gauge)
+        {
+            notes.not_counter = true;
+        }
+    } else if first.reset_hint != gmc_model::CounterResetHint::Gauge
+        || last.reset_hint != gmc_model::CounterResetHint::Gauge
+    {
+        notes.not_gauge = true;
+    }
+    let mut h = hist::compact(h);
+    h.reset_hint = gmc_model::CounterResetHint::Gauge;
+    Some(h)
+}
+
+/// `irate` / `idelta`.
+fn instant_value(w: &Window<'_>, is_rate: bool, notes: &mut Notes) -> Option<Pv> {
+    // The last two samples, whatever their type.
+    let mut all: Vec<(i64, Pv)> = Vec::with_capacity(4);
+    for (t, f) in w.floats.iter().rev().take(2) {
+        all.push((*t, Pv::F(*f)));
+    }
+    for (t, h) in w.hists.iter().rev().take(2) {
+        all.push((*t, Pv::H(Arc::clone(h))));
+    }
+    if all.len() < 2 {
+        return None;
+    }
+    all.sort_by_key(|p| std::cmp::Reverse(p.0));
+    let (lt, lv) = &all[0];
+    let (pt, pv) = &all[1];
+    let interval = lt - pt;
+    if interval == 0 {
+        return None;
+    }
+    match (lv, pv) {
+        (Pv::F(l), Pv::F(p)) => {
+            let mut r = if is_rate && l < p { *l } else { l - p };
+            if is_rate {
+                r /= interval as f64 / 1000.0;
+            }
+            Some(Pv::F(r))
+        }
+        (Pv::H(l), Pv::H(p)) => {
+            let mut r = if is_rate && hist::detect_reset(l, p) {
+                (**l).clone()
+            } else {
+                hist::sub(l, p)?
+            };
+            if is_rate {
+                r = hist::scale(&r, 1000.0 / interval as f64);
+            }
+            r.reset_hint = gmc_model::CounterResetHint::Gauge;
+            Some(Pv::H(Arc::new(hist::compact(r))))
+        }
+        _ => {
+            notes.mixed = true;
+            None
+        }
+    }
+}
+
+/// Floats and histograms of a window merged in time order.
+fn merged<'s>(w: &Window<'s>) -> Vec<(i64, Pv)> {
+    let mut v: Vec<(i64, Pv)> = w.floats.iter().map(|(t, f)| (*t, Pv::F(*f))).collect();
+    if !w.hists.is_empty() {
+        v.extend(w.hists.iter().map(|(t, h)| (*t, Pv::H(Arc::clone(h)))));
+        v.sort_by_key(|p| p.0);
+    }
+    v
+}
+
+fn avg_floats(fs: &[(i64, f64)]) -> f64 {
+    let (mut sum, mut mean, mut count, mut c) = (0.0, 0.0, 0.0, 0.0);
+    let mut incremental = false;
+    for (_, f) in fs {
+        let f = *f;
+        count += 1.0;
+        if !incremental {
+            let (s2, c2) = kahan_inc(f, sum, c);
+            if count == 1.0 || !s2.is_infinite() {
+                sum = s2;
+                c = c2;
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        if mean.is_infinite() {
+            if f.is_infinite() && (mean > 0.0) == (f > 0.0) {
+                continue;
+            }
+            if !f.is_infinite() && !f.is_nan() {
+                continue;
+            }
+        }
+        let corrected = mean + c;
+        (mean, c) = kahan_inc(f / count - corrected / count, mean, c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        sum / count + c / count
+    }
+}
+
+fn variance(fs: &[(i64, f64)]) -> f64 {
+    let (mut count, mut mean, mut cm, mut aux, mut ca) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for (_, f) in fs {
+        count += 1.0;
+        let delta = f - (mean + cm);
+        (mean, cm) = kahan_inc(delta / count, mean, cm);
+        (aux, ca) = kahan_inc(delta * (f - (mean + cm)), aux, ca);
+    }
+    (aux + ca) / count
+}
+
+fn calc_trend(i: usize, tf: f64, s0: f64, s1: f64, b: f64) -> f64 {
+    if i == 0 {
+        return b;
+    }
+    tf * (s1 - s0) + (1.0 - tf) * b
+}
+
+/// Evaluate one range function over one window.
+fn apply(f: RangeFn, w: &Window<'_>, notes: &mut Notes) -> Option<Pv> {
+    let fs = w.floats;
+    let hs = w.hists;
+    let only_floats = |notes: &mut Notes| {
+        if !hs.is_empty() {
+            notes.ignored_hist = true;
+        }
+        !fs.is_empty()
+    };
+    match f {
+        RangeFn::Rate => extrapolated_rate(w, true, true, notes),
+        RangeFn::Increase => extrapolated_rate(w, true, false, notes),
+        RangeFn::Delta => extrapolated_rate(w, false, false, notes),
+        RangeFn::Irate => instant_value(w, true, notes),
+        RangeFn::Idelta => instant_value(w, false, notes),
+        RangeFn::Changes | RangeFn::Resets => {
+            let m = merged(w);
+            if m.is_empty() {
+                return None;
+            }
+            let mut n = 0.0;
+            for pair in m.windows(2) {
+                let changed = match (&pair[0].1, &pair[1].1) {
+                    (Pv::F(a), Pv::F(b)) => {
+                        if f == RangeFn::Changes {
+                            a != b && !(a.is_nan() && b.is_nan())
+                        } else {
+                            b < a
+                        }
+                    }
+                    (Pv::H(a), Pv::H(b)) => {
+                        if f == RangeFn::Changes {
+                            !hist::equals(a, b)
+                        } else {
+                            hist::detect_reset(b, a)
+                        }
+                    }
+                    _ => true,
+                };
+                if changed {
+                    n += 1.0;
+                }
+            }
+            Some(Pv::F(n))
+        }
+        RangeFn::Deriv => {
+            if !hs.is_empty() && fs.is_empty() {
+                notes.ignored_hist = true;
+            }
+            if fs.len() < 2 {
+                return None;
+            }
+            Some(Pv::F(linear_regression(fs, fs[0].0).0))
+        }
+        RangeFn::PredictLinear => {
+            if fs.len() < 2 {
+                return None;
+            }
+            let (slope, intercept) = linear_regression(fs, w.t);
+            Some(Pv::F(slope * w.p[0] + intercept))
+        }
+        RangeFn::AvgOverTime => {
+            if !fs.is_empty() && !hs.is_empty() {
+                notes.mixed = true;
+                return None;
+            }
+            if !fs.is_empty() {
+                return Some(Pv::F(avg_floats(fs)));
+            }
+            let mut acc = hist::HistSum::new(&hs.first()?.1);
+            for (_, h) in &hs[1..] {
+                acc.add(h)?;
+            }
+            Some(Pv::H(Arc::new(acc.finish(1.0 / hs.len() as f64))))
+        }
+        RangeFn::SumOverTime => {
+            if !fs.is_empty() && !hs.is_empty() {
+                notes.mixed = true;
+                return None;
+            }
+            if !fs.is_empty() {
+                let (mut s, mut c) = (0.0, 0.0);
+                for (_, f) in fs {
+                    (s, c) = kahan_inc(*f, s, c);
+                }
+                return Some(Pv::F(s + c));
+            }
+            let mut acc = hist::HistSum::new(&hs.first()?.1);
+            for (_, h) in &hs[1..] {
+                acc.add(h)?;
+            }
+            Some(Pv::H(Arc::new(acc.finish(1.0))))
+        }
+        RangeFn::CountOverTime => {
+            let n = fs.len() + hs.len();
+            (n > 0).then_some(Pv::F(n as f64))
+        }
+        RangeFn::PresentOverTime => (fs.len() + hs.len() > 0).then_some(Pv::F(1.0)),
+        RangeFn::MinOverTime | RangeFn::MaxOverTime => {
+            if !only_floats(notes) {
+                return None;
+            }
+            let mut v = fs[0].1;
+            let min = f == RangeFn::MinOverTime;
+            for (_, x) in &fs[1..] {
+                let better = if min { *x < v } else { *x > v };
+                if better || v.is_nan() {
+                    v = *x;
+                }
+            }
+            Some(Pv::F(v))
+        }
+        RangeFn::StddevOverTime | RangeFn::StdvarOverTime => {
+            if !only_floats(notes) {
+                return None;
+            }
+            let v = variance(fs);
+            Some(Pv::F(if f == RangeFn::StddevOverTime {
+                v.sqrt()
+            } else {
+                v
+            }))
+        }
+        RangeFn::QuantileOverTime => {
+            if !only_floats(notes) {
+                return None;
+            }
+            let q = w.p[0];
+            if !(0.0..=1.0).contains(&q) {
+                notes.quantile_range = Some(q);
+            }
+            let mut v: Vec<f64> = fs.iter().map(|p| p.1).collect();
+            Some(Pv::F(quantile(q, &mut v)))
+        }
+        RangeFn::MadOverTime => {
+            if !only_floats(notes) {
+                return None;
+            }
+            if fs.iter().any(|p| p.1.is_nan()) {
+                return Some(Pv::F(f64::NAN));
+            }
+            let mut v: Vec<f64> = fs.iter().map(|p| p.1).collect();
+            let median = quantile(0.5, &mut v);
+            let mut dev: Vec<f64> = fs.iter().map(|p| (p.1 - median).abs()).collect();
+            Some(Pv::F(quantile(0.5, &mut dev)))
+        }
+        RangeFn::LastOverTime => {
+            let lf = fs.last();
+            let lh = hs.last();
+            match (lf, lh) {
+                (Some(f), Some(h)) if h.0 > f.0 => Some(Pv::H(Arc::clone(&h.1))),
+                (Some(f), _) => Some(Pv::F(f.1)),
+                (None, Some(h)) => Some(Pv::H(Arc::clone(&h.1))),
+                (None, None) => None,
+            }
+        }
+        RangeFn::FirstOverTime => {
+            let lf = fs.first();
+            let lh = hs.first();
+            match (lf, lh) {
+                (Some(f), Some(h)) if h.0 < f.0 => Some(Pv::H(Arc::clone(&h.1))),
+                (Some(f), _) => Some(Pv::F(f.1)),
+                (None, Some(h)) => Some(Pv::H(Arc::clone(&h.1))),
+                (None, None) => None,
+            }
+        }
+        RangeFn::TsOfFirstOverTime => {
+            let a = fs.first().map(|p| p.0);
+            let b = hs.first().map(|p| p.0);
+            let t = match (a, b) {
+                (Some(x), Some(y)) => x.min(y),
+                (Some(x), None) | (None, Some(x)) => x,
+                _ => return None,
+            };
+            Some(Pv::F(t as f64 / 1000.0))
+        }
+        RangeFn::TsOfLastOverTime => {
+            let a = fs.last().map(|p| p.0);
+            let b = hs.last().map(|p| p.0);
+            let t = match (a, b) {
+                (Some(x), Some(y)) => x.max(y),
+                (Some(x), None) | (None, Some(x)) => x,
+                _ => return None,
+            };
+            Some(Pv::F(t as f64 / 1000.0))
+        }
+        RangeFn::TsOfMinOverTime | RangeFn::TsOfMaxOverTime => {
+            if !only_floats(notes) {
+                return None;
+            }
+            let (mut bt, mut bv) = fs[0];
+            let min = f == RangeFn::TsOfMinOverTime;
+            for (t, x) in &fs[1..] {
+                let better = if min { *x <= bv } else { *x >= bv };
+                if better || bv.is_nan() {
+                    bv = *x;
+                    bt = *t;
+                }
+            }
+            Some(Pv::F(bt as f64 / 1000.0))
+        }
+        RangeFn::DoubleExponentialSmoothing | RangeFn::HoltWinters => {
+            if fs.len() < 2 {
+                if !hs.is_empty() && fs.is_empty() {
+                    notes.ignored_hist = true;
+                }
+                return None;
+            }
+            let (sf, tf) = (w.p[0], w.p[1]);
+            let (mut s0, mut s1, mut b) = (0.0, fs[0].1, fs[1].1 - fs[0].1);
+            for (i, (_, f)) in fs.iter().enumerate().skip(1) {
+                let x = sf * f;
+                b = calc_trend(i - 1, tf, s0, s1, b);
+                let y = (1.0 - sf) * (s1 + b);
+                s0 = s1;
+                s1 = x + y;
+            }
+            Some(Pv::F(s1))
+        }
+        _ => None,
+    }
+}
+
+/// Functions that keep the metric name of their input.
+fn keeps_name(name: &str) -> bool {
+    matches!(name, "last_over_time" | "first_over_time")
+}
+
+impl Evaluator<'_> {
+    /// Evaluate a call of a range function.
+    pub(crate) fn eval_range_call(&mut self, c: &Call, grid: Grid) -> Result<Val> {
+        let name = c.func.name;
+        let args = &c.args.args;
+        let (matrix_idx, scalar_idx): (usize, &[usize]) = match name {
+            "quantile_over_time" => (1, &[0]),
+            "predict_linear" => (0, &[1]),
+            "double_exponential_smoothing" | "holt_winters" => (0, &[1, 2]),
+            _ => (0, &[]),
+        };
+        let marg = args
+            .get(matrix_idx)
+            .ok_or_else(|| Error::BadData(format!("missing argument to {name}")))?;
+        let mut params: Vec<Vec<f64>> = Vec::new();
+        for &i in scalar_idx {
+            let a = args
+                .get(i)
+                .ok_or_else(|| Error::BadData(format!("missing argument to {name}")))?;
+            params.push(self.eval_scalar(a, grid)?);
+        }
+        if name == "double_exponential_smoothing" || name == "holt_winters" {
+            // Prometheus checks the factors at the first step and fails the query.
+            let sf = params[0].first().copied().unwrap_or(f64::NAN);
+            let tf = params[1].first().copied().unwrap_or(f64::NAN);
+            if !(sf > 0.0 && sf < 1.0) {
+                return Err(Error::Execution(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                )));
+            }
+            if !(tf > 0.0 && tf < 1.0) {
+                return Err(Error::Execution(format!(
+                    "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                )));
+            }
+        }
+        let input = self.range_input(marg, grid)?;
+        if name == "absent_over_time" {
+            return Ok(self.absent_over_time(marg, &input, grid));
+        }
+        let loaded: usize = input
+            .series
+            .iter()
+            .map(|r| r.floats.len() + r.hists.len())
+            .sum();
+        let mut notes = Notes::default();
+        let mut out = Vec::with_capacity(input.series.len());
+        let keep = keeps_name(name);
+        let RangeInput {
+            series,
+            range,
+            ends,
+            metric_name,
+        } = input;
+        let func = RangeFn::from_name(name)
+            .ok_or_else(|| Error::BadData(format!("unknown function with name {name:?}")))?;
+        let counter = matches!(func, RangeFn::Rate | RangeFn::Increase);
+        let mut prefix: Vec<f64> = Vec::new();
+        for r in series {
+            self.check_deadline()?;
+            let mut s = Series::new(r.labels, !keep);
+            s.floats.reserve(ends.len());
+            if counter && r.floats.len() > 2 {
+                prefix.clear();
+                prefix.push(0.0);
+                let mut acc = 0.0;
+                for w in r.floats.windows(2) {
+                    if w[1].1 < w[0].1 {
+                        acc += w[0].1;
+                    }
+                    prefix.push(acc);
+                }
+            }
+            let (mut f0, mut f1, mut h0, mut h1) = (0usize, 0usize, 0usize, 0usize);
+            let mut prev_end = i64::MIN;
+            for (i, &end) in ends.iter().enumerate() {
+                if end < prev_end {
+                    (f0, f1, h0, h1) = (0, 0, 0, 0);
+                }
+                prev_end = end;
+                let lo = end - range;
+                while f1 < r.floats.len() && r.floats[f1].0 <= end {
+                    f1 += 1;
+                }
+                while f0 < f1 && r.floats[f0].0 <= lo {
+                    f0 += 1;
+                }
+                while h1 < r.hists.len() && r.hists[h1].0 <= end {
+                    h1 += 1;
+                }
+                while h0 < h1 && r.hists[h0].0 <= lo {
+                    h0 += 1;
+                }
+                if f0 == f1 && h0 == h1 {
+                    continue;
+                }
+                let w = Window {
+                    floats: &r.floats[f0..f1],
+                    hists: &r.hists[h0..h1],
+                    end,
+                    range,
+                    t: grid.ts(i),
+                    p: [
+                        params.first().map_or(f64::NAN, |p| p[i]),
+                        params.get(1).map_or(f64::NAN, |p| p[i]),
+                    ],
+                    resets: (counter && r.floats.len() > 2).then_some((prefix.as_slice(), f0)),
+                };
+                if let Some(v) = apply(func, &w, &mut notes) {
+                    super::binary::push_point(&mut s, grid.ts(i), v);
+                }
+            }
+            if s.points() > 0 {
+                self.track(s.points())?;
+                out.push(s);
+            }
+        }
+        self.release(loaded);
+        let mname = metric_name.unwrap_or_default();
+        if notes.mixed {
+            self.warn(format!(
+                "PromQL warning: encountered a mix of histograms and floats for metric name {mname:?}"
+            ));
+        }
+        if notes.not_counter {
+            self.warn(format!(
+                "PromQL warning: this native histogram metric is not a counter: {mname:?}"
+            ));
+        }
+        if notes.not_gauge {
+            self.warn(format!(
+                "PromQL warning: this native histogram metric is not a gauge: {mname:?}"
+            ));
+        }
+        if notes.incompatible_schema {
+            self.warn(format!(
+                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?}"
+            ));
+        }
+        if let Some(q) = notes.quantile_range {
+            self.warn(format!(
+                "PromQL warning: quantile value should be between 0 and 1, got {}",
+                super::aggregate::format_float(q)
+            ));
+        }
+        if notes.ignored_hist {
+            self.warn(format!(
+                "PromQL info: ignored histograms in a range containing both floats and histograms for metric name {mname:?}"
+            ));
+        }
+        if name == "rate" || name == "increase" {
+            self.counter_name_info(&out_names(&out), name);
+        }
+        Ok(Val::Vector(out))
+    }
+
+    fn counter_name_info(&mut self, names: &[String], _f: &str) {
+        for n in names {
+            let ok = n.ends_with("_total")
+                || n.ends_with("_sum")
+                || n.ends_with("_count")
+                || n.ends_with("_bucket");
+            if !ok {
+                self.warn(format!(
+                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
+                ));
+            }
+        }
+    }
+
+    fn absent_over_time(&mut self, arg: &Expr, input: &RangeInput, grid: Grid) -> Val {
+        let labels = match unparen(arg) {
+            Expr::MatrixSelector(ms) => absent_labels(&ms.vs),
+            _ => Labels::default(),
+        };
+        let mut s = Series::new(labels, false);
+        for (i, &end) in input.ends.iter().enumerate() {
+            let lo = end - input.range;
+            let any = input.series.iter().any(|r| {
+                r.floats.iter().any(|p| p.0 > lo && p.0 <= end)
+                    || r.hists.iter().any(|p| p.0 > lo && p.0 <= end)
+            });
+            if !any {
+                s.floats.push((grid.ts(i), 1.0));
+            }
+        }
+        Val::Vector(if s.points() > 0 { vec![s] } else { Vec::new() })
+    }
+}
+
+fn out_names(out: &[Series]) -> Vec<String> {
+    let mut v: Vec<String> = out
+        .iter()
+        .filter_map(|s| s.labels.get(METRIC_NAME).map(str::to_owned))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Labels of `absent()`'s result: the selector's equality matchers (names used once).
+pub(crate) fn absent_labels(vs: &promql_parser::parser::VectorSelector) -> Labels {
+    use promql_parser::label::MatchOp;
+    let ms = &vs.matchers.matchers;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for m in ms {
+        if m.name == METRIC_NAME {
+            continue;
+        }
+        let count = ms.iter().filter(|x| x.name == m.name).count();
+        if matches!(m.op, MatchOp::Equal) && count == 1 {
+            pairs.push((m.name.clone(), m.value.clone()));
+        }
+    }
+    Labels::from_pairs(pairs)
+}
