@@ -188,3 +188,68 @@ fn every_route_is_in_the_openapi_document() {
     assert!(routed.len() > 20, "route extraction broke: {routed:?}");
     assert_eq!(routed, documented);
 }
+
+/// History with a step of a minute or more reads the 1 m rollups and says so; the
+/// figures equal the raw aggregation when the step is a whole number of minutes.
+#[tokio::test]
+async fn history_with_long_steps_reads_rollups_with_the_same_answer() {
+    let (st, _dir) = state(Config::default());
+    // Two hours of 10 s samples ending a minute ago, minute-aligned.
+    let end_ms = (now_ms() / 60_000 - 1) * 60_000;
+    let start_ms = end_ms - 2 * 3600 * 1000;
+    let mut b = WriteBatch::new();
+    let mut s = b.series();
+    s.label("__name__", "pnl_usd");
+    s.label("service", "risk");
+    let mut expected_max = std::collections::BTreeMap::new();
+    let mut t = start_ms;
+    let mut i = 0u64;
+    while t < end_ms {
+        let v = ((i * 37) % 101) as f64 - 50.0;
+        s.float(t * 1_000_000, v);
+        // Step buckets are [from + k·10m, from + (k+1)·10m) with from = start_ms.
+        let k = (t - start_ms).div_euclid(600_000);
+        let e = expected_max.entry(k).or_insert(f64::MIN);
+        *e = f64::max(*e, v);
+        t += 10_000;
+        i += 1;
+    }
+    s.finish().unwrap();
+    st.db.append(&b).unwrap();
+    let app = gmc_server::router(st.clone());
+    let uri = format!(
+        "/metrics/history/risk?metric=pnl_usd&from={}&to={}&step=10m&agg=max",
+        start_ms as f64 / 1000.0,
+        end_ms as f64 / 1000.0
+    );
+    let resp = app
+        .clone()
+        .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["resolution"], "1m", "{v}");
+    let points = v["series"][0]["points"].as_array().unwrap();
+    let got: Vec<f64> = points.iter().map(|p| p[1].as_f64().unwrap()).collect();
+    let want: Vec<f64> = expected_max.values().copied().collect();
+    assert_eq!(got, want);
+    // A sub-minute step stays on raw samples.
+    let uri = format!(
+        "/metrics/history/risk?metric=pnl_usd&from={}&to={}&step=30s&agg=max",
+        (end_ms - 600_000) as f64 / 1000.0,
+        end_ms as f64 / 1000.0
+    );
+    let resp = app
+        .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["resolution"], "raw");
+}

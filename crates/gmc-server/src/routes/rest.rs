@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use gmc_model::{is_stale_nan, Matcher, NANOS_PER_SEC};
+use gmc_tsdb::block::Resolution;
+use gmc_tsdb::downsample::Aggregate;
 use gmc_tsdb::{SampleValue, Series};
 use serde::Serialize;
 use serde_json::Value;
@@ -34,6 +36,18 @@ fn select_service(
     mint: i64,
     maxt: i64,
 ) -> Result<Vec<Series>, ApiError> {
+    select_service_with(state, service, extra, mint, maxt, |q, m| q.select(m))
+}
+
+/// [`select_service`] with the read done by `read` (raw samples or one rollup aggregate).
+fn select_service_with(
+    state: &AppState,
+    service: &str,
+    extra: Option<Matcher>,
+    mint: i64,
+    maxt: i64,
+    read: impl Fn(&gmc_tsdb::Querier, &[Matcher]) -> gmc_tsdb::Result<Vec<Series>>,
+) -> Result<Vec<Series>, ApiError> {
     let q = state
         .db
         .querier(mint, maxt)
@@ -41,9 +55,7 @@ fn select_service(
     for label in ["service", "job"] {
         let mut m = vec![Matcher::equal(label, service)];
         m.extend(extra.clone());
-        let series = q
-            .select(&m)
-            .map_err(|e| ApiError::from_class(e.class(), e.to_string()))?;
+        let series = read(&q, &m).map_err(|e| ApiError::from_class(e.class(), e.to_string()))?;
         if !series.is_empty() {
             if series.len() > MAX_SERIES {
                 return Err(ApiError::bad_request(format!(
@@ -169,8 +181,10 @@ impl Agg {
     }
 }
 
-/// Fold the float samples of one series into step buckets `(start, start+step]`, labelled
-/// by their end, as Prometheus' range queries label points.
+/// Fold the float samples of one series into step buckets `[from + k·step, from +
+/// (k+1)·step)`, each labelled by its end. Left-closed like the store's rollups (a rollup
+/// stamped `T` covers `[T − resolution, T)`), so raw and rollup answers agree exactly when
+/// `from` and `step` are whole minutes.
 fn aggregate(s: &Series, from: i64, step: i64, agg: Agg) -> Vec<(f64, Value)> {
     let mut out = Vec::new();
     let mut cur: Option<(i64, f64, f64, f64, f64, u64)> = None; // (bucket end, min, max, sum, last, n)
@@ -193,9 +207,7 @@ fn aggregate(s: &Series, from: i64, step: i64, agg: Agg) -> Vec<(f64, Value)> {
         if is_stale_nan(v) {
             continue;
         }
-        // Bucket k covers (from + (k-1)·step, from + k·step].
-        let k = (smp.ts_nanos - from + step - 1).div_euclid(step);
-        let end = from + k * step;
+        let end = bucket_end(smp.ts_nanos, from, step);
         match &mut cur {
             Some(b) if b.0 == end => {
                 b.1 = b.1.min(v);
@@ -218,7 +230,79 @@ fn aggregate(s: &Series, from: i64, step: i64, agg: Agg) -> Vec<(f64, Value)> {
     out
 }
 
+/// End of the step bucket `[from + k·step, from + (k+1)·step)` holding `ts`.
+fn bucket_end(ts: i64, from: i64, step: i64) -> i64 {
+    from + ((ts - from).div_euclid(step) + 1) * step
+}
+
+/// The rollup aggregates `agg` needs, in the order [`rollup_points`] expects.
+fn rollup_aggregates(agg: Agg) -> &'static [Aggregate] {
+    match agg {
+        Agg::Avg => &[Aggregate::Sum, Aggregate::Count],
+        Agg::Min => &[Aggregate::Min],
+        Agg::Max => &[Aggregate::Max],
+        Agg::Sum => &[Aggregate::Sum],
+        Agg::Last => &[Aggregate::Last],
+        Agg::Count => &[Aggregate::Count],
+    }
+}
+
+/// Fold rollup buckets into step buckets. A rollup sample stamped `T` summarises
+/// `[T − resolution, T)`, so it belongs to the step bucket holding `T − 1 ns`. `parts`
+/// holds one series per aggregate of [`rollup_aggregates`] (same labels, same stamps).
+fn rollup_points(parts: &[&Series], from: i64, step: i64, agg: Agg) -> Vec<(f64, Value)> {
+    let floats = |s: &Series| -> Vec<(i64, f64)> {
+        s.iter()
+            .filter_map(|p| match p.value {
+                SampleValue::Float(v) if !is_stale_nan(v) => Some((p.ts_nanos - 1, v)),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = parts.first().map(|s| floats(s)).unwrap_or_default();
+    // For avg, the count series, aligned by timestamp with the sums.
+    let counts: HashMap<i64, f64> = parts
+        .get(1)
+        .map(|s| floats(s).into_iter().collect())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let mut cur: Option<(i64, f64, f64)> = None; // (bucket end, value, count for avg)
+    let emit = |b: (i64, f64, f64), out: &mut Vec<(f64, Value)>| {
+        let v = if agg == Agg::Avg { b.1 / b.2 } else { b.1 };
+        out.push((b.0 as f64 / 1e9, float_json(v)));
+    };
+    for (ts, v) in first {
+        let end = bucket_end(ts, from, step);
+        let n = counts.get(&ts).copied().unwrap_or(0.0);
+        match &mut cur {
+            Some(b) if b.0 == end => {
+                b.1 = match agg {
+                    Agg::Min => b.1.min(v),
+                    Agg::Max => b.1.max(v),
+                    Agg::Last => v,
+                    Agg::Avg | Agg::Sum | Agg::Count => b.1 + v,
+                };
+                b.2 += n;
+            }
+            _ => {
+                if let Some(b) = cur.take() {
+                    emit(b, &mut out);
+                }
+                cur = Some((end, v, n));
+            }
+        }
+    }
+    if let Some(b) = cur {
+        emit(b, &mut out);
+    }
+    out
+}
+
 /// `GET /metrics/history/{service}?metric=&from=&to=&step=&agg=`.
+///
+/// With a `step` of a minute or more over a range whose start only the store's rollups
+/// still cover (or where they are simply cheaper: a bucket that fits in `step`), the
+/// answer is computed from the 1 m or 1 h rollups; `resolution` in the answer says which.
 pub(crate) async fn history(
     State(state): State<AppState>,
     Path(service): Path<String>,
@@ -253,6 +337,56 @@ pub(crate) async fn history(
     let metric = params
         .get("metric")
         .map(|m| Matcher::equal(gmc_model::METRIC_NAME, m.as_str()));
+    let resolution = match step {
+        Some(st) if st >= 60 * NANOS_PER_SEC => state
+            .db
+            .resolution_for(std::time::Duration::from_nanos(st.unsigned_abs()), from),
+        _ => Resolution::Raw,
+    };
+    if let (Some(step), true) = (step, resolution != Resolution::Raw) {
+        let st = state.clone();
+        let svc = service.clone();
+        let parts: Vec<Vec<Series>> = tokio::task::spawn_blocking(move || {
+            rollup_aggregates(agg)
+                .iter()
+                .map(|&a| {
+                    select_service_with(&st, &svc, metric.clone(), from, to, |q, m| {
+                        q.select_rollup(m, resolution, a)
+                    })
+                })
+                .collect::<Result<Vec<_>, ApiError>>()
+        })
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+        let Some(primary) = parts.first().filter(|p| !p.is_empty()) else {
+            return Err(ApiError::not_found(format!(
+                "no series with service or job {service:?} between the given times"
+            )));
+        };
+        let mut out = Vec::with_capacity(primary.len());
+        for s in primary {
+            let mut aligned: Vec<&Series> = vec![s];
+            for other in &parts[1..] {
+                if let Some(o) = other.iter().find(|o| o.labels() == s.labels()) {
+                    aligned.push(o);
+                }
+            }
+            out.push(serde_json::json!({
+                "metric": s.labels().metric_name().unwrap_or_default(),
+                "labels": labels_map(s),
+                "points": rollup_points(&aligned, from, step, agg),
+            }));
+        }
+        return Ok(Json(serde_json::json!({
+            "service": service,
+            "from": from as f64 / 1e9,
+            "to": to as f64 / 1e9,
+            "step": step as f64 / 1e9,
+            "agg": format!("{agg:?}").to_ascii_lowercase(),
+            "resolution": resolution_name(resolution),
+            "series": out,
+        })));
+    }
     let st = state.clone();
     let svc = service.clone();
     let series = tokio::task::spawn_blocking(move || select_service(&st, &svc, metric, from, to))
@@ -294,6 +428,15 @@ pub(crate) async fn history(
         "to": to as f64 / 1e9,
         "step": step.map(|s| s as f64 / 1e9),
         "agg": step.map(|_| format!("{agg:?}").to_ascii_lowercase()),
+        "resolution": "raw",
         "series": out,
     })))
+}
+
+fn resolution_name(r: Resolution) -> &'static str {
+    match r {
+        Resolution::Raw => "raw",
+        Resolution::OneMinute => "1m",
+        Resolution::OneHour => "1h",
+    }
 }
