@@ -676,7 +676,9 @@ fn grafana_datasource_requests_get_prometheus_shapes() {
 #[test]
 fn query_api_bad_input_is_a_prometheus_error() {
     let g = Gmc::start();
-    let cases: &[(&str, &[(&str, &str)], u16, &str, &str)] = &[
+    // (path, form, status, errorType, part of the message)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str, &'a str);
+    let cases: &[Case<'_>] = &[
         (
             "/api/v1/query",
             &[("query", "sum(up")],
