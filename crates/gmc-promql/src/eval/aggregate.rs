@@ -426,30 +426,18 @@ impl Evaluator<'_> {
                             if items.len() != before {
                                 ignored_hist = true;
                             }
-                            let key = |v: &Pv| match v {
-                                Pv::F(f) => *f,
-                                Pv::H(_) => f64::NAN,
-                            };
-                            let top = op == T_TOPK;
-                            items.sort_by(|a, b| {
-                                let (x, y) = (key(&a.1), key(&b.1));
-                                match (x.is_nan(), y.is_nan()) {
-                                    (true, true) => std::cmp::Ordering::Equal,
-                                    (true, false) => std::cmp::Ordering::Greater,
-                                    (false, true) => std::cmp::Ordering::Less,
-                                    _ => {
-                                        let o =
-                                            x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
-                                        if top {
-                                            o.reverse()
-                                        } else {
-                                            o
-                                        }
-                                    }
-                                }
-                            });
-                            items.truncate(usize::try_from(k).unwrap_or(usize::MAX));
-                            items
+                            let floats: Vec<(usize, f64)> = items
+                                .iter()
+                                .filter_map(|(i, v)| match v {
+                                    Pv::F(f) => Some((*i, *f)),
+                                    Pv::H(_) => None,
+                                })
+                                .collect();
+                            let k = usize::try_from(k).unwrap_or(usize::MAX);
+                            heap_select(floats, k, op == T_TOPK)
+                                .into_iter()
+                                .map(|(i, f)| (i, Pv::F(f)))
+                                .collect()
                         }
                     }
                     T_LIMITK => {
@@ -648,9 +636,113 @@ fn avg_inc(acc: &mut Acc, f: f64) {
     acc.c = c;
 }
 
+/// `topk`/`bottomk` selection exactly as Prometheus makes it, so ties between equal values
+/// resolve to the same series: Go's `container/heap` fed the group's samples in input
+/// order (a new sample replaces the heap's top only when strictly better), then
+/// `sort.Sort(sort.Reverse(heap))`, which for up to 12 elements is Go's insertion sort.
+fn heap_select(items: Vec<(usize, f64)>, k: usize, top: bool) -> Vec<(usize, f64)> {
+    if k == 0 {
+        return Vec::new();
+    }
+    // Prometheus' vectorByValueHeap (topk) / vectorByReverseValueHeap (bottomk) `Less`.
+    let less = |a: f64, b: f64| {
+        if a.is_nan() {
+            true
+        } else if top {
+            a < b
+        } else {
+            a > b
+        }
+    };
+    let up = |h: &mut Vec<(usize, f64)>, mut j: usize| {
+        while j > 0 {
+            let i = (j - 1) / 2;
+            if !less(h[j].1, h[i].1) {
+                break;
+            }
+            h.swap(i, j);
+            j = i;
+        }
+    };
+    let down = |h: &mut Vec<(usize, f64)>, i0: usize| -> bool {
+        let n = h.len();
+        let mut i = i0;
+        loop {
+            let j1 = 2 * i + 1;
+            if j1 >= n {
+                break;
+            }
+            let mut j = j1;
+            if j1 + 1 < n && less(h[j1 + 1].1, h[j1].1) {
+                j = j1 + 1;
+            }
+            if !less(h[j].1, h[i].1) {
+                break;
+            }
+            h.swap(i, j);
+            i = j;
+        }
+        i > i0
+    };
+    let mut h: Vec<(usize, f64)> = Vec::with_capacity(k.min(items.len()));
+    for (i, v) in items {
+        if h.len() < k {
+            h.push((i, v));
+            let last = h.len() - 1;
+            up(&mut h, last);
+        } else {
+            let t = h[0].1;
+            let better = if top { t < v } else { t > v };
+            if better || (t.is_nan() && !v.is_nan()) {
+                h[0] = (i, v);
+                if k > 1 && !down(&mut h, 0) {
+                    up(&mut h, 0);
+                }
+            }
+        }
+    }
+    // sort.Reverse(heap): Less(i, j) = heap.Less(j, i).
+    if h.len() <= 12 {
+        for i in 1..h.len() {
+            let mut j = i;
+            while j > 0 && less(h[j - 1].1, h[j].1) {
+                h.swap(j, j - 1);
+                j -= 1;
+            }
+        }
+    } else {
+        // Go's pdqsort is not stable; ties beyond 12 elements may order differently.
+        h.sort_by(|a, b| {
+            if less(b.1, a.1) {
+                std::cmp::Ordering::Less
+            } else if less(a.1, b.1) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topk_ties_resolve_like_prometheus_heap() {
+        // Input order 0..4 with ties at the boundary: the heap keeps the earliest ties
+        // unless a strictly larger value evicts the heap's top.
+        let items = vec![(0, 1.0), (1, 1.0), (2, 1.0), (3, 2.0), (4, 1.0)];
+        let got: Vec<usize> = heap_select(items, 2, true).iter().map(|x| x.0).collect();
+        // Heap after 0,1: [0,1]; 2 does not replace (not strictly greater); 3 replaces
+        // the top (0) → {3,1}; 4 ties, ignored. Reverse-sorted: 3 then 1.
+        assert_eq!(got, vec![3, 1]);
+        let items = vec![(0, 3.0), (1, f64::NAN), (2, 1.0)];
+        let got: Vec<usize> = heap_select(items, 2, false).iter().map(|x| x.0).collect();
+        assert_eq!(got, vec![2, 0]);
+        assert!(heap_select(vec![(0, 1.0)], 0, true).is_empty());
+    }
 
     #[test]
     fn compensated_sum_survives_cancellation() {

@@ -69,10 +69,16 @@ fn dataset() -> Vec<SynthSeries> {
     let mut rng = Rng(42);
     let mut out = Vec::new();
     let n = POINTS as usize;
+    // A distinct fractional step per counter keeps rates from tying exactly: Prometheus
+    // breaks `topk` ties by series order, which its range evaluation takes from a Go map
+    // (random), so tied answers would differ from run to run even between Prometheuses.
+    let mut counter_index = 0.0;
     for svc in ["matcher", "gateway", "risk"] {
         for venue in ["xnas", "xlon", "xtks"] {
             for status in ["filled", "rejected", "cancelled"] {
                 let mut v = 0.0;
+                counter_index += 1.0;
+                let frac = 0.0137 * counter_index;
                 let reset_at = if svc == "risk" && venue == "xlon" && status == "filled" {
                     Some(90)
                 } else {
@@ -83,7 +89,7 @@ fn dataset() -> Vec<SynthSeries> {
                         if Some(i) == reset_at {
                             v = 0.0;
                         }
-                        v += rng.below(50) as f64;
+                        v += rng.below(50) as f64 + frac;
                         v
                     })
                     .collect();
