@@ -63,7 +63,7 @@ pub struct BatchSeries<'b, 'a> {
     pub floats: &'b [FloatSample],
     /// Histogram samples in arrival order.
     pub histograms: &'b [HistogramSample],
-    /// Identity hash of `labels` (see [`series_hash`]).
+    /// Identity hash of `labels` (see [`crate::series_hash`]).
     pub hash: u64,
 }
 
