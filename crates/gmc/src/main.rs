@@ -1,6 +1,7 @@
 //! `gmc`, the Global Metrics Center: a thin command-line shell over the gmc libraries.
 //!
-//! Subcommands: `serve` (the default), `check config FILE`, `version`.
+//! Subcommands: `serve` (the default), `agent` (host collection pushing to a center),
+//! `check config FILE`, `version`.
 
 mod cli;
 mod config;
