@@ -724,25 +724,61 @@ impl<'a> Evaluator<'a> {
 
     /// Read the series of `vs` with samples in `[mint, maxt]`, split into floats and
     /// histograms with millisecond timestamps.
+    ///
+    /// Float-only series come from the store as `(ts_nanos, value)` pairs
+    /// (`Querier::select_floats`) and are rewritten to milliseconds in place: no 24-byte
+    /// `Sample` per point and no second copy.
     pub(crate) fn select(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<Raw>> {
-        let store = self.select_store(vs, mint, maxt)?;
-        let mut out = Vec::with_capacity(store.len());
-        for s in store {
-            let n = s.len();
-            let (labels, samples) = s.into_parts();
-            let mut r = Raw {
-                labels,
-                floats: Vec::with_capacity(n),
-                hists: Vec::new(),
-            };
-            for smp in samples {
-                let t = smp.ts_nanos.div_euclid(gmc_model::NANOS_PER_MILLI);
-                match smp.value {
-                    SampleValue::Float(f) => r.floats.push((t, f)),
-                    SampleValue::Histogram(h) => r.hists.push((t, h)),
+        let sets = Self::store_matchers(vs)?;
+        let q = self.db.querier(
+            gmc_model::millis_to_nanos(mint),
+            gmc_model::millis_to_nanos(maxt).saturating_add(gmc_model::NANOS_PER_MILLI - 1),
+        )?;
+        let ms = gmc_model::NANOS_PER_MILLI;
+        let mut out: Vec<Raw> = Vec::new();
+        for (k, matchers) in sets.iter().enumerate() {
+            for s in q.select_floats(matchers)? {
+                if k > 0 && out.iter().any(|r| &r.labels == s.labels()) {
+                    continue;
                 }
+                self.check_deadline()?;
+                self.stats.samples_scanned += s.len() as u64;
+                self.stats.series_selected += 1;
+                self.track(s.len())?;
+                out.push(match s {
+                    gmc_tsdb::Selected::Floats(f) => {
+                        let (labels, mut floats) = f.into_parts();
+                        for p in &mut floats {
+                            p.0 = p.0.div_euclid(ms);
+                        }
+                        Raw {
+                            labels,
+                            floats,
+                            hists: Vec::new(),
+                        }
+                    }
+                    gmc_tsdb::Selected::Samples(st) => {
+                        let n = st.len();
+                        let (labels, samples) = st.into_parts();
+                        let mut r = Raw {
+                            labels,
+                            floats: Vec::with_capacity(n),
+                            hists: Vec::new(),
+                        };
+                        for smp in samples {
+                            let t = smp.ts_nanos.div_euclid(ms);
+                            match smp.value {
+                                SampleValue::Float(f) => r.floats.push((t, f)),
+                                SampleValue::Histogram(h) => r.hists.push((t, h)),
+                            }
+                        }
+                        r
+                    }
+                });
             }
-            out.push(r);
+        }
+        if sets.len() > 1 {
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
         }
         Ok(out)
     }

@@ -154,6 +154,17 @@ pub fn decode_floats(encoding: u8, bytes: &[u8], out: &mut Vec<(i64, f64)>) -> R
     }
 }
 
+/// Number of samples in a chunk, from its header alone (for exact output capacity). The
+/// headers' counts are checked against the stream sizes, so a corrupt chunk cannot claim
+/// much more than its bytes could hold.
+pub fn sample_count(encoding: u8, bytes: &[u8]) -> Result<usize> {
+    Ok(match decode_iter(encoding, bytes)?.0 {
+        Inner::Xor(i) => i.remaining(),
+        Inner::Packed(i) => i.remaining(),
+        Inner::Histogram(i) => i.remaining(),
+    })
+}
+
 /// Decode a whole chunk into samples.
 pub fn decode_all(encoding: u8, bytes: &[u8]) -> Result<Vec<Sample>> {
     decode_iter(encoding, bytes)?.collect()

@@ -1,6 +1,7 @@
 //! Read side: a [`Querier`] is a snapshot over `[mint, maxt]` that merges the head, chunks
 //! being flushed and blocks, deduplicating samples that more than one of them holds.
 
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -104,6 +105,197 @@ impl Series {
     }
 }
 
+/// A float-only series selected by [`Querier::select_floats`]: `(ts_nanos, value)` pairs,
+/// 16 bytes a sample instead of the 24 of a [`Sample`], decoded without the enum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FloatSeries {
+    labels: Labels,
+    samples: Vec<(i64, f64)>,
+}
+
+impl FloatSeries {
+    /// The series' labels.
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// `(ts_nanos, value)` in time order, deduplicated, clipped to the querier's range;
+    /// values bit-exact as appended.
+    pub fn samples(&self) -> &[(i64, f64)] {
+        &self.samples
+    }
+
+    /// Take the labels and samples apart without copying them (the caller may rewrite the
+    /// pairs in place, e.g. to another time unit).
+    pub fn into_parts(self) -> (Labels, Vec<(i64, f64)>) {
+        (self.labels, self.samples)
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether there are no samples (never true for a series returned by a querier).
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+}
+
+/// A series selected by [`Querier::select_floats`]: compact when it holds only floats.
+#[derive(Debug, Clone)]
+pub enum Selected {
+    /// Only float samples in the range.
+    Floats(FloatSeries),
+    /// At least one native histogram in the range: every sample as a [`Sample`].
+    Samples(Series),
+}
+
+impl Selected {
+    /// The series' labels.
+    pub fn labels(&self) -> &Labels {
+        match self {
+            Selected::Floats(s) => s.labels(),
+            Selected::Samples(s) => s.labels(),
+        }
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            Selected::Floats(s) => s.len(),
+            Selected::Samples(s) => s.len(),
+        }
+    }
+
+    /// Whether there are no samples (never true for a series returned by a querier).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The samples one source holds for one series: float pairs when all are floats.
+#[derive(Debug)]
+pub(crate) enum SeriesData {
+    /// `(ts_nanos, value)`.
+    Floats(Vec<(i64, f64)>),
+    /// At least one histogram.
+    Samples(Vec<Sample>),
+}
+
+impl SeriesData {
+    /// Float pairs when `samples` holds no histogram.
+    pub(crate) fn from_samples(samples: Vec<Sample>) -> Self {
+        if samples
+            .iter()
+            .all(|s| matches!(s.value, SampleValue::Float(_)))
+        {
+            SeriesData::Floats(
+                samples
+                    .into_iter()
+                    .filter_map(|s| match s.value {
+                        SampleValue::Float(v) => Some((s.ts_nanos, v)),
+                        SampleValue::Histogram(_) => None,
+                    })
+                    .collect(),
+            )
+        } else {
+            SeriesData::Samples(samples)
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            SeriesData::Floats(v) => v.is_empty(),
+            SeriesData::Samples(v) => v.is_empty(),
+        }
+    }
+
+    /// Timestamp of the last sample (the newest once finished).
+    pub(crate) fn last_ts(&self) -> Option<i64> {
+        match self {
+            SeriesData::Floats(v) => v.last().map(|s| s.0),
+            SeriesData::Samples(v) => v.last().map(|s| s.ts_nanos),
+        }
+    }
+
+    /// Clip to `[mint, maxt]`, sort and deduplicate; with `last_only`, keep only the newest
+    /// sample, in a fresh one-element vector so the decoded capacity is freed.
+    pub(crate) fn finish(&mut self, mint: i64, maxt: i64, last_only: bool) {
+        match self {
+            SeriesData::Floats(v) => {
+                finish_floats(v, mint, maxt);
+                if last_only && v.len() > 1 {
+                    *v = v.last().copied().into_iter().collect();
+                }
+            }
+            SeriesData::Samples(v) => {
+                finish_samples(v, mint, maxt);
+                if last_only && v.len() > 1 {
+                    *v = v.pop().into_iter().collect();
+                }
+            }
+        }
+    }
+
+    fn into_samples(self) -> Vec<Sample> {
+        match self {
+            SeriesData::Samples(v) => v,
+            SeriesData::Floats(v) => v
+                .into_iter()
+                .map(|(ts_nanos, f)| Sample {
+                    ts_nanos,
+                    value: SampleValue::Float(f),
+                })
+                .collect(),
+        }
+    }
+
+    /// Append `other` (from an older source) after `self`.
+    fn append(&mut self, other: SeriesData) {
+        match (&mut *self, other) {
+            (SeriesData::Floats(a), SeriesData::Floats(mut b)) => a.append(&mut b),
+            (SeriesData::Samples(a), b) => a.extend(b.into_samples()),
+            (SeriesData::Floats(_), b @ SeriesData::Samples(_)) => {
+                let a = std::mem::replace(self, SeriesData::Floats(Vec::new()));
+                let mut v = a.into_samples();
+                v.extend(b.into_samples());
+                *self = SeriesData::Samples(v);
+            }
+        }
+    }
+}
+
+/// Clip `v` to `[mint, maxt]`, sort it and keep the first sample at each timestamp (a
+/// stable sort, so the newest source's sample wins). Sorted input, the usual case, costs
+/// two binary searches.
+pub(crate) fn finish_floats(v: &mut Vec<(i64, f64)>, mint: i64, maxt: i64) {
+    if v.windows(2).all(|w| w[0].0 < w[1].0) {
+        let hi = v.partition_point(|s| s.0 <= maxt);
+        v.truncate(hi);
+        let lo = v.partition_point(|s| s.0 < mint);
+        v.drain(..lo);
+    } else {
+        v.retain(|s| s.0 >= mint && s.0 <= maxt);
+        v.sort_by_key(|s| s.0);
+        v.dedup_by_key(|s| s.0);
+    }
+}
+
+/// [`finish_floats`] for samples.
+fn finish_samples(v: &mut Vec<Sample>, mint: i64, maxt: i64) {
+    if v.windows(2).all(|w| w[0].ts_nanos < w[1].ts_nanos) {
+        let hi = v.partition_point(|s| s.ts_nanos <= maxt);
+        v.truncate(hi);
+        let lo = v.partition_point(|s| s.ts_nanos < mint);
+        v.drain(..lo);
+    } else {
+        v.retain(|s| s.ts_nanos >= mint && s.ts_nanos <= maxt);
+        v.sort_by_key(|s| s.ts_nanos);
+        v.dedup_by_key(|s| s.ts_nanos);
+    }
+}
+
 /// Something the querier reads series from: the head, a head being flushed, a block.
 pub(crate) trait Source: Send + Sync {
     /// Series matching all `matchers` with their samples overlapping `[mint, maxt]`
@@ -115,6 +307,29 @@ pub(crate) trait Source: Send + Sync {
         maxt: i64,
         out: &mut Vec<(Labels, Vec<Sample>)>,
     ) -> Result<()>;
+
+    /// [`Source::select`] with float-only series as `(ts_nanos, value)` pairs, clipped,
+    /// sorted and deduplicated; with `last_only`, each series keeps only its newest sample
+    /// in the range (dropped as soon as the series is decoded, so memory stays at one
+    /// series). The default converts the output of `select`; sources override it to decode
+    /// floats directly.
+    fn select_floats(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        last_only: bool,
+        out: &mut Vec<(Labels, SeriesData)>,
+    ) -> Result<()> {
+        let mut buf = Vec::new();
+        self.select(matchers, mint, maxt, &mut buf)?;
+        out.extend(buf.into_iter().map(|(l, s)| {
+            let mut d = SeriesData::from_samples(s);
+            d.finish(mint, maxt, last_only);
+            (l, d)
+        }));
+        Ok(())
+    }
 
     /// Label names of series matching `matchers` with data in `[mint, maxt]`.
     fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>>;
@@ -189,16 +404,9 @@ impl Querier {
         let sources = self.set.sources();
         let (mint, maxt) = (self.mint, self.maxt);
         let finish = |labels: Labels, mut samples: Vec<Sample>| -> Option<Series> {
-            // Sources usually return clipped, sorted, duplicate-free samples: only pay for
-            // clipping, sorting and deduplication when they did not.
-            let clean = samples.first().is_some_and(|s| s.ts_nanos >= mint)
-                && samples.last().is_some_and(|s| s.ts_nanos <= maxt)
-                && samples.windows(2).all(|w| w[0].ts_nanos < w[1].ts_nanos);
-            if !clean {
-                samples.retain(|s| s.ts_nanos >= mint && s.ts_nanos <= maxt);
-                samples.sort_by_key(|s| s.ts_nanos);
-                samples.dedup_by_key(|s| s.ts_nanos);
-            }
+            // Sources usually return clipped, sorted, duplicate-free samples: then this is
+            // one pass and two binary searches.
+            finish_samples(&mut samples, mint, maxt);
             (!samples.is_empty()).then_some(Series { labels, samples })
         };
         // One source (the usual case: everything still in the head) holds each series at
@@ -221,12 +429,125 @@ impl Querier {
             buf.clear();
             src.select(matchers, mint, maxt, &mut buf)?;
             for (labels, samples) in buf.drain(..) {
-                merged.entry(labels).or_default().extend(samples);
+                // The first source's vector moves in (no copy); later ones append.
+                match merged.entry(labels) {
+                    Entry::Vacant(e) => {
+                        e.insert(samples);
+                    }
+                    Entry::Occupied(mut e) => e.get_mut().extend(samples),
+                }
             }
         }
         Ok(merged
             .into_iter()
             .filter_map(|(labels, samples)| finish(labels, samples))
+            .collect())
+    }
+
+    /// [`Querier::select`] with float-only series returned as compact
+    /// [`FloatSeries`] (`(ts_nanos, value)` pairs, decoded straight from float chunks
+    /// without the [`Sample`] enum); series with a native histogram in the range come back
+    /// as [`Series`]. Same order (by labels), clipping and deduplication as `select`.
+    pub fn select_floats(&self, matchers: &[Matcher]) -> Result<Vec<Selected>> {
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sources = self.set.sources();
+        let (mint, maxt) = (self.mint, self.maxt);
+        let finish = |labels: Labels, data: SeriesData| -> Option<Selected> {
+            let s = match data {
+                SeriesData::Floats(mut samples) => {
+                    finish_floats(&mut samples, mint, maxt);
+                    Selected::Floats(FloatSeries { labels, samples })
+                }
+                SeriesData::Samples(mut samples) => {
+                    finish_samples(&mut samples, mint, maxt);
+                    Selected::Samples(Series { labels, samples })
+                }
+            };
+            (!s.is_empty()).then_some(s)
+        };
+        if let [only] = sources.as_slice() {
+            let mut buf = Vec::new();
+            only.select_floats(matchers, mint, maxt, false, &mut buf)?;
+            let mut out: Vec<Selected> = buf
+                .into_iter()
+                .filter_map(|(labels, data)| finish(labels, data))
+                .collect();
+            out.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
+            return Ok(out);
+        }
+        let mut merged: BTreeMap<Labels, SeriesData> = BTreeMap::new();
+        let mut buf = Vec::new();
+        for src in &sources {
+            buf.clear();
+            src.select_floats(matchers, mint, maxt, false, &mut buf)?;
+            for (labels, data) in buf.drain(..) {
+                if data.is_empty() {
+                    continue;
+                }
+                match merged.entry(labels) {
+                    Entry::Vacant(e) => {
+                        e.insert(data);
+                    }
+                    Entry::Occupied(mut e) => e.get_mut().append(data),
+                }
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(labels, data)| finish(labels, data))
+            .collect())
+    }
+
+    /// For instant selectors: the newest sample of each matching series with
+    /// `t_nanos - lookback_nanos < ts <= t_nanos` (and within the querier's range), one
+    /// sample per series, sorted by labels. Each source keeps only the newest sample of a
+    /// series as soon as it is decoded, and blocks decode their chunks newest first and stop
+    /// at the first one holding a sample in the window, so memory is one sample per series
+    /// instead of the whole window. When several sources hold the newest timestamp, the
+    /// newest source's sample wins (as in [`Querier::select`]).
+    pub fn select_latest(
+        &self,
+        matchers: &[Matcher],
+        t_nanos: i64,
+        lookback_nanos: i64,
+    ) -> Result<Vec<Selected>> {
+        let mint = self
+            .mint
+            .max(t_nanos.saturating_sub(lookback_nanos).saturating_add(1));
+        let maxt = self.maxt.min(t_nanos);
+        if matchers.is_empty() || mint > maxt {
+            return Ok(Vec::new());
+        }
+        let mut merged: BTreeMap<Labels, SeriesData> = BTreeMap::new();
+        let mut buf = Vec::new();
+        for src in &self.set.sources() {
+            buf.clear();
+            src.select_floats(matchers, mint, maxt, true, &mut buf)?;
+            for (labels, data) in buf.drain(..) {
+                let Some(ts) = data.last_ts() else {
+                    continue;
+                };
+                match merged.entry(labels) {
+                    Entry::Vacant(e) => {
+                        e.insert(data);
+                    }
+                    Entry::Occupied(mut e) => {
+                        // Strictly newer only: at equal timestamps the newer source wins.
+                        if e.get().last_ts().is_none_or(|have| ts > have) {
+                            e.insert(data);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(labels, data)| match data {
+                SeriesData::Floats(samples) => Selected::Floats(FloatSeries { labels, samples }),
+                SeriesData::Samples(samples) => Selected::Samples(Series { labels, samples }),
+            })
             .collect())
     }
 

@@ -19,6 +19,9 @@ const F_HAS_MAX: u8 = 4;
 const F_SAME_SCHEMA: u8 = 8;
 const HINT_SHIFT: u8 = 4;
 
+/// Bytes of the smallest histogram record (see `HistogramIter::new`).
+const MIN_RECORD_BYTES: u64 = 4;
+
 const EXACT_INT: f64 = 9_007_199_254_740_992.0;
 
 #[inline]
@@ -229,8 +232,11 @@ impl<'a> HistogramIter<'a> {
             .get(pos..ts_end)
             .ok_or_else(|| corrupt("short stream"))?;
         let body = bytes.get(ts_end..).ok_or_else(|| corrupt("short body"))?;
-        // Each histogram record takes at least five bytes.
-        if count > body.len() as u64 / 5 + 1 {
+        // Refuse counts the body cannot hold (so a corrupt header cannot make a reader
+        // loop or over-allocate). The smallest record is four bytes: flags, then one-byte
+        // zero-count, count and sum deltas, when schema and spans repeat and there are no
+        // buckets; the bound must not be tighter or valid chunks are refused.
+        if count > body.len() as u64 / MIN_RECORD_BYTES {
             return Err(corrupt("count exceeds body"));
         }
         let mut tr = BitReader::new(tstream);
@@ -242,6 +248,11 @@ impl<'a> HistogramIter<'a> {
             prev: None,
             left: count,
         })
+    }
+
+    /// Samples remaining (the header count, bounded by the body size at parse time).
+    pub(crate) fn remaining(&self) -> usize {
+        usize::try_from(self.left).unwrap_or(usize::MAX)
     }
 
     fn next_hist(&mut self) -> Option<Histogram> {
@@ -374,6 +385,27 @@ mod tests {
             min: i.is_multiple_of(2).then_some(0.25),
             max: Some(1e9 + f64::from(i)),
             reset_hint: hint_from((i % 4) as u8),
+        }
+    }
+
+    #[test]
+    fn repeated_bucketless_histograms_round_trip() {
+        // Four-byte records: these chunks were refused as "count exceeds body".
+        let h = Histogram {
+            zero_count: 2.0,
+            count: 2.0,
+            ..Histogram::default()
+        };
+        for n in [1usize, 2, 5, 120, 121, 3000] {
+            let samples: Vec<(i64, &Histogram)> =
+                (0..n).map(|i| (i as i64 * 1_000_000_000, &h)).collect();
+            let b = encode(&samples);
+            let back: Vec<(i64, Arc<Histogram>)> = HistogramIter::new(&b)
+                .unwrap()
+                .collect::<Result<_>>()
+                .unwrap();
+            assert_eq!(back.len(), n);
+            assert!(back.iter().all(|(_, x)| **x == h));
         }
     }
 

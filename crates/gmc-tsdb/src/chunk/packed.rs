@@ -326,6 +326,11 @@ impl<'a> PackedIter<'a> {
 }
 
 impl PackedIter<'_> {
+    /// Samples remaining (the header count, bounded by the stream size at parse time).
+    pub(crate) fn remaining(&self) -> usize {
+        usize::try_from(self.left).unwrap_or(usize::MAX)
+    }
+
     /// Decode all remaining samples into `out` with one tight loop per stream.
     pub(crate) fn decode_into(mut self, out: &mut Vec<(i64, f64)>) -> Result<()> {
         let n = usize::try_from(self.left).map_err(|_| corrupt("bad count"))?;

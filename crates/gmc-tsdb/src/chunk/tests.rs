@@ -103,3 +103,22 @@ fn unit_change_reencodes_appender() {
         ])
     );
 }
+
+#[test]
+fn sample_count_reads_the_header_of_every_encoding() {
+    let floats: Vec<(i64, f64)> = (0..300)
+        .map(|i| (i * 1_000_000_000, i as f64 * 0.5))
+        .collect();
+    let (enc, bytes) = encode_floats(&floats);
+    assert_eq!(sample_count(enc, &bytes).unwrap(), 300);
+    let mut a = XorAppender::new();
+    for &(t, v) in &floats[..77] {
+        a.append(t, v);
+    }
+    assert_eq!(sample_count(ENCODING_XOR, &a.bytes()).unwrap(), 77);
+    let h = Histogram::default();
+    let hs: Vec<(i64, &Histogram)> = (0..9).map(|i| (i * 1_000_000_000, &h)).collect();
+    let (enc, bytes) = encode_histograms(&hs);
+    assert_eq!(sample_count(enc, &bytes).unwrap(), 9);
+    assert!(sample_count(99, &bytes).is_err());
+}

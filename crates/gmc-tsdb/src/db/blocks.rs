@@ -11,7 +11,7 @@ use crate::block::{self, Block, ChunkData, Resolution};
 use crate::chunk;
 use crate::error::Result;
 use crate::head::{to_labels, Frozen};
-use crate::querier::{Sample, SampleValue, Source};
+use crate::querier::{finish_floats, Sample, SampleValue, SeriesData, Source};
 
 /// Samples per chunk written to blocks (48 min at a 1 s interval). Long chunks amortize
 /// chunk headers and let the codec fit its parameters to more data: on the peerbench-like
@@ -80,15 +80,73 @@ impl BlockSource {
             .filter(|m| m.maxt_nanos >= mint && m.mint_nanos <= maxt)
         {
             let c = self.block.read_chunk(m)?;
-            for s in chunk::decode_iter(c.encoding, &c.bytes)? {
-                let s = s?;
-                if s.ts_nanos >= mint && s.ts_nanos <= maxt {
-                    out.push(s);
-                }
-            }
+            decode_chunk(&c, mint, maxt, out)?;
         }
         Ok(())
     }
+
+    /// The chunks of `metas` overlapping `[mint, maxt]`, read.
+    fn read_overlapping(
+        &self,
+        metas: &[crate::block::ChunkMeta],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<block::Chunk>> {
+        metas
+            .iter()
+            .filter(|m| m.maxt_nanos >= mint && m.mint_nanos <= maxt)
+            .map(|m| Ok(self.block.read_chunk(m)?))
+            .collect()
+    }
+}
+
+/// Most samples reserved up front from chunk headers (a corrupt count must not make a
+/// reader allocate gigabytes; past this the vector grows as usual).
+const MAX_RESERVE: usize = 1 << 20;
+
+/// Exact capacity for the samples of `chunks` (their stored counts), bounded.
+fn capacity(chunks: &[block::Chunk]) -> usize {
+    chunks
+        .iter()
+        .map(|c| c.num_samples as usize)
+        .sum::<usize>()
+        .min(MAX_RESERVE)
+}
+
+/// Append the samples of `c` within `[mint, maxt]` to `out`, stopping at the first one
+/// after `maxt` (a chunk's samples are in time order).
+fn decode_chunk(c: &block::Chunk, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
+    for s in chunk::decode_iter(c.encoding, &c.bytes)? {
+        let s = s?;
+        if s.ts_nanos > maxt {
+            break;
+        }
+        if s.ts_nanos >= mint {
+            out.push(s);
+        }
+    }
+    Ok(())
+}
+
+/// Decode `chunks` (time-ordered, non-overlapping) into float pairs clipped to
+/// `[mint, maxt]` when none holds histograms, else into samples.
+fn decode_series(chunks: &[block::Chunk], mint: i64, maxt: i64) -> Result<SeriesData> {
+    if chunks
+        .iter()
+        .any(|c| c.encoding == chunk::ENCODING_HISTOGRAM)
+    {
+        let mut v = Vec::with_capacity(capacity(chunks));
+        for c in chunks {
+            decode_chunk(c, mint, maxt, &mut v)?;
+        }
+        return Ok(SeriesData::Samples(v));
+    }
+    let mut v = Vec::with_capacity(capacity(chunks));
+    for c in chunks {
+        chunk::decode_floats(c.encoding, &c.bytes, &mut v)?;
+    }
+    finish_floats(&mut v, mint, maxt);
+    Ok(SeriesData::Floats(v))
 }
 
 /// Open every block under `dir`, oldest first; blocks that fail to open are logged and
@@ -192,21 +250,55 @@ impl Source for BlockSource {
             return Ok(());
         }
         for (labels, metas) in self.block.select(matchers)? {
-            let mut samples = Vec::new();
-            for m in metas
-                .iter()
-                .filter(|m| m.maxt_nanos >= mint && m.mint_nanos <= maxt)
-            {
-                let c = self.block.read_chunk(m)?;
-                for s in chunk::decode_iter(c.encoding, &c.bytes)? {
-                    let s = s?;
-                    if s.ts_nanos >= mint && s.ts_nanos <= maxt {
-                        samples.push(s);
-                    }
-                }
+            let chunks = self.read_overlapping(&metas, mint, maxt)?;
+            if chunks.is_empty() {
+                continue;
+            }
+            let mut samples = Vec::with_capacity(capacity(&chunks));
+            for c in &chunks {
+                decode_chunk(c, mint, maxt, &mut samples)?;
             }
             if !samples.is_empty() {
                 out.push((labels, samples));
+            }
+        }
+        Ok(())
+    }
+
+    fn select_floats(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        last_only: bool,
+        out: &mut Vec<(Labels, SeriesData)>,
+    ) -> Result<()> {
+        if !self.overlaps(mint, maxt) {
+            return Ok(());
+        }
+        for (labels, metas) in self.block.select(matchers)? {
+            let in_range = metas
+                .iter()
+                .filter(|m| m.maxt_nanos >= mint && m.mint_nanos <= maxt);
+            if last_only {
+                // Newest chunk first; stop at the first with a sample in the range (a
+                // chunk can overlap the range without holding a sample in it).
+                for m in in_range.rev() {
+                    let c = self.block.read_chunk(m)?;
+                    let mut data = decode_series(std::slice::from_ref(&c), mint, maxt)?;
+                    data.finish(mint, maxt, true);
+                    if data.last_ts().is_some() {
+                        out.push((labels, data));
+                        break;
+                    }
+                }
+                continue;
+            }
+            let chunks = in_range
+                .map(|m| Ok(self.block.read_chunk(m)?))
+                .collect::<Result<Vec<_>>>()?;
+            if !chunks.is_empty() {
+                out.push((labels, decode_series(&chunks, mint, maxt)?));
             }
         }
         Ok(())

@@ -7,7 +7,7 @@ use gmc_model::{Labels, Matcher};
 
 use super::{to_labels, Head, LabelSet, Taken, SHARDS};
 use crate::error::Result;
-use crate::querier::{Sample, Source};
+use crate::querier::{Sample, SeriesData, Source};
 
 /// Whether an interned label set satisfies every matcher (absent label = empty value).
 pub(crate) fn matches_all(labels: &[(Arc<str>, Arc<str>)], matchers: &[Matcher]) -> bool {
@@ -116,6 +116,28 @@ impl Source for Head {
         decode_into(self.snapshots(matchers, mint, maxt), mint, maxt, out)
     }
 
+    fn select_floats(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        last_only: bool,
+        out: &mut Vec<(Labels, SeriesData)>,
+    ) -> Result<()> {
+        let snaps = self.snapshots(matchers, mint, maxt);
+        out.reserve(snaps.len());
+        for (labels, snap) in snaps {
+            let mut data = if last_only {
+                snap.decode_last(mint, maxt)?
+            } else {
+                snap.decode_data(mint, maxt)?
+            };
+            data.finish(mint, maxt, last_only);
+            out.push((to_labels(&labels), data));
+        }
+        Ok(())
+    }
+
     fn label_names(&self, matchers: &[Matcher], _mint: i64, _maxt: i64) -> Result<Vec<String>> {
         if matchers.is_empty() {
             let mut v = self.postings.read().names();
@@ -192,6 +214,31 @@ impl Source for Frozen {
             t.decode(mint, maxt, &mut samples)?;
             if !samples.is_empty() {
                 out.push((to_labels(labels), samples));
+            }
+        }
+        Ok(())
+    }
+
+    fn select_floats(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        last_only: bool,
+        out: &mut Vec<(Labels, SeriesData)>,
+    ) -> Result<()> {
+        if maxt < self.mint || mint > self.maxt {
+            return Ok(());
+        }
+        for (labels, t) in &self.series {
+            if matches_all(labels, matchers) {
+                let mut data = if last_only {
+                    t.decode_last(mint, maxt)?
+                } else {
+                    t.decode_data(mint, maxt)?
+                };
+                data.finish(mint, maxt, last_only);
+                out.push((to_labels(labels), data));
             }
         }
         Ok(())

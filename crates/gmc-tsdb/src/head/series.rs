@@ -7,7 +7,7 @@ use gmc_model::Histogram;
 
 use crate::chunk::{self, XorAppender};
 use crate::error::{Result, SampleError};
-use crate::querier::{Sample, SampleValue};
+use crate::querier::{finish_floats, Sample, SampleValue, SeriesData};
 
 /// An interned label set: sorted `(name, value)` pairs.
 pub(crate) type LabelSet = Arc<[(Arc<str>, Arc<str>)]>;
@@ -177,6 +177,8 @@ impl MemSeries {
             chunk::decode_iter(enc, bytes)
                 .ok()?
                 .map_while(|s| s.ok())
+                // Chunk samples are in time order: stop at the first one past `ts`.
+                .take_while(|s| s.ts_nanos <= ts)
                 .find(|s| s.ts_nanos == ts)
                 .map(|s| s.value)
         };
@@ -402,13 +404,24 @@ pub(crate) fn recompress(c: &Chunk) -> Option<Chunk> {
 }
 
 impl Taken {
+    /// Chunks overlapping `[mint, maxt]` (a frozen head keeps all of a series' chunks).
+    fn chunks_in(&self, mint: i64, maxt: i64) -> impl DoubleEndedIterator<Item = &Chunk> {
+        self.chunks
+            .iter()
+            .filter(move |c| c.maxt >= mint && c.mint <= maxt)
+    }
+
     /// Decode everything into time-ordered, deduplicated samples in `[mint, maxt]`.
     pub(crate) fn decode(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
         let start = out.len();
-        for c in &self.chunks {
+        for c in self.chunks_in(mint, maxt) {
             for s in chunk::decode_iter(c.encoding, &c.bytes)? {
                 let s = s?;
-                if s.ts_nanos >= mint && s.ts_nanos <= maxt {
+                // Samples within a chunk are in time order: nothing after `maxt` is needed.
+                if s.ts_nanos > maxt {
+                    break;
+                }
+                if s.ts_nanos >= mint {
                     out.push(s);
                 }
             }
@@ -427,5 +440,80 @@ impl Taken {
             out.extend(v);
         }
         Ok(())
+    }
+
+    /// The newest sample in `[mint, maxt]` (for instant selectors): float chunks are
+    /// decoded newest first and only until one holds a sample in the range; with a
+    /// histogram in the range, everything is decoded and the caller keeps the newest.
+    pub(crate) fn decode_last(&self, mint: i64, maxt: i64) -> Result<SeriesData> {
+        if self.has_histogram(mint, maxt) {
+            return self.decode_data(mint, maxt);
+        }
+        // Out-of-order samples are sorted: the newest in range is the last one in range.
+        let ooo = self
+            .ooo
+            .iter()
+            .rev()
+            .find(|s| s.ts_nanos >= mint && s.ts_nanos <= maxt)
+            .and_then(|s| match s.value {
+                SampleValue::Float(f) => Some((s.ts_nanos, f)),
+                SampleValue::Histogram(_) => None,
+            });
+        let mut v: Vec<(i64, f64)> = Vec::new();
+        let mut newest = None;
+        // Chunks are in time order and do not overlap.
+        for c in self.chunks_in(mint, maxt).rev() {
+            v.clear();
+            chunk::decode_floats(c.encoding, &c.bytes, &mut v)?;
+            finish_floats(&mut v, mint, maxt);
+            if let Some(&last) = v.last() {
+                newest = Some(last);
+                break;
+            }
+        }
+        // At equal timestamps the chunk's sample wins, as in `decode`.
+        let last = match (newest, ooo) {
+            (Some(c), Some(o)) => Some(if o.0 > c.0 { o } else { c }),
+            (c, o) => c.or(o),
+        };
+        Ok(SeriesData::Floats(last.into_iter().collect()))
+    }
+
+    fn has_histogram(&self, mint: i64, maxt: i64) -> bool {
+        self.chunks_in(mint, maxt)
+            .any(|c| c.encoding == chunk::ENCODING_HISTOGRAM)
+            || self.ooo.iter().any(|s| {
+                matches!(s.value, SampleValue::Histogram(_))
+                    && s.ts_nanos >= mint
+                    && s.ts_nanos <= maxt
+            })
+    }
+
+    /// [`Taken::decode`] as float pairs when the range holds no histogram (decoded with
+    /// the whole-chunk float decoders, no per-sample enum), else as samples.
+    pub(crate) fn decode_data(&self, mint: i64, maxt: i64) -> Result<SeriesData> {
+        if self.has_histogram(mint, maxt) {
+            let mut v = Vec::new();
+            self.decode(mint, maxt, &mut v)?;
+            return Ok(SeriesData::Samples(v));
+        }
+        // Exact capacity from the chunk headers: growing by doubling would leave up to
+        // half of every series' vector unused while the query holds it.
+        let mut cap = self.ooo.len();
+        for c in self.chunks_in(mint, maxt) {
+            cap = cap.saturating_add(chunk::sample_count(c.encoding, &c.bytes)?);
+        }
+        let mut v: Vec<(i64, f64)> = Vec::with_capacity(cap);
+        for c in self.chunks_in(mint, maxt) {
+            chunk::decode_floats(c.encoding, &c.bytes, &mut v)?;
+        }
+        v.extend(self.ooo.iter().filter_map(|s| match s.value {
+            SampleValue::Float(f) if s.ts_nanos >= mint && s.ts_nanos <= maxt => {
+                Some((s.ts_nanos, f))
+            }
+            _ => None,
+        }));
+        finish_floats(&mut v, mint, maxt);
+        Ok(SeriesData::Floats(v))
     }
 }

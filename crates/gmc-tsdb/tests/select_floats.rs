@@ -1,0 +1,142 @@
+//! `Querier::select_floats` returns what `Querier::select` does, in compact form for
+//! float-only series, and `Querier::select_latest` the newest sample of each series in the
+//! lookback window: over the head, blocks, out-of-order samples and mixed series, for
+//! random ranges.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use gmc_model::{Histogram, Matcher, WriteBatch, NANOS_PER_SEC};
+use gmc_tsdb::{Config, Db, Querier, SampleValue, Selected, SyncPolicy};
+use proptest::prelude::*;
+
+const T0: i64 = 1_763_000_000 * NANOS_PER_SEC;
+
+fn append(db: &Db, series: u32, ts: i64, v: Option<f64>) {
+    let mut b = WriteBatch::new();
+    let mut s = b.series();
+    s.label("__name__", "m");
+    s.label("i", series.to_string());
+    match v {
+        Some(f) => s.float(ts, f),
+        None => s.histogram(
+            ts,
+            Histogram {
+                count: 1.0,
+                ..Histogram::default()
+            },
+        ),
+    }
+    s.finish().unwrap();
+    db.append(&b).unwrap();
+}
+
+/// Series as `(labels, [(ts, value bits or `u64::MAX` for a histogram)])`.
+type Listing = Vec<(String, Vec<(i64, u64)>)>;
+
+/// Both selects, as comparable `(labels, [(ts, value bits or MAX for a histogram)])`.
+fn both(q: &Querier) -> (Listing, Listing) {
+    let m = [Matcher::equal("__name__", "m")];
+    let bits = |v: &SampleValue| match v {
+        SampleValue::Float(f) => f.to_bits(),
+        SampleValue::Histogram(_) => u64::MAX,
+    };
+    let a = q
+        .select(&m)
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let v = s.samples().iter().map(|x| (x.ts_nanos, bits(&x.value)));
+            (format!("{:?}", s.labels()), v.collect())
+        })
+        .collect();
+    let b = q
+        .select_floats(&m)
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let v: Vec<(i64, u64)> = match s {
+                Selected::Floats(f) => f.samples().iter().map(|&(t, v)| (t, v.to_bits())).collect(),
+                Selected::Samples(x) => x
+                    .samples()
+                    .iter()
+                    .map(|x| (x.ts_nanos, bits(&x.value)))
+                    .collect(),
+            };
+            if let Selected::Samples(_) = s {
+                assert!(
+                    v.iter().any(|x| x.1 == u64::MAX),
+                    "float-only series not compact"
+                );
+            }
+            (format!("{:?}", s.labels()), v)
+        })
+        .collect();
+    (a, b)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn select_floats_matches_select(
+        // (series, tick, value; None = histogram, flush after this sample)
+        ops in proptest::collection::vec(
+            (0u32..4, 0i64..400, prop_oneof![9 => any::<f64>().prop_map(Some), 1 => Just(None)], prop::bool::weighted(0.02)),
+            1..300,
+        ),
+        lo in 0i64..400,
+        len in 0i64..400,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), Config {
+            sync: SyncPolicy::None,
+            chunk_samples: 16,
+            ..Config::default()
+        }).unwrap();
+        for (series, tick, v, flush) in ops {
+            // Rejections (duplicates, kind changes) are fine: both selects see the same data.
+            append(&db, series, T0 + tick * NANOS_PER_SEC, v);
+            if flush {
+                db.flush().unwrap();
+            }
+        }
+        let mint = T0 + lo * NANOS_PER_SEC;
+        let q = db.querier(mint, mint + len * NANOS_PER_SEC).unwrap();
+        let (a, b) = both(&q);
+        prop_assert_eq!(a, b);
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        let (a, b) = both(&q);
+        prop_assert_eq!(a, b);
+
+        // The newest sample in (t - lookback, t], from `select` over that window.
+        let (t, lookback) = (mint + len * NANOS_PER_SEC, (lo % 50 + 1) * NANOS_PER_SEC);
+        let want: Listing = both(&db.querier(t - lookback + 1, t).unwrap())
+            .0
+            .into_iter()
+            .map(|(l, mut v)| {
+                let last = v.pop().unwrap();
+                (l, vec![last])
+            })
+            .collect();
+        let got: Listing = q
+            .select_latest(&[Matcher::equal("__name__", "m")], t, lookback)
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let v: Vec<(i64, u64)> = match s {
+                    Selected::Floats(f) => f.samples().iter().map(|&(t, v)| (t, v.to_bits())).collect(),
+                    Selected::Samples(x) => x
+                        .samples()
+                        .iter()
+                        .map(|x| match x.value {
+                            SampleValue::Float(f) => (x.ts_nanos, f.to_bits()),
+                            SampleValue::Histogram(_) => (x.ts_nanos, u64::MAX),
+                        })
+                        .collect(),
+                };
+                (format!("{:?}", s.labels()), v)
+            })
+            .collect();
+        prop_assert_eq!(got, want);
+    }
+}
