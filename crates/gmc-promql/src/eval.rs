@@ -722,6 +722,57 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
+    /// The newest sample of every series of `vs` in the lookback window ending at `t`
+    /// (milliseconds): `ts` in `(t − lookback, t]` at millisecond resolution, exactly the
+    /// sample the step loop of [`Self::eval_vector_selector`] would pick.
+    fn select_store_latest(
+        &mut self,
+        vs: &VectorSelector,
+        t: i64,
+        lookback: i64,
+    ) -> Result<Vec<(gmc_model::Labels, Vec<gmc_tsdb::Sample>)>> {
+        let sets = Self::store_matchers(vs)?;
+        let ms = gmc_model::NANOS_PER_MILLI;
+        let q = self.db.querier(
+            gmc_model::millis_to_nanos(t - lookback + 1),
+            gmc_model::millis_to_nanos(t).saturating_add(ms - 1),
+        )?;
+        // A sample at nanosecond `x` belongs to millisecond floor(x / 1e6): the window
+        // (t − lookback, t] in ms is (t·1e6 + 999999 − lookback·1e6, t·1e6 + 999999] in ns.
+        let t_ns = gmc_model::millis_to_nanos(t).saturating_add(ms - 1);
+        let lookback_ns = gmc_model::millis_to_nanos(lookback);
+        let mut out: Vec<(gmc_model::Labels, Vec<gmc_tsdb::Sample>)> = Vec::new();
+        for (k, m) in sets.iter().enumerate() {
+            for s in q.select_latest(m, t_ns, lookback_ns)? {
+                if k > 0 && out.iter().any(|(l, _)| l == s.labels()) {
+                    continue;
+                }
+                self.check_deadline()?;
+                self.stats.samples_scanned += s.len() as u64;
+                self.stats.series_selected += 1;
+                self.track(s.len())?;
+                out.push(match s {
+                    gmc_tsdb::Selected::Floats(f) => {
+                        let (labels, pts) = f.into_parts();
+                        let samples = pts
+                            .into_iter()
+                            .map(|(ts_nanos, v)| gmc_tsdb::Sample {
+                                ts_nanos,
+                                value: SampleValue::Float(v),
+                            })
+                            .collect();
+                        (labels, samples)
+                    }
+                    gmc_tsdb::Selected::Samples(s) => s.into_parts(),
+                });
+            }
+        }
+        if sets.len() > 1 {
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        Ok(out)
+    }
+
     /// Read the series of `vs` with samples in `[mint, maxt]`, split into floats and
     /// histograms with millisecond timestamps.
     ///
@@ -796,15 +847,24 @@ impl<'a> Evaluator<'a> {
         let lookback = dur_ms(&self.opts.lookback_delta);
         let first = at.unwrap_or(grid.start) - off;
         let last = at.unwrap_or(grid.end) - off;
-        let store = self.select_store(vs, first - lookback + 1, last)?;
         let n = grid.len();
+        // One evaluation instant (instant queries, `@`): only each series' newest sample
+        // in the lookback window matters, so the store keeps one sample per series
+        // instead of the whole window (one sample, not 300, per series at 1 s scrapes).
+        let store: Vec<(gmc_model::Labels, Vec<gmc_tsdb::Sample>)> = if first == last {
+            self.select_store_latest(vs, last, lookback)?
+        } else {
+            self.select_store(vs, first - lookback + 1, last)?
+                .into_iter()
+                .map(gmc_tsdb::Series::into_parts)
+                .collect()
+        };
         let mut out = Vec::with_capacity(store.len());
         let mut loaded = 0usize;
         let ms = gmc_model::NANOS_PER_MILLI;
-        for st in store {
+        for (labels, samples) in store {
             self.check_deadline()?;
-            loaded += st.len();
-            let (labels, samples) = st.into_parts();
+            loaded += samples.len();
             let mut s = Series::new(labels, false);
             s.floats.reserve(n.min(samples.len()));
             let mut j = 0usize;
