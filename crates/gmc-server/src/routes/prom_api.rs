@@ -402,7 +402,12 @@ pub(crate) async fn series(
         let q = db.querier(mint, maxt).map_err(storage_error)?;
         let mut all: BTreeSet<Labels> = BTreeSet::new();
         for set in &sets {
-            for s in q.select(set).map_err(storage_error)? {
+            // Only the labels are needed: the newest-sample read keeps one sample per
+            // series instead of decoding every sample in the range.
+            for s in q
+                .select_latest(set, maxt, i64::MAX)
+                .map_err(storage_error)?
+            {
                 all.insert(s.labels().clone());
             }
         }
@@ -423,6 +428,30 @@ pub(crate) async fn series(
     Ok(success(&out, &warnings))
 }
 
+/// Sorted union of `lookup` over every matcher set (all series when there is none), read
+/// on the blocking pool.
+async fn union_lookup(
+    state: &AppState,
+    mint: i64,
+    maxt: i64,
+    sets: Vec<Vec<Matcher>>,
+    lookup: impl Fn(&gmc_tsdb::Querier, &[Matcher]) -> gmc_tsdb::Result<Vec<String>> + Send + 'static,
+) -> Result<Vec<String>, ApiError> {
+    let db = Arc::clone(&state.db);
+    blocking(move || {
+        let q = db.querier(mint, maxt).map_err(storage_error)?;
+        let mut all = BTreeSet::new();
+        if sets.is_empty() {
+            all.extend(lookup(&q, &[]).map_err(storage_error)?);
+        }
+        for set in &sets {
+            all.extend(lookup(&q, set).map_err(storage_error)?);
+        }
+        Ok(all.into_iter().collect())
+    })
+    .await
+}
+
 /// `GET|POST /api/v1/labels`.
 pub(crate) async fn labels(
     State(state): State<AppState>,
@@ -434,19 +463,7 @@ pub(crate) async fn labels(
     let sets = match_sets(&p, false)?;
     let (mint, maxt) = time_range_ns(&p)?;
     let limit = p.limit()?;
-    let db = Arc::clone(&state.db);
-    let mut names: Vec<String> = blocking(move || {
-        let q = db.querier(mint, maxt).map_err(storage_error)?;
-        let mut all = BTreeSet::new();
-        if sets.is_empty() {
-            all.extend(q.label_names(&[]).map_err(storage_error)?);
-        }
-        for set in &sets {
-            all.extend(q.label_names(set).map_err(storage_error)?);
-        }
-        Ok(all.into_iter().collect())
-    })
-    .await?;
+    let mut names = union_lookup(&state, mint, maxt, sets, |q, m| q.label_names(m)).await?;
     let mut warnings = Vec::new();
     apply_limit(&mut names, limit, &mut warnings);
     Ok(success(&string_array(&names), &warnings))
@@ -465,17 +482,8 @@ pub(crate) async fn label_values(
     let sets = match_sets(&p, false)?;
     let (mint, maxt) = time_range_ns(&p)?;
     let limit = p.limit()?;
-    let db = Arc::clone(&state.db);
-    let mut values: Vec<String> = blocking(move || {
-        let q = db.querier(mint, maxt).map_err(storage_error)?;
-        let mut all = BTreeSet::new();
-        if sets.is_empty() {
-            all.extend(q.label_values(&name, &[]).map_err(storage_error)?);
-        }
-        for set in &sets {
-            all.extend(q.label_values(&name, set).map_err(storage_error)?);
-        }
-        Ok(all.into_iter().collect())
+    let mut values = union_lookup(&state, mint, maxt, sets, move |q, m| {
+        q.label_values(&name, m)
     })
     .await?;
     let mut warnings = Vec::new();
