@@ -93,6 +93,7 @@ impl Engine {
         }
         let expr = parse(query)?;
         let mut ev = Evaluator::new(db, &self.opts, started, start_ms, end_ms, step_ms);
+        ev.use_rollups_if_needed();
         let value = ev.run(query, &expr, false)?;
         Ok(ev.finish(value, started))
     }

@@ -9,7 +9,7 @@ mod functions;
 mod range_fns;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gmc_model::{Histogram, Labels, MatchOp, Matcher, METRIC_NAME};
 use gmc_tsdb::{Db, SampleValue};
@@ -268,6 +268,9 @@ pub(crate) struct Evaluator<'a> {
     tick: u32,
     /// String literals that are invalid UTF-8 in Prometheus' eyes.
     pub(crate) invalid_strings: Vec<(String, String)>,
+    /// Set when a range query reaches back past the raw retention with a step of a minute
+    /// or more: selectors then read this rollup resolution (last value per bucket).
+    rollup: Option<gmc_tsdb::block::Resolution>,
 }
 
 /// Functions whose result depends on the evaluation time even when all their arguments
@@ -345,7 +348,85 @@ impl<'a> Evaluator<'a> {
             warnings: Vec::new(),
             tick: 0,
             invalid_strings: Vec::new(),
+            rollup: None,
         }
+    }
+
+    /// Read rollups instead of raw samples when this range query needs data the raw
+    /// retention no longer holds and its step is at least a minute (so a 1 m bucket is
+    /// no coarser than the answer). Short steps and ranges raw data still covers keep
+    /// exact raw semantics; when rollups answer, a warning says so.
+    pub(crate) fn use_rollups_if_needed(&mut self) {
+        use gmc_tsdb::block::Resolution;
+        let step = self.query_step;
+        let lookback = dur_ms(&self.opts.lookback_delta);
+        let mint = gmc_model::millis_to_nanos(self.query_start.saturating_sub(lookback));
+        if self.db.resolution_for(Duration::from_nanos(1), mint) == Resolution::Raw {
+            return;
+        }
+        let any_rollups = [Resolution::OneMinute, Resolution::OneHour]
+            .into_iter()
+            .any(|r| self.db.rollup_watermark(r).is_some());
+        if !any_rollups {
+            return;
+        }
+        if step < 60_000 {
+            self.warn(
+                "PromQL info: raw samples before the raw retention have expired; a step of 1m \
+                 or more reads the 1m/1h rollups instead"
+                    .to_owned(),
+            );
+            return;
+        }
+        let res = self.db.resolution_for(
+            Duration::from_millis(u64::try_from(step).unwrap_or(u64::MAX)),
+            mint,
+        );
+        // Only when rollup blocks exist: data older than the raw retention that is still
+        // raw (just backfilled, not yet expired) keeps being read raw.
+        if res == Resolution::Raw || self.db.rollup_watermark(res).is_none() {
+            return;
+        }
+        let name = match res {
+            Resolution::OneMinute => "1m",
+            Resolution::OneHour => "1h",
+            Resolution::Raw => "raw",
+        };
+        self.warn(format!(
+            "PromQL info: the range reaches past the raw retention; selectors read the {name} \
+             rollups (last value per {name} bucket, lookback at least {name})"
+        ));
+        self.rollup = Some(res);
+    }
+
+    /// Effective lookback in ms: at least one rollup bucket when rollups answer.
+    fn lookback_ms(&self) -> i64 {
+        let lb = dur_ms(&self.opts.lookback_delta);
+        match self.rollup {
+            Some(r) => lb.max(r.step_nanos() / gmc_model::NANOS_PER_MILLI),
+            None => lb,
+        }
+    }
+
+    /// Series of `matchers` from `q`: raw samples, or the last value (and last histogram)
+    /// per rollup bucket when [`Self::use_rollups_if_needed`] chose rollups.
+    fn read_store(
+        &self,
+        q: &gmc_tsdb::Querier,
+        matchers: &[gmc_model::Matcher],
+    ) -> Result<Vec<gmc_tsdb::Series>> {
+        let Some(res) = self.rollup else {
+            return Ok(q.select(matchers)?);
+        };
+        use gmc_tsdb::downsample::Aggregate;
+        let mut out = q.select_rollup(matchers, res, Aggregate::Last)?;
+        for h in q.select_rollup(matchers, res, Aggregate::HistogramLast)? {
+            if !out.iter().any(|s| s.labels() == h.labels()) {
+                out.push(h);
+            }
+        }
+        out.sort_by(|a, b| a.labels().cmp(b.labels()));
+        Ok(out)
     }
 
     /// Account for `n` more samples held in memory.
@@ -705,7 +786,7 @@ impl<'a> Evaluator<'a> {
         )?;
         let mut out: Vec<gmc_tsdb::Series> = Vec::new();
         for (k, ms) in sets.iter().enumerate() {
-            for s in q.select(ms)? {
+            for s in self.read_store(&q, ms)? {
                 if k > 0 && out.iter().any(|r| r.labels() == s.labels()) {
                     continue;
                 }
@@ -788,7 +869,15 @@ impl<'a> Evaluator<'a> {
         let ms = gmc_model::NANOS_PER_MILLI;
         let mut out: Vec<Raw> = Vec::new();
         for (k, matchers) in sets.iter().enumerate() {
-            for s in q.select_floats(matchers)? {
+            let selected = if self.rollup.is_some() {
+                self.read_store(&q, matchers)?
+                    .into_iter()
+                    .map(gmc_tsdb::Selected::Samples)
+                    .collect()
+            } else {
+                q.select_floats(matchers)?
+            };
+            for s in selected {
                 if k > 0 && out.iter().any(|r| &r.labels == s.labels()) {
                     continue;
                 }
@@ -844,7 +933,7 @@ impl<'a> Evaluator<'a> {
     ) -> Result<Vec<Series>> {
         let off = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
-        let lookback = dur_ms(&self.opts.lookback_delta);
+        let lookback = self.lookback_ms();
         let first = at.unwrap_or(grid.start) - off;
         let last = at.unwrap_or(grid.end) - off;
         let n = grid.len();

@@ -295,6 +295,13 @@ impl Db {
         )
     }
 
+    /// Newest bucket timestamp held by rollup blocks of `res`, if there are any.
+    /// Readers use it to decide whether rollups can answer for an old range at all.
+    pub fn rollup_watermark(&self, res: Resolution) -> Option<i64> {
+        let (blocks, watermark) = self.inner.rollup_sources(res);
+        (!blocks.is_empty()).then_some(watermark)
+    }
+
     /// Self-metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
