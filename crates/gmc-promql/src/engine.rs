@@ -49,6 +49,24 @@ pub fn parse(query: &str) -> Result<Expr> {
     crate::eval::parse_query(query)
 }
 
+/// Parse a series selector (the HTTP API's `match[]`) into store matchers, one list per
+/// `or` alternative; anything but a plain vector selector is a `bad_data` error.
+pub fn parse_selector(selector: &str) -> Result<Vec<Vec<gmc_model::Matcher>>> {
+    match parse(selector)? {
+        Expr::VectorSelector(vs) => crate::eval::selector_matchers(&vs),
+        _ => Err(Error::BadData(format!(
+            "{selector:?} is not a series selector"
+        ))),
+    }
+}
+
+/// A Prometheus duration ("5m", "1h30m", "1d") in milliseconds.
+pub fn parse_duration_ms(d: &str) -> Option<i64> {
+    promql_parser::util::parse_duration(d)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+}
+
 impl Engine {
     /// An engine with `opts`.
     pub fn new(opts: EngineOptions) -> Self {
@@ -96,5 +114,26 @@ impl Engine {
         ev.use_rollups_if_needed();
         let value = ev.run(query, &expr, false)?;
         Ok(ev.finish(value, started))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration_ms("5m"), Some(300_000));
+        assert_eq!(parse_duration_ms("1h30m"), Some(5_400_000));
+        assert_eq!(parse_duration_ms("x"), None);
+    }
+
+    #[test]
+    fn selectors_become_matcher_sets() {
+        let sets = parse_selector(r#"up{job=~"a|b", env!="dev"}"#).unwrap();
+        assert_eq!(sets.len(), 1);
+        assert_eq!(sets[0].len(), 3);
+        assert!(parse_selector("sum(up)").is_err());
+        assert!(parse_selector("up{").is_err());
     }
 }

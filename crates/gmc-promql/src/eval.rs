@@ -304,6 +304,82 @@ pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     }
 }
 
+/// Non-empty series as a result matrix, sorted by labels.
+fn to_matrix(series: Vec<Series>) -> Value {
+    let mut out: Vec<RangeSeries> = series
+        .into_iter()
+        .filter(|s| s.points() > 0)
+        .map(|s| RangeSeries {
+            labels: s.labels,
+            floats: s.floats,
+            histograms: s.hists,
+        })
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Value::Matrix(out)
+}
+
+/// Start of millisecond `ms` in nanoseconds.
+fn ms_to_ns_floor(ms: i64) -> i64 {
+    gmc_model::millis_to_nanos(ms)
+}
+
+/// Last nanosecond of millisecond `ms` (a sample belongs to millisecond floor(ns / 1e6)).
+fn ms_to_ns_ceil(ms: i64) -> i64 {
+    gmc_model::millis_to_nanos(ms).saturating_add(gmc_model::NANOS_PER_MILLI - 1)
+}
+
+/// A selected series as labels and samples (float pairs become float samples).
+fn into_samples(s: gmc_tsdb::Selected) -> (gmc_model::Labels, Vec<gmc_tsdb::Sample>) {
+    match s {
+        gmc_tsdb::Selected::Floats(f) => {
+            let (labels, pts) = f.into_parts();
+            let samples = pts
+                .into_iter()
+                .map(|(ts_nanos, v)| gmc_tsdb::Sample {
+                    ts_nanos,
+                    value: SampleValue::Float(v),
+                })
+                .collect();
+            (labels, samples)
+        }
+        gmc_tsdb::Selected::Samples(s) => s.into_parts(),
+    }
+}
+
+/// Translate a selector's matchers (and its name) to store matchers; one list per `or`
+/// alternative. Shared with the HTTP API's `match[]` parameters.
+pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
+    let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>> {
+        let mut out = Vec::with_capacity(ms.len() + 1);
+        if let Some(name) = &vs.name {
+            out.push(Matcher::equal(METRIC_NAME, name.clone()));
+        }
+        for m in ms {
+            let op = match m.op {
+                PMatchOp::Equal => MatchOp::Equal,
+                PMatchOp::NotEqual => MatchOp::NotEqual,
+                PMatchOp::Re(_) => MatchOp::Regex,
+                PMatchOp::NotRe(_) => MatchOp::NotRegex,
+            };
+            out.push(
+                Matcher::new(op, m.name.clone(), m.value.clone())
+                    .map_err(|e| Error::BadData(e.to_string()))?,
+            );
+        }
+        Ok(out)
+    };
+    let Matchers {
+        matchers,
+        or_matchers,
+    } = &vs.matchers;
+    if or_matchers.is_empty() {
+        Ok(vec![convert(matchers)?])
+    } else {
+        or_matchers.iter().map(|m| convert(m)).collect()
+    }
+}
+
 pub(crate) fn dur_ms(d: &std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
@@ -548,33 +624,10 @@ impl<'a> Evaluator<'a> {
                     }
                     Value::Vector(out)
                 } else {
-                    let mut out: Vec<RangeSeries> = series
-                        .into_iter()
-                        .filter(|s| s.points() > 0)
-                        .map(|s| RangeSeries {
-                            labels: s.labels,
-                            floats: s.floats,
-                            histograms: s.hists,
-                        })
-                        .collect();
-                    out.sort_by(|a, b| a.labels.cmp(&b.labels));
-                    Value::Matrix(out)
+                    to_matrix(series)
                 }
             }
-            Val::Matrix(series) => {
-                let series = finalize_names(series)?;
-                let mut out: Vec<RangeSeries> = series
-                    .into_iter()
-                    .filter(|s| s.points() > 0)
-                    .map(|s| RangeSeries {
-                        labels: s.labels,
-                        floats: s.floats,
-                        histograms: s.hists,
-                    })
-                    .collect();
-                out.sort_by(|a, b| a.labels.cmp(&b.labels));
-                Value::Matrix(out)
-            }
+            Val::Matrix(series) => to_matrix(finalize_names(series)?),
         })
     }
 
@@ -738,56 +791,25 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Translate the selector's matchers (and its name) to store matchers; one list per
-    /// `or` alternative.
-    fn store_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>> {
-        let convert = |ms: &[promql_parser::label::Matcher]| -> Result<Vec<Matcher>> {
-            let mut out = Vec::with_capacity(ms.len() + 1);
-            if let Some(name) = &vs.name {
-                out.push(Matcher::equal(METRIC_NAME, name.clone()));
-            }
-            for m in ms {
-                let op = match m.op {
-                    PMatchOp::Equal => MatchOp::Equal,
-                    PMatchOp::NotEqual => MatchOp::NotEqual,
-                    PMatchOp::Re(_) => MatchOp::Regex,
-                    PMatchOp::NotRe(_) => MatchOp::NotRegex,
-                };
-                out.push(
-                    Matcher::new(op, m.name.clone(), m.value.clone())
-                        .map_err(|e| Error::BadData(e.to_string()))?,
-                );
-            }
-            Ok(out)
-        };
-        let Matchers {
-            matchers,
-            or_matchers,
-        } = &vs.matchers;
-        if or_matchers.is_empty() {
-            Ok(vec![convert(matchers)?])
-        } else {
-            or_matchers.iter().map(|m| convert(m)).collect()
-        }
-    }
-
-    /// Read the series of `vs` with samples in `[mint, maxt]` (milliseconds), as the store
-    /// returns them (timestamps in nanoseconds).
-    fn select_store(
+    /// Read every `or` alternative of `vs` with `read` from a querier over
+    /// `[mint_ns, maxt_ns]`: the first series of each label set is kept, stats, deadline and
+    /// memory are accounted per series, and the result is sorted by labels (the store
+    /// sorts each alternative already).
+    fn select_sets(
         &mut self,
         vs: &VectorSelector,
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<gmc_tsdb::Series>> {
-        let sets = Self::store_matchers(vs)?;
-        let q = self.db.querier(
-            gmc_model::millis_to_nanos(mint),
-            gmc_model::millis_to_nanos(maxt).saturating_add(gmc_model::NANOS_PER_MILLI - 1),
-        )?;
-        let mut out: Vec<gmc_tsdb::Series> = Vec::new();
-        for (k, ms) in sets.iter().enumerate() {
-            for s in self.read_store(&q, ms)? {
-                if k > 0 && out.iter().any(|r| r.labels() == s.labels()) {
+        mint_ns: i64,
+        maxt_ns: i64,
+        read: impl Fn(&Self, &gmc_tsdb::Querier, &[Matcher]) -> Result<Vec<gmc_tsdb::Selected>>,
+    ) -> Result<Vec<gmc_tsdb::Selected>> {
+        let sets = selector_matchers(vs)?;
+        let q = self.db.querier(mint_ns, maxt_ns)?;
+        let mut out: Vec<gmc_tsdb::Selected> = Vec::new();
+        let mut seen: std::collections::HashSet<gmc_model::Labels> =
+            std::collections::HashSet::new();
+        for matchers in &sets {
+            for s in read(self, &q, matchers)? {
+                if sets.len() > 1 && !seen.insert(s.labels().clone()) {
                     continue;
                 }
                 self.check_deadline()?;
@@ -803,6 +825,25 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
+    /// Read the series of `vs` with samples in `[mint, maxt]` (milliseconds) as samples
+    /// with nanosecond timestamps (raw, or rollups when they answer this query).
+    fn select_store(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<(gmc_model::Labels, Vec<gmc_tsdb::Sample>)>> {
+        let sets =
+            self.select_sets(vs, ms_to_ns_floor(mint), ms_to_ns_ceil(maxt), |ev, q, m| {
+                Ok(ev
+                    .read_store(q, m)?
+                    .into_iter()
+                    .map(gmc_tsdb::Selected::Samples)
+                    .collect())
+            })?;
+        Ok(sets.into_iter().map(into_samples).collect())
+    }
+
     /// The newest sample of every series of `vs` in the lookback window ending at `t`
     /// (milliseconds): `ts` in `(t − lookback, t]` at millisecond resolution, exactly the
     /// sample the step loop of [`Self::eval_vector_selector`] would pick.
@@ -812,46 +853,14 @@ impl<'a> Evaluator<'a> {
         t: i64,
         lookback: i64,
     ) -> Result<Vec<(gmc_model::Labels, Vec<gmc_tsdb::Sample>)>> {
-        let sets = Self::store_matchers(vs)?;
-        let ms = gmc_model::NANOS_PER_MILLI;
-        let q = self.db.querier(
-            gmc_model::millis_to_nanos(t - lookback + 1),
-            gmc_model::millis_to_nanos(t).saturating_add(ms - 1),
-        )?;
         // A sample at nanosecond `x` belongs to millisecond floor(x / 1e6): the window
         // (t − lookback, t] in ms is (t·1e6 + 999999 − lookback·1e6, t·1e6 + 999999] in ns.
-        let t_ns = gmc_model::millis_to_nanos(t).saturating_add(ms - 1);
+        let t_ns = ms_to_ns_ceil(t);
         let lookback_ns = gmc_model::millis_to_nanos(lookback);
-        let mut out: Vec<(gmc_model::Labels, Vec<gmc_tsdb::Sample>)> = Vec::new();
-        for (k, m) in sets.iter().enumerate() {
-            for s in q.select_latest(m, t_ns, lookback_ns)? {
-                if k > 0 && out.iter().any(|(l, _)| l == s.labels()) {
-                    continue;
-                }
-                self.check_deadline()?;
-                self.stats.samples_scanned += s.len() as u64;
-                self.stats.series_selected += 1;
-                self.track(s.len())?;
-                out.push(match s {
-                    gmc_tsdb::Selected::Floats(f) => {
-                        let (labels, pts) = f.into_parts();
-                        let samples = pts
-                            .into_iter()
-                            .map(|(ts_nanos, v)| gmc_tsdb::Sample {
-                                ts_nanos,
-                                value: SampleValue::Float(v),
-                            })
-                            .collect();
-                        (labels, samples)
-                    }
-                    gmc_tsdb::Selected::Samples(s) => s.into_parts(),
-                });
-            }
-        }
-        if sets.len() > 1 {
-            out.sort_by(|a, b| a.0.cmp(&b.0));
-        }
-        Ok(out)
+        let sets = self.select_sets(vs, ms_to_ns_floor(t - lookback + 1), t_ns, |_, q, m| {
+            Ok(q.select_latest(m, t_ns, lookback_ns)?)
+        })?;
+        Ok(sets.into_iter().map(into_samples).collect())
     }
 
     /// Read the series of `vs` with samples in `[mint, maxt]`, split into floats and
@@ -861,64 +870,51 @@ impl<'a> Evaluator<'a> {
     /// (`Querier::select_floats`) and are rewritten to milliseconds in place: no 24-byte
     /// `Sample` per point and no second copy.
     pub(crate) fn select(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<Raw>> {
-        let sets = Self::store_matchers(vs)?;
-        let q = self.db.querier(
-            gmc_model::millis_to_nanos(mint),
-            gmc_model::millis_to_nanos(maxt).saturating_add(gmc_model::NANOS_PER_MILLI - 1),
-        )?;
-        let ms = gmc_model::NANOS_PER_MILLI;
-        let mut out: Vec<Raw> = Vec::new();
-        for (k, matchers) in sets.iter().enumerate() {
-            let selected = if self.rollup.is_some() {
-                self.read_store(&q, matchers)?
-                    .into_iter()
-                    .map(gmc_tsdb::Selected::Samples)
-                    .collect()
-            } else {
-                q.select_floats(matchers)?
-            };
-            for s in selected {
-                if k > 0 && out.iter().any(|r| &r.labels == s.labels()) {
-                    continue;
+        let selected =
+            self.select_sets(vs, ms_to_ns_floor(mint), ms_to_ns_ceil(maxt), |ev, q, m| {
+                if ev.rollup.is_some() {
+                    Ok(ev
+                        .read_store(q, m)?
+                        .into_iter()
+                        .map(gmc_tsdb::Selected::Samples)
+                        .collect())
+                } else {
+                    Ok(q.select_floats(m)?)
                 }
-                self.check_deadline()?;
-                self.stats.samples_scanned += s.len() as u64;
-                self.stats.series_selected += 1;
-                self.track(s.len())?;
-                out.push(match s {
-                    gmc_tsdb::Selected::Floats(f) => {
-                        let (labels, mut floats) = f.into_parts();
-                        for p in &mut floats {
-                            p.0 = p.0.div_euclid(ms);
-                        }
-                        Raw {
-                            labels,
-                            floats,
-                            hists: Vec::new(),
+            })?;
+        let ms = gmc_model::NANOS_PER_MILLI;
+        let mut out: Vec<Raw> = Vec::with_capacity(selected.len());
+        for s in selected {
+            out.push(match s {
+                gmc_tsdb::Selected::Floats(f) => {
+                    let (labels, mut floats) = f.into_parts();
+                    for p in &mut floats {
+                        p.0 = p.0.div_euclid(ms);
+                    }
+                    Raw {
+                        labels,
+                        floats,
+                        hists: Vec::new(),
+                    }
+                }
+                gmc_tsdb::Selected::Samples(st) => {
+                    let n = st.len();
+                    let (labels, samples) = st.into_parts();
+                    let mut r = Raw {
+                        labels,
+                        floats: Vec::with_capacity(n),
+                        hists: Vec::new(),
+                    };
+                    for smp in samples {
+                        let t = smp.ts_nanos.div_euclid(ms);
+                        match smp.value {
+                            SampleValue::Float(f) => r.floats.push((t, f)),
+                            SampleValue::Histogram(h) => r.hists.push((t, h)),
                         }
                     }
-                    gmc_tsdb::Selected::Samples(st) => {
-                        let n = st.len();
-                        let (labels, samples) = st.into_parts();
-                        let mut r = Raw {
-                            labels,
-                            floats: Vec::with_capacity(n),
-                            hists: Vec::new(),
-                        };
-                        for smp in samples {
-                            let t = smp.ts_nanos.div_euclid(ms);
-                            match smp.value {
-                                SampleValue::Float(f) => r.floats.push((t, f)),
-                                SampleValue::Histogram(h) => r.hists.push((t, h)),
-                            }
-                        }
-                        r
-                    }
-                });
-            }
-        }
-        if sets.len() > 1 {
-            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+                    r
+                }
+            });
         }
         Ok(out)
     }
@@ -940,13 +936,10 @@ impl<'a> Evaluator<'a> {
         // One evaluation instant (instant queries, `@`): only each series' newest sample
         // in the lookback window matters, so the store keeps one sample per series
         // instead of the whole window (one sample, not 300, per series at 1 s scrapes).
-        let store: Vec<(gmc_model::Labels, Vec<gmc_tsdb::Sample>)> = if first == last {
+        let store = if first == last {
             self.select_store_latest(vs, last, lookback)?
         } else {
             self.select_store(vs, first - lookback + 1, last)?
-                .into_iter()
-                .map(gmc_tsdb::Series::into_parts)
-                .collect()
         };
         let mut out = Vec::with_capacity(store.len());
         let mut loaded = 0usize;

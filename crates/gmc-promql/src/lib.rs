@@ -21,6 +21,6 @@ mod eval;
 mod hist;
 mod value;
 
-pub use engine::{parse, Engine, EngineOptions};
+pub use engine::{parse, parse_duration_ms, parse_selector, Engine, EngineOptions};
 pub use error::{Error, Result};
 pub use value::{InstantSample, PointValue, QueryResult, QueryStats, RangeSeries, Value};

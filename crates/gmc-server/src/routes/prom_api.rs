@@ -37,14 +37,8 @@ fn success(data: &str, warnings: &[String]) -> Response {
     out.push_str("{\"status\":\"success\",\"data\":");
     out.push_str(data);
     if !warnings.is_empty() {
-        out.push_str(",\"warnings\":[");
-        for (i, w) in warnings.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            json::push_str(&mut out, w);
-        }
-        out.push(']');
+        out.push_str(",\"warnings\":");
+        json::push_array(&mut out, warnings, |out, w| json::push_str(out, w));
     }
     out.push('}');
     (
@@ -157,58 +151,40 @@ fn render_result(r: &QueryResult, stats: bool, queue_secs: f64) -> String {
             out.push(']');
         }
         Value::Vector(samples) => {
-            out.push_str("vector\",\"result\":[");
-            for (i, s) in samples.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+            out.push_str("vector\",\"result\":");
+            json::push_array(&mut out, samples, |out, s| {
                 out.push_str("{\"metric\":");
-                json::push_labels(&mut out, &s.labels);
+                json::push_labels(out, &s.labels);
                 match &s.value {
                     PointValue::Float(v) => {
                         out.push_str(",\"value\":");
-                        json::push_point(&mut out, s.t_ms, *v);
+                        json::push_point(out, s.t_ms, *v);
                     }
                     PointValue::Histogram(h) => {
                         out.push_str(",\"histogram\":");
-                        json::push_histogram_point(&mut out, s.t_ms, h);
+                        json::push_histogram_point(out, s.t_ms, h);
                     }
                 }
                 out.push('}');
-            }
-            out.push(']');
+            });
         }
         Value::Matrix(series) => {
-            out.push_str("matrix\",\"result\":[");
-            for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+            out.push_str("matrix\",\"result\":");
+            json::push_array(&mut out, series, |out, s| {
                 out.push_str("{\"metric\":");
-                json::push_labels(&mut out, &s.labels);
+                json::push_labels(out, &s.labels);
                 if !s.floats.is_empty() {
-                    out.push_str(",\"values\":[");
-                    for (j, (t, v)) in s.floats.iter().enumerate() {
-                        if j > 0 {
-                            out.push(',');
-                        }
-                        json::push_point(&mut out, *t, *v);
-                    }
-                    out.push(']');
+                    out.push_str(",\"values\":");
+                    json::push_array(out, &s.floats, |out, (t, v)| json::push_point(out, *t, *v));
                 }
                 if !s.histograms.is_empty() {
-                    out.push_str(",\"histograms\":[");
-                    for (j, (t, h)) in s.histograms.iter().enumerate() {
-                        if j > 0 {
-                            out.push(',');
-                        }
-                        json::push_histogram_point(&mut out, *t, h);
-                    }
-                    out.push(']');
+                    out.push_str(",\"histograms\":");
+                    json::push_array(out, &s.histograms, |out, (t, h)| {
+                        json::push_histogram_point(out, *t, h)
+                    });
                 }
                 out.push('}');
-            }
-            out.push(']');
+            });
         }
     }
     if stats {
@@ -264,22 +240,8 @@ pub(crate) async fn query_range(
 ) -> Result<Response, ApiError> {
     let p = params(raw, &headers, &body)?;
     let q = p.required("query")?.to_owned();
-    let start = p.time_ms("start", i64::MIN).and_then(|v| {
-        if v == i64::MIN {
-            Err(ApiError::bad_request(
-                "invalid parameter \"start\": missing",
-            ))
-        } else {
-            Ok(v)
-        }
-    })?;
-    let end = p.time_ms("end", i64::MIN).and_then(|v| {
-        if v == i64::MIN {
-            Err(ApiError::bad_request("invalid parameter \"end\": missing"))
-        } else {
-            Ok(v)
-        }
-    })?;
+    let start = p.required_time_ms("start")?;
+    let end = p.required_time_ms("end")?;
     if end < start {
         return Err(ApiError::bad_request(
             "invalid parameter \"end\": end timestamp must not be before start time",
@@ -324,7 +286,7 @@ fn parse_step_ms(v: &str) -> Result<i64, ApiError> {
         }
         return Ok(ms.min(i64::MAX as f64) as i64);
     }
-    match selector::parse_duration_ms(v) {
+    match gmc_promql::parse_duration_ms(v) {
         Some(ms) if ms > 0 => Ok(ms),
         Some(_) => Err(zero()),
         None => Err(ApiError::bad_request(format!(
@@ -417,14 +379,7 @@ pub(crate) async fn series(
     let mut warnings = Vec::new();
     apply_limit(&mut found, limit, &mut warnings);
     let mut out = String::with_capacity(found.len() * 64 + 2);
-    out.push('[');
-    for (i, l) in found.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json::push_labels(&mut out, l);
-    }
-    out.push(']');
+    json::push_array(&mut out, &found, json::push_labels);
     Ok(success(&out, &warnings))
 }
 
@@ -526,14 +481,7 @@ fn unescape_label_name(raw: &str) -> Result<String, ApiError> {
 
 fn string_array(items: &[String]) -> String {
     let mut out = String::with_capacity(items.len() * 16 + 2);
-    out.push('[');
-    for (i, s) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json::push_str(&mut out, s);
-    }
-    out.push(']');
+    json::push_array(&mut out, items, |out, s| json::push_str(out, s));
     out
 }
 
@@ -630,13 +578,7 @@ pub(crate) async fn format_query(
 ) -> Result<Response, ApiError> {
     let p = params(raw, &headers, &body)?;
     let q = p.required("query")?;
-    let expr = promql_parser::parser::parse(q).map_err(|e| {
-        ApiError::typed(
-            StatusCode::BAD_REQUEST,
-            "bad_data",
-            format!("invalid parameter \"query\": {e}"),
-        )
-    })?;
+    let expr = gmc_promql::parse(q).map_err(|e| query_error(&e))?;
     let mut out = String::new();
     json::push_str(&mut out, &expr.prettify());
     Ok(success(&out, &[]))

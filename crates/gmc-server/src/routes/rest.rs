@@ -181,46 +181,48 @@ impl Agg {
     }
 }
 
-/// Fold the float samples of one series into step buckets `[from + k·step, from +
-/// (k+1)·step)`, each labelled by its end. Left-closed like the store's rollups (a rollup
-/// stamped `T` covers `[T − resolution, T)`), so raw and rollup answers agree exactly when
-/// `from` and `step` are whole minutes.
-fn aggregate(s: &Series, from: i64, step: i64, agg: Agg) -> Vec<(f64, Value)> {
-    let mut out = Vec::new();
-    let mut cur: Option<(i64, f64, f64, f64, f64, u64)> = None; // (bucket end, min, max, sum, last, n)
-    let emit = |b: (i64, f64, f64, f64, f64, u64), out: &mut Vec<(f64, Value)>| {
-        let (end, min, max, sum, last, n) = b;
+/// Fold `(ts, value, weight)` points, in time order, into step buckets `[from + k·step,
+/// from + (k+1)·step)`, each labelled by its end. Left-closed like the store's rollups (a
+/// rollup stamped `T` covers `[T − resolution, T)`), so raw and rollup answers agree
+/// exactly when `from` and `step` are whole minutes. `avg` divides the bucket's sum by
+/// its summed weights and `count` reports them: raw samples weigh 1, rollup sums weigh
+/// their bucket's count.
+fn fold_buckets(
+    points: impl Iterator<Item = (i64, f64, f64)>,
+    from: i64,
+    step: i64,
+    agg: Agg,
+) -> Vec<(f64, Value)> {
+    // (bucket end, min, max, sum, last, weight)
+    type Acc = (i64, f64, f64, f64, f64, f64);
+    let emit = |(end, min, max, sum, last, n): Acc, out: &mut Vec<(f64, Value)>| {
         let v = match agg {
-            Agg::Avg => sum / n as f64,
+            Agg::Avg => sum / n,
             Agg::Min => min,
             Agg::Max => max,
             Agg::Sum => sum,
             Agg::Last => last,
-            Agg::Count => n as f64,
+            Agg::Count => n,
         };
         out.push((end as f64 / 1e9, float_json(v)));
     };
-    for smp in s.iter() {
-        let SampleValue::Float(v) = smp.value else {
-            continue;
-        };
-        if is_stale_nan(v) {
-            continue;
-        }
-        let end = bucket_end(smp.ts_nanos, from, step);
+    let mut out = Vec::new();
+    let mut cur: Option<Acc> = None;
+    for (ts, v, w) in points {
+        let end = bucket_end(ts, from, step);
         match &mut cur {
             Some(b) if b.0 == end => {
                 b.1 = b.1.min(v);
                 b.2 = b.2.max(v);
                 b.3 += v;
                 b.4 = v;
-                b.5 += 1;
+                b.5 += w;
             }
             _ => {
                 if let Some(b) = cur.take() {
                     emit(b, &mut out);
                 }
-                cur = Some((end, v, v, v, v, 1));
+                cur = Some((end, v, v, v, v, w));
             }
         }
     }
@@ -228,6 +230,19 @@ fn aggregate(s: &Series, from: i64, step: i64, agg: Agg) -> Vec<(f64, Value)> {
         emit(b, &mut out);
     }
     out
+}
+
+/// The non-stale float samples of `s` as `(ts, value)`.
+fn floats(s: &Series) -> impl Iterator<Item = (i64, f64)> + '_ {
+    s.iter().filter_map(|p| match p.value {
+        SampleValue::Float(v) if !is_stale_nan(v) => Some((p.ts_nanos, v)),
+        _ => None,
+    })
+}
+
+/// Raw samples of one series folded into step buckets.
+fn aggregate(s: &Series, from: i64, step: i64, agg: Agg) -> Vec<(f64, Value)> {
+    fold_buckets(floats(s).map(|(t, v)| (t, v, 1.0)), from, step, agg)
 }
 
 /// End of the step bucket `[from + k·step, from + (k+1)·step)` holding `ts`.
@@ -251,51 +266,24 @@ fn rollup_aggregates(agg: Agg) -> &'static [Aggregate] {
 /// `[T − resolution, T)`, so it belongs to the step bucket holding `T − 1 ns`. `parts`
 /// holds one series per aggregate of [`rollup_aggregates`] (same labels, same stamps).
 fn rollup_points(parts: &[&Series], from: i64, step: i64, agg: Agg) -> Vec<(f64, Value)> {
-    let floats = |s: &Series| -> Vec<(i64, f64)> {
-        s.iter()
-            .filter_map(|p| match p.value {
-                SampleValue::Float(v) if !is_stale_nan(v) => Some((p.ts_nanos - 1, v)),
-                _ => None,
-            })
-            .collect()
+    let Some(first) = parts.first() else {
+        return Vec::new();
     };
-    let first = parts.first().map(|s| floats(s)).unwrap_or_default();
-    // For avg, the count series, aligned by timestamp with the sums.
+    // For avg, the count series weighs each bucket's sum; for count, the counts weigh
+    // themselves.
     let counts: HashMap<i64, f64> = parts
         .get(1)
-        .map(|s| floats(s).into_iter().collect())
+        .map(|s| floats(s).collect())
         .unwrap_or_default();
-    let mut out = Vec::new();
-    let mut cur: Option<(i64, f64, f64)> = None; // (bucket end, value, count for avg)
-    let emit = |b: (i64, f64, f64), out: &mut Vec<(f64, Value)>| {
-        let v = if agg == Agg::Avg { b.1 / b.2 } else { b.1 };
-        out.push((b.0 as f64 / 1e9, float_json(v)));
-    };
-    for (ts, v) in first {
-        let end = bucket_end(ts, from, step);
-        let n = counts.get(&ts).copied().unwrap_or(0.0);
-        match &mut cur {
-            Some(b) if b.0 == end => {
-                b.1 = match agg {
-                    Agg::Min => b.1.min(v),
-                    Agg::Max => b.1.max(v),
-                    Agg::Last => v,
-                    Agg::Avg | Agg::Sum | Agg::Count => b.1 + v,
-                };
-                b.2 += n;
-            }
-            _ => {
-                if let Some(b) = cur.take() {
-                    emit(b, &mut out);
-                }
-                cur = Some((end, v, n));
-            }
-        }
-    }
-    if let Some(b) = cur {
-        emit(b, &mut out);
-    }
-    out
+    let points = floats(first).map(|(t, v)| {
+        let w = match agg {
+            Agg::Avg => counts.get(&t).copied().unwrap_or(0.0),
+            Agg::Count => v,
+            _ => 1.0,
+        };
+        (t - 1, v, w)
+    });
+    fold_buckets(points, from, step, agg)
 }
 
 /// `GET /metrics/history/{service}?metric=&from=&to=&step=&agg=`.

@@ -60,6 +60,22 @@ pub(crate) fn push_timestamp(out: &mut String, ms: i64) {
     }
 }
 
+/// Append `[a,b,…]`, writing each item with `each`.
+pub(crate) fn push_array<T>(
+    out: &mut String,
+    items: impl IntoIterator<Item = T>,
+    mut each: impl FnMut(&mut String, T),
+) {
+    out.push('[');
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        each(out, item);
+    }
+    out.push(']');
+}
+
 /// Append `s` as a JSON string literal.
 pub(crate) fn push_str(out: &mut String, s: &str) {
     out.push('"');
@@ -141,11 +157,8 @@ pub(crate) fn push_histogram(out: &mut String, h: &Histogram) {
         }
     }
     if !buckets.is_empty() {
-        out.push_str(",\"buckets\":[");
-        for (i, (rule, lo, hi, c)) in buckets.into_iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
+        out.push_str(",\"buckets\":");
+        push_array(out, buckets, |out, (rule, lo, hi, c)| {
             let _ = write!(out, "[{rule},\"");
             push_float(out, lo);
             out.push_str("\",\"");
@@ -153,8 +166,7 @@ pub(crate) fn push_histogram(out: &mut String, h: &Histogram) {
             out.push_str("\",\"");
             push_float(out, c);
             out.push_str("\"]");
-        }
-        out.push(']');
+        });
     }
     out.push('}');
 }

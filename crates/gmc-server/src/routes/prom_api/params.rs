@@ -85,6 +85,11 @@ impl Params {
         }
     }
 
+    /// A required time parameter in Unix milliseconds.
+    pub(crate) fn required_time_ms(&self, name: &str) -> Result<i64, ApiError> {
+        time_param::parse_time(name, self.required(name)?).map(nanos_to_ms)
+    }
+
     /// An optional non-negative integer (`limit`); 0 means "no limit", as in Prometheus.
     pub(crate) fn limit(&self) -> Result<Option<usize>, ApiError> {
         match self.get("limit") {
