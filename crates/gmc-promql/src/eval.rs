@@ -329,21 +329,42 @@ fn ms_to_ns_ceil(ms: i64) -> i64 {
     gmc_model::millis_to_nanos(ms).saturating_add(gmc_model::NANOS_PER_MILLI - 1)
 }
 
-/// A selected series as labels and samples (float pairs become float samples).
-fn into_samples(s: gmc_tsdb::Selected) -> (gmc_model::Labels, Vec<gmc_tsdb::Sample>) {
+/// A selected series with millisecond timestamps, floats and histograms apart; `div`
+/// turns the store's timestamps into milliseconds (1 when the store already did, else
+/// `NANOS_PER_MILLI`). Float-only series move without a copy.
+fn to_raw(s: gmc_tsdb::Selected, div: i64) -> Raw {
+    let ms = div;
     match s {
         gmc_tsdb::Selected::Floats(f) => {
-            let (labels, pts) = f.into_parts();
-            let samples = pts
-                .into_iter()
-                .map(|(ts_nanos, v)| gmc_tsdb::Sample {
-                    ts_nanos,
-                    value: SampleValue::Float(v),
-                })
-                .collect();
-            (labels, samples)
+            let (labels, mut floats) = f.into_parts();
+            if ms > 1 {
+                for p in &mut floats {
+                    p.0 = p.0.div_euclid(ms);
+                }
+            }
+            Raw {
+                labels,
+                floats,
+                hists: Vec::new(),
+            }
         }
-        gmc_tsdb::Selected::Samples(s) => s.into_parts(),
+        gmc_tsdb::Selected::Samples(st) => {
+            let n = st.len();
+            let (labels, samples) = st.into_parts();
+            let mut r = Raw {
+                labels,
+                floats: Vec::with_capacity(n),
+                hists: Vec::new(),
+            };
+            for smp in samples {
+                let t = smp.ts_nanos.div_euclid(ms);
+                match smp.value {
+                    SampleValue::Float(f) => r.floats.push((t, f)),
+                    SampleValue::Histogram(h) => r.hists.push((t, h)),
+                }
+            }
+            r
+        }
     }
 }
 
@@ -825,25 +846,6 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    /// Read the series of `vs` with samples in `[mint, maxt]` (milliseconds) as samples
-    /// with nanosecond timestamps (raw, or rollups when they answer this query).
-    fn select_store(
-        &mut self,
-        vs: &VectorSelector,
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<(gmc_model::Labels, Vec<gmc_tsdb::Sample>)>> {
-        let sets =
-            self.select_sets(vs, ms_to_ns_floor(mint), ms_to_ns_ceil(maxt), |ev, q, m| {
-                Ok(ev
-                    .read_store(q, m)?
-                    .into_iter()
-                    .map(gmc_tsdb::Selected::Samples)
-                    .collect())
-            })?;
-        Ok(sets.into_iter().map(into_samples).collect())
-    }
-
     /// The newest sample of every series of `vs` in the lookback window ending at `t`
     /// (milliseconds): `ts` in `(t − lookback, t]` at millisecond resolution, exactly the
     /// sample the step loop of [`Self::eval_vector_selector`] would pick.
@@ -852,7 +854,7 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         t: i64,
         lookback: i64,
-    ) -> Result<Vec<(gmc_model::Labels, Vec<gmc_tsdb::Sample>)>> {
+    ) -> Result<Vec<Raw>> {
         // A sample at nanosecond `x` belongs to millisecond floor(x / 1e6): the window
         // (t − lookback, t] in ms is (t·1e6 + 999999 − lookback·1e6, t·1e6 + 999999] in ns.
         let t_ns = ms_to_ns_ceil(t);
@@ -860,63 +862,35 @@ impl<'a> Evaluator<'a> {
         let sets = self.select_sets(vs, ms_to_ns_floor(t - lookback + 1), t_ns, |_, q, m| {
             Ok(q.select_latest(m, t_ns, lookback_ns)?)
         })?;
-        Ok(sets.into_iter().map(into_samples).collect())
+        Ok(sets
+            .into_iter()
+            .map(|s| to_raw(s, gmc_model::NANOS_PER_MILLI))
+            .collect())
     }
 
     /// Read the series of `vs` with samples in `[mint, maxt]`, split into floats and
     /// histograms with millisecond timestamps.
     ///
-    /// Float-only series come from the store as `(ts_nanos, value)` pairs
-    /// (`Querier::select_floats`) and are rewritten to milliseconds in place: no 24-byte
-    /// `Sample` per point and no second copy.
+    /// Raw data comes from `Querier::select_floats_in` already in milliseconds (converted
+    /// by the store's decoding threads), float-only series as compact pairs; rollups come
+    /// as samples in nanoseconds.
     pub(crate) fn select(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<Raw>> {
+        let ms = gmc_model::NANOS_PER_MILLI;
+        let rollup = self.rollup.is_some();
         let selected =
             self.select_sets(vs, ms_to_ns_floor(mint), ms_to_ns_ceil(maxt), |ev, q, m| {
-                if ev.rollup.is_some() {
+                if rollup {
                     Ok(ev
                         .read_store(q, m)?
                         .into_iter()
                         .map(gmc_tsdb::Selected::Samples)
                         .collect())
                 } else {
-                    Ok(q.select_floats(m)?)
+                    Ok(q.select_floats_in(m, ms)?)
                 }
             })?;
-        let ms = gmc_model::NANOS_PER_MILLI;
-        let mut out: Vec<Raw> = Vec::with_capacity(selected.len());
-        for s in selected {
-            out.push(match s {
-                gmc_tsdb::Selected::Floats(f) => {
-                    let (labels, mut floats) = f.into_parts();
-                    for p in &mut floats {
-                        p.0 = p.0.div_euclid(ms);
-                    }
-                    Raw {
-                        labels,
-                        floats,
-                        hists: Vec::new(),
-                    }
-                }
-                gmc_tsdb::Selected::Samples(st) => {
-                    let n = st.len();
-                    let (labels, samples) = st.into_parts();
-                    let mut r = Raw {
-                        labels,
-                        floats: Vec::with_capacity(n),
-                        hists: Vec::new(),
-                    };
-                    for smp in samples {
-                        let t = smp.ts_nanos.div_euclid(ms);
-                        match smp.value {
-                            SampleValue::Float(f) => r.floats.push((t, f)),
-                            SampleValue::Histogram(h) => r.hists.push((t, h)),
-                        }
-                    }
-                    r
-                }
-            });
-        }
-        Ok(out)
+        let div = if rollup { ms } else { 1 };
+        Ok(selected.into_iter().map(|s| to_raw(s, div)).collect())
     }
 
     /// An instant vector selector over the grid. With `timestamps`, each point's value is
@@ -936,46 +910,51 @@ impl<'a> Evaluator<'a> {
         // One evaluation instant (instant queries, `@`): only each series' newest sample
         // in the lookback window matters, so the store keeps one sample per series
         // instead of the whole window (one sample, not 300, per series at 1 s scrapes).
-        let store = if first == last {
+        let store: Vec<Raw> = if first == last {
             self.select_store_latest(vs, last, lookback)?
         } else {
-            self.select_store(vs, first - lookback + 1, last)?
+            self.select(vs, first - lookback + 1, last)?
         };
         let mut out = Vec::with_capacity(store.len());
         let mut loaded = 0usize;
-        let ms = gmc_model::NANOS_PER_MILLI;
-        for (labels, samples) in store {
+        for raw in store {
             self.check_deadline()?;
-            loaded += samples.len();
-            let mut s = Series::new(labels, false);
-            s.floats.reserve(n.min(samples.len()));
-            let mut j = 0usize;
+            loaded += raw.floats.len() + raw.hists.len();
+            let mut s = Series::new(raw.labels, false);
+            s.floats.reserve(n.min(raw.floats.len()));
+            // One cursor per kind (a series may switch between floats and histograms);
+            // both only move forward because the step times never decrease.
+            let (mut jf, mut jh) = (0usize, 0usize);
             let mut last_hist_ts: Option<i64> = None;
             let mut repeat: Option<Arc<Histogram>> = None;
             for i in 0..n {
                 let te = at.unwrap_or(grid.ts(i)) - off;
-                // Advance to the last sample at or before `te` (te never decreases), in
-                // nanoseconds: a sample belongs to millisecond floor(ns / 1e6).
-                let te_ns = te.saturating_mul(ms).saturating_add(ms - 1);
-                while j < samples.len() && samples[j].ts_nanos <= te_ns {
-                    j += 1;
+                while jf < raw.floats.len() && raw.floats[jf].0 <= te {
+                    jf += 1;
                 }
-                let Some(smp) = j.checked_sub(1).map(|k| &samples[k]) else {
-                    continue;
-                };
-                let ts = smp.ts_nanos.div_euclid(ms);
-                if ts <= te - lookback {
-                    continue;
+                while jh < raw.hists.len() && raw.hists[jh].0 <= te {
+                    jh += 1;
                 }
+                let f = jf.checked_sub(1).map(|k| raw.floats[k]);
+                let h = jh.checked_sub(1).map(|k| &raw.hists[k]);
                 let t = grid.ts(i);
-                match &smp.value {
-                    SampleValue::Float(fv) => {
-                        if !gmc_model::is_stale_nan(*fv) {
+                // The newer of the two candidates decides, even when it is a stale
+                // marker or out of the lookback window (an older one must not show).
+                let float_newest =
+                    matches!((f, h), (Some((ft, _)), h) if h.is_none_or(|h| h.0 < ft));
+                match (f, h) {
+                    (Some((ts, fv)), _) if float_newest => {
+                        let fresh = ts > te - lookback && !gmc_model::is_stale_nan(fv);
+                        if fresh {
                             s.floats
-                                .push((t, if timestamps { ts as f64 / 1000.0 } else { *fv }));
+                                .push((t, if timestamps { ts as f64 / 1000.0 } else { fv }));
                         }
                     }
-                    SampleValue::Histogram(hv) => {
+                    (_, Some((ts, hv))) => {
+                        let ts = *ts;
+                        if ts <= te - lookback {
+                            continue;
+                        }
                         if timestamps {
                             s.floats.push((t, ts as f64 / 1000.0));
                         } else if last_hist_ts == Some(ts)
@@ -995,6 +974,7 @@ impl<'a> Evaluator<'a> {
                             s.hists.push((t, Arc::clone(hv)));
                         }
                     }
+                    _ => {}
                 }
             }
             if s.points() > 0 {

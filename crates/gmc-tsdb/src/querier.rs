@@ -219,21 +219,32 @@ impl SeriesData {
         }
     }
 
-    /// Clip to `[mint, maxt]`, sort and deduplicate; with `last_only`, keep only the newest
-    /// sample, in a fresh one-element vector so the decoded capacity is freed.
-    pub(crate) fn finish(&mut self, mint: i64, maxt: i64, last_only: bool) {
+    /// Clip to `[mint, maxt]`, sort and deduplicate.
+    pub(crate) fn finish(&mut self, mint: i64, maxt: i64) {
+        match self {
+            SeriesData::Floats(v) => finish_floats(v, mint, maxt),
+            SeriesData::Samples(v) => finish_samples(v, mint, maxt),
+        }
+    }
+
+    /// Shape finished data as `read` asks: with `last_only`, keep only the newest sample
+    /// (in a fresh one-element vector, so the decoded capacity is freed); with a `unit`
+    /// above one nanosecond, rewrite timestamps to that unit (floor) in place, while the
+    /// series is still in cache on the thread that decoded it.
+    pub(crate) fn shape(&mut self, read: &FloatRead) {
+        let unit = read.unit_nanos;
         match self {
             SeriesData::Floats(v) => {
-                finish_floats(v, mint, maxt);
-                if last_only && v.len() > 1 {
+                if read.last_only && v.len() > 1 {
                     *v = v.last().copied().into_iter().collect();
                 }
+                rescale(v, unit, |p| &mut p.0);
             }
             SeriesData::Samples(v) => {
-                finish_samples(v, mint, maxt);
-                if last_only && v.len() > 1 {
+                if read.last_only && v.len() > 1 {
                     *v = v.pop().into_iter().collect();
                 }
+                rescale(v, unit, |p| &mut p.ts_nanos);
             }
         }
     }
@@ -266,6 +277,23 @@ impl SeriesData {
     }
 }
 
+/// Divide every timestamp of `v` by `unit` (floor). Milliseconds, the unit PromQL asks
+/// for, get a loop with a constant divisor: a multiply instead of a ~40-cycle `idiv`.
+fn rescale<T>(v: &mut [T], unit: i64, ts: impl Fn(&mut T) -> &mut i64) {
+    const MS: i64 = gmc_model::NANOS_PER_MILLI;
+    match unit {
+        ..=1 => {}
+        MS => v.iter_mut().for_each(|p| {
+            let t = ts(p);
+            *t = t.div_euclid(MS);
+        }),
+        _ => v.iter_mut().for_each(|p| {
+            let t = ts(p);
+            *t = t.div_euclid(unit);
+        }),
+    }
+}
+
 /// Clip `v` to `[mint, maxt]`, sort it and keep the first sample at each timestamp (a
 /// stable sort, so the newest source's sample wins). Sorted input, the usual case, costs
 /// two binary searches.
@@ -283,7 +311,7 @@ pub(crate) fn finish_floats(v: &mut Vec<(i64, f64)>, mint: i64, maxt: i64) {
 }
 
 /// [`finish_floats`] for samples.
-fn finish_samples(v: &mut Vec<Sample>, mint: i64, maxt: i64) {
+pub(crate) fn finish_samples(v: &mut Vec<Sample>, mint: i64, maxt: i64) {
     if v.windows(2).all(|w| w[0].ts_nanos < w[1].ts_nanos) {
         let hi = v.partition_point(|s| s.ts_nanos <= maxt);
         v.truncate(hi);
@@ -294,6 +322,16 @@ fn finish_samples(v: &mut Vec<Sample>, mint: i64, maxt: i64) {
         v.sort_by_key(|s| s.ts_nanos);
         v.dedup_by_key(|s| s.ts_nanos);
     }
+}
+
+/// What [`Source::select_floats`] reads: samples in `[mint, maxt]` (nanoseconds), all or
+/// only each series' newest, with timestamps in units of `unit_nanos` (1 = nanoseconds).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FloatRead {
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+    pub(crate) last_only: bool,
+    pub(crate) unit_nanos: i64,
 }
 
 /// Something the querier reads series from: the head, a head being flushed, a block.
@@ -308,24 +346,22 @@ pub(crate) trait Source: Send + Sync {
         out: &mut Vec<(Labels, Vec<Sample>)>,
     ) -> Result<()>;
 
-    /// [`Source::select`] with float-only series as `(ts_nanos, value)` pairs, clipped,
-    /// sorted and deduplicated; with `last_only`, each series keeps only its newest sample
-    /// in the range (dropped as soon as the series is decoded, so memory stays at one
-    /// series). The default converts the output of `select`; sources override it to decode
-    /// floats directly.
+    /// [`Source::select`] with float-only series as `(ts, value)` pairs, clipped to
+    /// `[read.mint, read.maxt]`, sorted, deduplicated and shaped by [`SeriesData::shape`]
+    /// (newest sample only, timestamps in `read.unit_nanos`). The default converts the
+    /// output of `select`; sources override it to decode floats directly.
     fn select_floats(
         &self,
         matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-        last_only: bool,
+        read: &FloatRead,
         out: &mut Vec<(Labels, SeriesData)>,
     ) -> Result<()> {
         let mut buf = Vec::new();
-        self.select(matchers, mint, maxt, &mut buf)?;
+        self.select(matchers, read.mint, read.maxt, &mut buf)?;
         out.extend(buf.into_iter().map(|(l, s)| {
             let mut d = SeriesData::from_samples(s);
-            d.finish(mint, maxt, last_only);
+            d.finish(read.mint, read.maxt);
+            d.shape(read);
             (l, d)
         }));
         Ok(())
@@ -449,54 +485,77 @@ impl Querier {
     /// without the [`Sample`] enum); series with a native histogram in the range come back
     /// as [`Series`]. Same order (by labels), clipping and deduplication as `select`.
     pub fn select_floats(&self, matchers: &[Matcher]) -> Result<Vec<Selected>> {
+        self.select_floats_in(matchers, 1)
+    }
+
+    /// [`Querier::select_floats`] with every timestamp in units of `unit_nanos` (floor;
+    /// e.g. `gmc_model::NANOS_PER_MILLI` for PromQL), converted by the threads that decode
+    /// the series instead of in a second pass. Samples are deduplicated by nanosecond
+    /// timestamp within a source, so two samples within one unit can both remain.
+    pub fn select_floats_in(&self, matchers: &[Matcher], unit_nanos: i64) -> Result<Vec<Selected>> {
         if matchers.is_empty() {
             return Ok(Vec::new());
         }
-        let sources = self.set.sources();
-        let (mint, maxt) = (self.mint, self.maxt);
-        let finish = |labels: Labels, data: SeriesData| -> Option<Selected> {
+        let read = FloatRead {
+            mint: self.mint,
+            maxt: self.maxt,
+            last_only: false,
+            unit_nanos: unit_nanos.max(1),
+        };
+        let selected = |labels: Labels, data: SeriesData| -> Option<Selected> {
             let s = match data {
-                SeriesData::Floats(mut samples) => {
-                    finish_floats(&mut samples, mint, maxt);
-                    Selected::Floats(FloatSeries { labels, samples })
-                }
-                SeriesData::Samples(mut samples) => {
-                    finish_samples(&mut samples, mint, maxt);
-                    Selected::Samples(Series { labels, samples })
-                }
+                SeriesData::Floats(samples) => Selected::Floats(FloatSeries { labels, samples }),
+                SeriesData::Samples(samples) => Selected::Samples(Series { labels, samples }),
             };
             (!s.is_empty()).then_some(s)
         };
-        if let [only] = sources.as_slice() {
+        // Each source returns finished series; only a series that several sources hold
+        // needs merging. Usually one source holds everything (all in the head, or all in
+        // one block), and then no merge map is built.
+        let mut per_source: Vec<Vec<(Labels, SeriesData)>> = Vec::new();
+        for src in &self.set.sources() {
             let mut buf = Vec::new();
-            only.select_floats(matchers, mint, maxt, false, &mut buf)?;
-            let mut out: Vec<Selected> = buf
+            src.select_floats(matchers, &read, &mut buf)?;
+            buf.retain(|(_, d)| !d.is_empty());
+            if !buf.is_empty() {
+                per_source.push(buf);
+            }
+        }
+        if per_source.len() <= 1 {
+            let mut out: Vec<Selected> = per_source
                 .into_iter()
-                .filter_map(|(labels, data)| finish(labels, data))
+                .flatten()
+                .filter_map(|(labels, data)| selected(labels, data))
                 .collect();
             out.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
             return Ok(out);
         }
-        let mut merged: BTreeMap<Labels, SeriesData> = BTreeMap::new();
-        let mut buf = Vec::new();
-        for src in &sources {
-            buf.clear();
-            src.select_floats(matchers, mint, maxt, false, &mut buf)?;
-            for (labels, data) in buf.drain(..) {
-                if data.is_empty() {
-                    continue;
-                }
+        // Sources are newest first; a stable sort keeps the first source's sample at a
+        // timestamp that several sources hold.
+        let mut merged: BTreeMap<Labels, (SeriesData, bool)> = BTreeMap::new();
+        for buf in per_source {
+            for (labels, data) in buf {
                 match merged.entry(labels) {
                     Entry::Vacant(e) => {
-                        e.insert(data);
+                        e.insert((data, false));
                     }
-                    Entry::Occupied(mut e) => e.get_mut().append(data),
+                    Entry::Occupied(mut e) => {
+                        let (have, appended) = e.get_mut();
+                        have.append(data);
+                        *appended = true;
+                    }
                 }
             }
         }
         Ok(merged
             .into_iter()
-            .filter_map(|(labels, data)| finish(labels, data))
+            .filter_map(|(labels, (mut data, appended))| {
+                if appended {
+                    // Each part is already clipped; only order and duplicates remain.
+                    data.finish(i64::MIN, i64::MAX);
+                }
+                selected(labels, data)
+            })
             .collect())
     }
 
@@ -520,11 +579,17 @@ impl Querier {
         if matchers.is_empty() || mint > maxt {
             return Ok(Vec::new());
         }
+        let read = FloatRead {
+            mint,
+            maxt,
+            last_only: true,
+            unit_nanos: 1,
+        };
         let mut merged: BTreeMap<Labels, SeriesData> = BTreeMap::new();
         let mut buf = Vec::new();
         for src in &self.set.sources() {
             buf.clear();
-            src.select_floats(matchers, mint, maxt, true, &mut buf)?;
+            src.select_floats(matchers, &read, &mut buf)?;
             for (labels, data) in buf.drain(..) {
                 let Some(ts) = data.last_ts() else {
                     continue;

@@ -140,3 +140,65 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+/// Many series (enough for the store to decode them on several threads), spread over a
+/// block and the head, with nanosecond timestamps: `select_floats_in` in milliseconds is
+/// `select` with every timestamp floored to the millisecond, in the same order.
+#[test]
+fn select_floats_in_milliseconds_matches_select_over_many_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Config {
+            sync: SyncPolicy::None,
+            chunk_samples: 16,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let ns = |series: u32, tick: i64| T0 + tick * NANOS_PER_SEC + i64::from(series) * 1_234_567;
+    for tick in 0..60 {
+        if tick == 30 {
+            db.flush().unwrap();
+        }
+        for series in 0..600u32 {
+            // Every 7th series has a histogram, so both result kinds cross the threads.
+            let v = (series % 7 != 0 || tick % 2 == 0).then_some(f64::from(series) + tick as f64);
+            append(&db, series, ns(series, tick), v);
+        }
+    }
+    let m = [Matcher::equal("__name__", "m")];
+    let q = db.querier(ns(0, 10), ns(0, 50)).unwrap();
+    let ms = gmc_model::NANOS_PER_MILLI;
+    let want: Listing = both(&q)
+        .0
+        .into_iter()
+        .map(|(l, v)| {
+            (
+                l,
+                v.into_iter().map(|(t, b)| (t.div_euclid(ms), b)).collect(),
+            )
+        })
+        .collect();
+    let got: Listing = q
+        .select_floats_in(&m, ms)
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let v: Vec<(i64, u64)> = match s {
+                Selected::Floats(f) => f.samples().iter().map(|&(t, v)| (t, v.to_bits())).collect(),
+                Selected::Samples(x) => x
+                    .samples()
+                    .iter()
+                    .map(|x| match x.value {
+                        SampleValue::Float(f) => (x.ts_nanos, f.to_bits()),
+                        SampleValue::Histogram(_) => (x.ts_nanos, u64::MAX),
+                    })
+                    .collect(),
+            };
+            (format!("{:?}", s.labels()), v)
+        })
+        .collect();
+    assert_eq!(got.len(), 600);
+    assert_eq!(got, want);
+}

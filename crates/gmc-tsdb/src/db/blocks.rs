@@ -11,7 +11,9 @@ use crate::block::{self, Block, ChunkData, Resolution};
 use crate::chunk;
 use crate::error::Result;
 use crate::head::{to_labels, Frozen};
-use crate::querier::{finish_floats, Sample, SampleValue, SeriesData, Source};
+use crate::querier::{
+    finish_floats, finish_samples, FloatRead, Sample, SampleValue, SeriesData, Source,
+};
 
 /// Samples per chunk written to blocks (48 min at a 1 s interval). Long chunks amortize
 /// chunk headers and let the codec fit its parameters to more data: on the peerbench-like
@@ -139,6 +141,7 @@ fn decode_series(chunks: &[block::Chunk], mint: i64, maxt: i64) -> Result<Series
         for c in chunks {
             decode_chunk(c, mint, maxt, &mut v)?;
         }
+        finish_samples(&mut v, mint, maxt);
         return Ok(SeriesData::Samples(v));
     }
     let mut v = Vec::with_capacity(capacity(chunks));
@@ -268,38 +271,42 @@ impl Source for BlockSource {
     fn select_floats(
         &self,
         matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-        last_only: bool,
+        read: &FloatRead,
         out: &mut Vec<(Labels, SeriesData)>,
     ) -> Result<()> {
+        let (mint, maxt) = (read.mint, read.maxt);
         if !self.overlaps(mint, maxt) {
             return Ok(());
         }
-        for (labels, metas) in self.block.select(matchers)? {
+        let decode = |(labels, metas): (Labels, Vec<crate::block::ChunkMeta>)| -> Result<Option<(Labels, SeriesData)>> {
             let in_range = metas
                 .iter()
                 .filter(|m| m.maxt_nanos >= mint && m.mint_nanos <= maxt);
-            if last_only {
+            if read.last_only {
                 // Newest chunk first; stop at the first with a sample in the range (a
                 // chunk can overlap the range without holding a sample in it).
                 for m in in_range.rev() {
                     let c = self.block.read_chunk(m)?;
                     let mut data = decode_series(std::slice::from_ref(&c), mint, maxt)?;
-                    data.finish(mint, maxt, true);
                     if data.last_ts().is_some() {
-                        out.push((labels, data));
-                        break;
+                        data.shape(read);
+                        return Ok(Some((labels, data)));
                     }
                 }
-                continue;
+                return Ok(None);
             }
             let chunks = in_range
                 .map(|m| Ok(self.block.read_chunk(m)?))
                 .collect::<Result<Vec<_>>>()?;
-            if !chunks.is_empty() {
-                out.push((labels, decode_series(&chunks, mint, maxt)?));
+            if chunks.is_empty() {
+                return Ok(None);
             }
+            let mut data = decode_series(&chunks, mint, maxt)?;
+            data.shape(read);
+            Ok(Some((labels, data)))
+        };
+        for r in crate::par::map(self.block.select(matchers)?, decode) {
+            out.extend(r?);
         }
         Ok(())
     }

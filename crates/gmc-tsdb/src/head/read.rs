@@ -7,7 +7,7 @@ use gmc_model::{Labels, Matcher};
 
 use super::{to_labels, Head, LabelSet, Taken, SHARDS};
 use crate::error::Result;
-use crate::querier::{Sample, SeriesData, Source};
+use crate::querier::{FloatRead, Sample, SeriesData, Source};
 
 /// Whether an interned label set satisfies every matcher (absent label = empty value).
 pub(crate) fn matches_all(labels: &[(Arc<str>, Arc<str>)], matchers: &[Matcher]) -> bool {
@@ -119,21 +119,21 @@ impl Source for Head {
     fn select_floats(
         &self,
         matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-        last_only: bool,
+        read: &FloatRead,
         out: &mut Vec<(Labels, SeriesData)>,
     ) -> Result<()> {
-        let snaps = self.snapshots(matchers, mint, maxt);
+        let snaps = self.snapshots(matchers, read.mint, read.maxt);
         out.reserve(snaps.len());
-        for (labels, snap) in snaps {
-            let mut data = if last_only {
-                snap.decode_last(mint, maxt)?
+        for r in crate::par::map(snaps, |(labels, snap)| -> Result<(Labels, SeriesData)> {
+            let mut data = if read.last_only {
+                snap.decode_last(read.mint, read.maxt)?
             } else {
-                snap.decode_data(mint, maxt)?
+                snap.decode_data(read.mint, read.maxt)?
             };
-            data.finish(mint, maxt, last_only);
-            out.push((to_labels(&labels), data));
+            data.shape(read);
+            Ok((to_labels(&labels), data))
+        }) {
+            out.push(r?);
         }
         Ok(())
     }
@@ -222,24 +222,27 @@ impl Source for Frozen {
     fn select_floats(
         &self,
         matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-        last_only: bool,
+        read: &FloatRead,
         out: &mut Vec<(Labels, SeriesData)>,
     ) -> Result<()> {
-        if maxt < self.mint || mint > self.maxt {
+        if read.maxt < self.mint || read.mint > self.maxt {
             return Ok(());
         }
-        for (labels, t) in &self.series {
-            if matches_all(labels, matchers) {
-                let mut data = if last_only {
-                    t.decode_last(mint, maxt)?
-                } else {
-                    t.decode_data(mint, maxt)?
-                };
-                data.finish(mint, maxt, last_only);
-                out.push((to_labels(labels), data));
-            }
+        let matching: Vec<&(LabelSet, Taken)> = self
+            .series
+            .iter()
+            .filter(|(labels, _)| matches_all(labels, matchers))
+            .collect();
+        for r in crate::par::map(matching, |(labels, t)| -> Result<(Labels, SeriesData)> {
+            let mut data = if read.last_only {
+                t.decode_last(read.mint, read.maxt)?
+            } else {
+                t.decode_data(read.mint, read.maxt)?
+            };
+            data.shape(read);
+            Ok((to_labels(labels), data))
+        }) {
+            out.push(r?);
         }
         Ok(())
     }

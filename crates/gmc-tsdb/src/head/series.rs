@@ -495,6 +495,7 @@ impl Taken {
         if self.has_histogram(mint, maxt) {
             let mut v = Vec::new();
             self.decode(mint, maxt, &mut v)?;
+            crate::querier::finish_samples(&mut v, mint, maxt);
             return Ok(SeriesData::Samples(v));
         }
         // Exact capacity from the chunk headers: growing by doubling would leave up to
