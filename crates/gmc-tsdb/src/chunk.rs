@@ -154,6 +154,27 @@ pub fn decode_floats(encoding: u8, bytes: &[u8], out: &mut Vec<(i64, f64)>) -> R
     }
 }
 
+/// The value of a float chunk's last sample (`None` when empty). Its timestamp is the
+/// chunk's `maxt`; closed chunks skip decoding timestamps altogether. Histogram chunks
+/// are an error.
+pub fn last_float(encoding: u8, bytes: &[u8]) -> Result<Option<f64>> {
+    match encoding {
+        ENCODING_PACKED => packed::PackedIter::new(bytes)?.last_value(),
+        ENCODING_XOR => {
+            let mut last = None;
+            for s in xor::XorIter::new(bytes)? {
+                last = Some(s?.1);
+            }
+            Ok(last)
+        }
+        ENCODING_HISTOGRAM => Err(Error::CorruptChunk {
+            encoding,
+            reason: "not a float chunk",
+        }),
+        _ => Err(Error::UnknownEncoding { encoding }),
+    }
+}
+
 /// Number of samples in a chunk, from its header alone (for exact output capacity). The
 /// headers' counts are checked against the stream sizes, so a corrupt chunk cannot claim
 /// much more than its bytes could hold.

@@ -62,6 +62,21 @@ fn decoded_bits(enc: u8, b: &[u8]) -> Vec<(i64, u64)> {
 
 proptest! {
     #[test]
+    fn last_float_is_the_last_decoded_value(samples in samples_strategy()) {
+        let want = samples.last().map(|s| s.1.to_bits());
+        let (enc, bytes) = encode_floats(&samples);
+        prop_assert_eq!(last_float(enc, &bytes).unwrap().map(f64::to_bits), want);
+        let mut a = XorAppender::new();
+        for &(t, v) in &samples {
+            a.append(t, v);
+        }
+        prop_assert_eq!(
+            last_float(ENCODING_XOR, &a.bytes()).unwrap().map(f64::to_bits),
+            want
+        );
+    }
+
+    #[test]
     fn packed_round_trips_bit_exactly(s in samples_strategy()) {
         let (enc, b) = encode_floats(&s);
         prop_assert_eq!(decoded_bits(enc, &b), bits(&s));

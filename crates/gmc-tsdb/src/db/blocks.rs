@@ -287,6 +287,15 @@ impl Source for BlockSource {
                 // chunk can overlap the range without holding a sample in it).
                 for m in in_range.rev() {
                     let c = self.block.read_chunk(m)?;
+                    if m.maxt_nanos <= maxt && c.encoding != chunk::ENCODING_HISTOGRAM {
+                        // Ends inside the range: its last sample, at `maxt_nanos`, is the
+                        // newest; only the values need decoding.
+                        if let Some(f) = chunk::last_float(c.encoding, &c.bytes)? {
+                            let mut data = SeriesData::Floats(vec![(m.maxt_nanos, f)]);
+                            data.shape(read);
+                            return Ok(Some((labels, data)));
+                        }
+                    }
                     let mut data = decode_series(std::slice::from_ref(&c), mint, maxt)?;
                     if data.last_ts().is_some() {
                         data.shape(read);

@@ -463,6 +463,14 @@ impl Taken {
         let mut newest = None;
         // Chunks are in time order and do not overlap.
         for c in self.chunks_in(mint, maxt).rev() {
+            if c.maxt <= maxt {
+                // The chunk ends inside the range (it overlaps it): its last sample is
+                // the newest, at `maxt`; only the values need decoding.
+                if let Some(f) = chunk::last_float(c.encoding, &c.bytes)? {
+                    newest = Some((c.maxt, f));
+                    break;
+                }
+            }
             v.clear();
             chunk::decode_floats(c.encoding, &c.bytes, &mut v)?;
             finish_floats(&mut v, mint, maxt);
