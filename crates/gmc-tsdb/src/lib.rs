@@ -38,7 +38,7 @@ pub mod error;
 pub mod head;
 pub mod index;
 pub mod metrics;
-mod par;
+pub mod par;
 pub mod querier;
 pub mod retention;
 pub mod wal;

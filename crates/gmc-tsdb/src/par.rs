@@ -1,7 +1,8 @@
 //! Data parallelism for reads: a select that decodes thousands of series splits them over
 //! the machine's cores with scoped threads. Decoding is the bulk of a large query's CPU
 //! and series are independent, so two cores halve its latency; small selects stay on the
-//! calling thread because a spawn costs tens of microseconds.
+//! calling thread because a spawn costs tens of microseconds. Public because the query
+//! engine splits its per-series work (range functions) the same way.
 
 use std::sync::OnceLock;
 
@@ -22,11 +23,23 @@ fn threads() -> usize {
 
 /// `items.into_iter().map(f).collect()`, in order, split over up to [`threads`] scoped
 /// threads (the calling thread takes the first part).
-pub(crate) fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    let n = items.len();
+    let mut out = Vec::with_capacity(n);
+    for part in map_parts(items, |p| p.into_iter().map(&f).collect::<Vec<R>>()) {
+        out.extend(part);
+    }
+    out
+}
+
+/// Split `items` into contiguous parts, one per thread (one part when small), and run `f`
+/// on each part on its own scoped thread; results in part order. For work that keeps
+/// per-part state (buffers, annotations) across its items.
+pub fn map_parts<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> R + Sync) -> Vec<R> {
     let n = items.len();
     let parts = threads().min(n / MIN_ITEMS_PER_THREAD).max(1);
     if parts == 1 {
-        return items.into_iter().map(f).collect();
+        return vec![f(items)];
     }
     let per = n.div_ceil(parts);
     let mut it = items.into_iter();
@@ -40,17 +53,15 @@ pub(crate) fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) ->
     }
     let f = &f;
     std::thread::scope(|scope| {
-        let mut rest = split.split_off(1);
-        let handles: Vec<_> = rest
-            .drain(..)
-            .map(|p| scope.spawn(move || p.into_iter().map(f).collect::<Vec<R>>()))
-            .collect();
-        let mut out: Vec<R> = Vec::with_capacity(n);
-        out.extend(split.pop().into_iter().flatten().map(f));
+        let mut parts = split.into_iter();
+        let first = parts.next();
+        let handles: Vec<_> = parts.map(|p| scope.spawn(move || f(p))).collect();
+        let mut out: Vec<R> = Vec::with_capacity(handles.len() + 1);
+        out.extend(first.map(f));
         for h in handles {
             match h.join() {
-                Ok(v) => out.extend(v),
-                // A panic in a worker is a bug in a decoder; surface it on the caller.
+                Ok(r) => out.push(r),
+                // A panic in a worker is a bug; surface it on the caller.
                 Err(p) => std::panic::resume_unwind(p),
             }
         }
@@ -61,6 +72,15 @@ pub(crate) fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_cover_the_input_in_order() {
+        for n in [0usize, 5, 64, 128, 1000] {
+            let parts = map_parts((0..n).collect::<Vec<_>>(), |p| p);
+            assert!(parts.len() <= threads().max(1));
+            assert_eq!(parts.concat(), (0..n).collect::<Vec<_>>(), "n = {n}");
+        }
+    }
 
     #[test]
     fn keeps_order_and_every_item() {

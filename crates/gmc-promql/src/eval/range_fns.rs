@@ -2,12 +2,13 @@
 //! step, found by binary search in the series' samples, which were read once.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use gmc_model::{Histogram, Labels, METRIC_NAME};
 use promql_parser::parser::{Call, Expr};
 
 use super::aggregate::{kahan_inc, quantile};
-use super::{unparen, Evaluator, Grid, Pv, RangeInput, Series, Val};
+use super::{unparen, Evaluator, Grid, Pv, RangeInput, Raw, Series, Val};
 use crate::error::{Error, Result};
 use crate::hist;
 
@@ -164,6 +165,18 @@ pub(crate) struct Notes {
     quantile_range: Option<f64>,
     ignored_hist: bool,
     incompatible_schema: bool,
+}
+
+impl Notes {
+    /// Add the notes of another part of the same evaluation (the first quantile kept).
+    fn merge(&mut self, o: Notes) {
+        self.mixed |= o.mixed;
+        self.not_counter |= o.not_counter;
+        self.not_gauge |= o.not_gauge;
+        self.quantile_range = self.quantile_range.or(o.quantile_range);
+        self.ignored_hist |= o.ignored_hist;
+        self.incompatible_schema |= o.incompatible_schema;
+    }
 }
 
 fn linear_regression(samples: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
@@ -712,62 +725,43 @@ impl Evaluator<'_> {
         let func = RangeFn::from_name(name)
             .ok_or_else(|| Error::BadData(format!("unknown function with name {name:?}")))?;
         let counter = matches!(func, RangeFn::Rate | RangeFn::Increase);
-        let mut prefix: Vec<f64> = Vec::new();
-        for r in series {
-            self.check_deadline()?;
-            let mut s = Series::new(r.labels, !keep);
-            s.floats.reserve(ends.len());
-            if counter && r.floats.len() > 2 {
-                prefix.clear();
-                prefix.push(0.0);
-                let mut acc = 0.0;
-                for w in r.floats.windows(2) {
-                    if w[1].1 < w[0].1 {
-                        acc += w[0].1;
+        // Series are independent: large inputs are split over the cores, each part with
+        // its own prefix buffer and notes (merged below), in order.
+        let deadline = self.deadline;
+        let timeout = self.opts.timeout;
+        let params = &params;
+        let ends = &ends;
+        let parts =
+            gmc_tsdb::par::map_parts(series, |part: Vec<Raw>| -> Result<(Vec<Series>, Notes)> {
+                let mut notes = Notes::default();
+                let mut prefix: Vec<f64> = Vec::new();
+                let mut done = Vec::with_capacity(part.len());
+                for (k, r) in part.into_iter().enumerate() {
+                    if k % 64 == 63 && Instant::now() > deadline {
+                        return Err(Error::Timeout(timeout));
                     }
-                    prefix.push(acc);
+                    let s = range_series(
+                        r,
+                        func,
+                        counter,
+                        keep,
+                        range,
+                        ends,
+                        params,
+                        grid,
+                        &mut prefix,
+                        &mut notes,
+                    );
+                    if s.points() > 0 {
+                        done.push(s);
+                    }
                 }
-            }
-            let (mut f0, mut f1, mut h0, mut h1) = (0usize, 0usize, 0usize, 0usize);
-            let mut prev_end = i64::MIN;
-            for (i, &end) in ends.iter().enumerate() {
-                if end < prev_end {
-                    (f0, f1, h0, h1) = (0, 0, 0, 0);
-                }
-                prev_end = end;
-                let lo = end - range;
-                while f1 < r.floats.len() && r.floats[f1].0 <= end {
-                    f1 += 1;
-                }
-                while f0 < f1 && r.floats[f0].0 <= lo {
-                    f0 += 1;
-                }
-                while h1 < r.hists.len() && r.hists[h1].0 <= end {
-                    h1 += 1;
-                }
-                while h0 < h1 && r.hists[h0].0 <= lo {
-                    h0 += 1;
-                }
-                if f0 == f1 && h0 == h1 {
-                    continue;
-                }
-                let w = Window {
-                    floats: &r.floats[f0..f1],
-                    hists: &r.hists[h0..h1],
-                    end,
-                    range,
-                    t: grid.ts(i),
-                    p: [
-                        params.first().map_or(f64::NAN, |p| p[i]),
-                        params.get(1).map_or(f64::NAN, |p| p[i]),
-                    ],
-                    resets: (counter && r.floats.len() > 2).then_some((prefix.as_slice(), f0)),
-                };
-                if let Some(v) = apply(func, &w, &mut notes) {
-                    super::binary::push_point(&mut s, grid.ts(i), v);
-                }
-            }
-            if s.points() > 0 {
+                Ok((done, notes))
+            });
+        for part in parts {
+            let (done, n) = part?;
+            notes.merge(n);
+            for s in done {
                 self.track(s.points())?;
                 out.push(s);
             }
@@ -843,6 +837,77 @@ impl Evaluator<'_> {
         }
         Val::Vector(if s.points() > 0 { vec![s] } else { Vec::new() })
     }
+}
+
+/// One series of a range function over every window: the pure part of
+/// [`Evaluator::eval_range_call`], run on several threads for large inputs. `prefix` is a
+/// reusable buffer.
+#[allow(clippy::too_many_arguments)]
+fn range_series(
+    r: Raw,
+    func: RangeFn,
+    counter: bool,
+    keep: bool,
+    range: i64,
+    ends: &[i64],
+    params: &[Vec<f64>],
+    grid: Grid,
+    prefix: &mut Vec<f64>,
+    notes: &mut Notes,
+) -> Series {
+    let mut s = Series::new(r.labels, !keep);
+    s.floats.reserve(ends.len());
+    if counter && r.floats.len() > 2 {
+        prefix.clear();
+        prefix.push(0.0);
+        let mut acc = 0.0;
+        for w in r.floats.windows(2) {
+            if w[1].1 < w[0].1 {
+                acc += w[0].1;
+            }
+            prefix.push(acc);
+        }
+    }
+    let (mut f0, mut f1, mut h0, mut h1) = (0usize, 0usize, 0usize, 0usize);
+    let mut prev_end = i64::MIN;
+    for (i, &end) in ends.iter().enumerate() {
+        if end < prev_end {
+            (f0, f1, h0, h1) = (0, 0, 0, 0);
+        }
+        prev_end = end;
+        let lo = end - range;
+        while f1 < r.floats.len() && r.floats[f1].0 <= end {
+            f1 += 1;
+        }
+        while f0 < f1 && r.floats[f0].0 <= lo {
+            f0 += 1;
+        }
+        while h1 < r.hists.len() && r.hists[h1].0 <= end {
+            h1 += 1;
+        }
+        while h0 < h1 && r.hists[h0].0 <= lo {
+            h0 += 1;
+        }
+        if f0 == f1 && h0 == h1 {
+            continue;
+        }
+        let w = Window {
+            floats: &r.floats[f0..f1],
+            hists: &r.hists[h0..h1],
+            end,
+            range,
+            t: grid.ts(i),
+            p: [
+                params.first().map_or(f64::NAN, |p| p[i]),
+                params.get(1).map_or(f64::NAN, |p| p[i]),
+            ],
+            resets: (counter && r.floats.len() > 2).then_some((prefix.as_slice(), f0)),
+        };
+        if let Some(v) = apply(func, &w, notes) {
+            super::binary::push_point(&mut s, grid.ts(i), v);
+        }
+    }
+    s
 }
 
 fn out_names(out: &[Series]) -> Vec<String> {
