@@ -1000,10 +1000,12 @@ impl<'a> Evaluator<'a> {
                     .collect();
                 let lo = ends.iter().copied().min().unwrap_or(0);
                 let hi = ends.iter().copied().max().unwrap_or(0);
-                let mut series = self.select(vs, lo - range + 1, hi)?;
-                for r in &mut series {
+                // Stale markers end a series for instant selectors only; windows skip
+                // them. One pass over every sample, so split over the cores.
+                let series = gmc_tsdb::par::map(self.select(vs, lo - range + 1, hi)?, |mut r| {
                     r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
-                }
+                    r
+                });
                 let metric_name = vs.name.clone().or_else(|| {
                     vs.matchers
                         .matchers

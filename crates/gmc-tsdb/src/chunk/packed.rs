@@ -372,12 +372,20 @@ impl PackedIter<'_> {
         let n = usize::try_from(self.left).map_err(|_| corrupt("bad count"))?;
         let start = out.len();
         out.reserve(n);
-        for _ in 0..n {
+        let mut left = n;
+        while left > 0 {
+            // Runs of on-grid timestamps (most of a regular series) in one tight loop.
+            let run = self.ts.take_run(left, |t| out.push((t, 0.0)));
+            left -= run;
+            if left == 0 {
+                break;
+            }
             let t = self
                 .ts
                 .next(&mut self.tr)
                 .ok_or_else(|| corrupt("truncated stream"))?;
             out.push((t, 0.0));
+            left -= 1;
         }
         let slots = &mut out[start..];
         match &mut self.vals {

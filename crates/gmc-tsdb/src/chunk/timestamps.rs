@@ -330,6 +330,32 @@ impl StreamDecoder {
         }
     }
 
+    /// Emit up to `max` timestamps of the current run of zero residuals (each one grid
+    /// step after the previous) without touching the bit stream; returns how many.
+    #[inline]
+    pub(crate) fn take_run(&mut self, max: usize, mut emit: impl FnMut(i64)) -> usize {
+        if self.dec.n < 2 || self.zeros_left == 0 {
+            return 0;
+        }
+        let k = usize::try_from(self.zeros_left).map_or(max, |z| z.min(max));
+        let (step, unit) = (self.dec.step, self.dec.unit);
+        let mut t = self.dec.grid;
+        for _ in 0..k {
+            t = t.wrapping_add(step);
+            emit(t.wrapping_mul(unit));
+        }
+        // The same state `k` calls of `apply_zero` leave.
+        self.dec.grid = t;
+        self.dec.prev = t;
+        self.dec.last_r = 0;
+        self.dec.n = self
+            .dec
+            .n
+            .saturating_add(u32::try_from(k).unwrap_or(u32::MAX));
+        self.zeros_left -= k as u64;
+        k
+    }
+
     /// The next timestamp in nanoseconds.
     #[inline]
     pub(crate) fn next(&mut self, r: &mut BitReader<'_>) -> Option<i64> {
