@@ -142,7 +142,8 @@ fn decode_series(chunks: &[block::Chunk], mint: i64, maxt: i64) -> Result<Series
             decode_chunk(c, mint, maxt, &mut v)?;
         }
         finish_samples(&mut v, mint, maxt);
-        return Ok(SeriesData::Samples(v));
+        // A histogram chunk can overlap the range with only floats inside it.
+        return Ok(SeriesData::from_samples(v));
     }
     let mut v = Vec::with_capacity(capacity(chunks));
     for c in chunks {

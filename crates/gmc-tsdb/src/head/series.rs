@@ -504,7 +504,8 @@ impl Taken {
             let mut v = Vec::new();
             self.decode(mint, maxt, &mut v)?;
             crate::querier::finish_samples(&mut v, mint, maxt);
-            return Ok(SeriesData::Samples(v));
+            // A histogram chunk can overlap the range with only floats inside it.
+            return Ok(SeriesData::from_samples(v));
         }
         // Exact capacity from the chunk headers: growing by doubling would leave up to
         // half of every series' vector unused while the query holds it.
