@@ -33,6 +33,26 @@ fn append(db: &Db, series: u32, ts: i64, v: Option<f64>) {
 /// Series as `(labels, [(ts, value bits or `u64::MAX` for a histogram)])`.
 type Listing = Vec<(String, Vec<(i64, u64)>)>;
 
+/// A `Selected` list as a comparable listing (histograms as `u64::MAX`).
+fn listing(sel: &[Selected]) -> Listing {
+    sel.iter()
+        .map(|s| {
+            let v: Vec<(i64, u64)> = match s {
+                Selected::Floats(f) => f.samples().iter().map(|&(t, v)| (t, v.to_bits())).collect(),
+                Selected::Samples(x) => x
+                    .samples()
+                    .iter()
+                    .map(|x| match x.value {
+                        SampleValue::Float(f) => (x.ts_nanos, f.to_bits()),
+                        SampleValue::Histogram(_) => (x.ts_nanos, u64::MAX),
+                    })
+                    .collect(),
+            };
+            (format!("{:?}", s.labels()), v)
+        })
+        .collect()
+}
+
 /// Both selects, as comparable `(labels, [(ts, value bits or MAX for a histogram)])`.
 fn both(q: &Querier) -> (Listing, Listing) {
     let m = [Matcher::equal("__name__", "m")];
@@ -118,25 +138,10 @@ proptest! {
                 (l, vec![last])
             })
             .collect();
-        let got: Listing = q
-            .select_latest(&[Matcher::equal("__name__", "m")], t, lookback)
-            .unwrap()
-            .iter()
-            .map(|s| {
-                let v: Vec<(i64, u64)> = match s {
-                    Selected::Floats(f) => f.samples().iter().map(|&(t, v)| (t, v.to_bits())).collect(),
-                    Selected::Samples(x) => x
-                        .samples()
-                        .iter()
-                        .map(|x| match x.value {
-                            SampleValue::Float(f) => (x.ts_nanos, f.to_bits()),
-                            SampleValue::Histogram(_) => (x.ts_nanos, u64::MAX),
-                        })
-                        .collect(),
-                };
-                (format!("{:?}", s.labels()), v)
-            })
-            .collect();
+        let got = listing(
+            &q.select_latest(&[Matcher::equal("__name__", "m")], t, lookback)
+                .unwrap(),
+        );
         prop_assert_eq!(got, want);
     }
 }
@@ -180,25 +185,7 @@ fn select_floats_in_milliseconds_matches_select_over_many_series() {
             )
         })
         .collect();
-    let got: Listing = q
-        .select_floats_in(&m, ms)
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let v: Vec<(i64, u64)> = match s {
-                Selected::Floats(f) => f.samples().iter().map(|&(t, v)| (t, v.to_bits())).collect(),
-                Selected::Samples(x) => x
-                    .samples()
-                    .iter()
-                    .map(|x| match x.value {
-                        SampleValue::Float(f) => (x.ts_nanos, f.to_bits()),
-                        SampleValue::Histogram(_) => (x.ts_nanos, u64::MAX),
-                    })
-                    .collect(),
-            };
-            (format!("{:?}", s.labels()), v)
-        })
-        .collect();
+    let got = listing(&q.select_floats_in(&m, ms).unwrap());
     assert_eq!(got.len(), 600);
     assert_eq!(got, want);
 }

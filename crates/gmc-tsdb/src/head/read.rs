@@ -37,6 +37,17 @@ fn decode_into(
     Ok(())
 }
 
+/// One series' data as `read` asks (all samples or the newest), shaped.
+fn decode_read(labels: &LabelSet, t: &Taken, read: &FloatRead) -> Result<(Labels, SeriesData)> {
+    let mut data = if read.last_only {
+        t.decode_last(read.mint, read.maxt)?
+    } else {
+        t.decode_data(read.mint, read.maxt)?
+    };
+    data.shape(read);
+    Ok((to_labels(labels), data))
+}
+
 fn names_of<'a>(sets: impl Iterator<Item = &'a LabelSet>) -> Vec<String> {
     let mut v: Vec<String> = sets
         .flat_map(|l| l.iter().map(|(n, _)| n.to_string()))
@@ -124,15 +135,7 @@ impl Source for Head {
     ) -> Result<()> {
         let snaps = self.snapshots(matchers, read.mint, read.maxt);
         out.reserve(snaps.len());
-        for r in crate::par::map(snaps, |(labels, snap)| -> Result<(Labels, SeriesData)> {
-            let mut data = if read.last_only {
-                snap.decode_last(read.mint, read.maxt)?
-            } else {
-                snap.decode_data(read.mint, read.maxt)?
-            };
-            data.shape(read);
-            Ok((to_labels(&labels), data))
-        }) {
+        for r in crate::par::map(snaps, |(labels, snap)| decode_read(&labels, &snap, read)) {
             out.push(r?);
         }
         Ok(())
@@ -233,15 +236,7 @@ impl Source for Frozen {
             .iter()
             .filter(|(labels, _)| matches_all(labels, matchers))
             .collect();
-        for r in crate::par::map(matching, |(labels, t)| -> Result<(Labels, SeriesData)> {
-            let mut data = if read.last_only {
-                t.decode_last(read.mint, read.maxt)?
-            } else {
-                t.decode_data(read.mint, read.maxt)?
-            };
-            data.shape(read);
-            Ok((to_labels(labels), data))
-        }) {
+        for r in crate::par::map(matching, |(labels, t)| decode_read(labels, t, read)) {
             out.push(r?);
         }
         Ok(())
