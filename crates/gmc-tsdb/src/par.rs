@@ -9,6 +9,9 @@ use std::sync::OnceLock;
 /// Fewest items worth a thread of their own.
 const MIN_ITEMS_PER_THREAD: usize = 64;
 
+/// Fewest sample-visits worth a thread of their own (about 100 µs of work).
+const MIN_WORK_PER_THREAD: usize = 200_000;
+
 /// Most threads one select uses (more buys nothing once memory bandwidth is the limit).
 const MAX_THREADS: usize = 8;
 
@@ -36,8 +39,31 @@ pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R>
 /// on each part on its own scoped thread; results in part order. For work that keeps
 /// per-part state (buffers, annotations) across its items.
 pub fn map_parts<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> R + Sync) -> Vec<R> {
+    let parts = items.len() / MIN_ITEMS_PER_THREAD;
+    split_run(items, parts, f)
+}
+
+/// [`map_parts`] for items whose cost is known better than by their count: `work` is the
+/// total in rough sample-visits (a thread is worth it from [`MIN_WORK_PER_THREAD`]). A
+/// few series with long windows (e.g. `avg_over_time(x[5m])` at a 15 s step) then split
+/// too.
+pub fn map_parts_by_work<T: Send, R: Send>(
+    items: Vec<T>,
+    work: usize,
+    f: impl Fn(Vec<T>) -> R + Sync,
+) -> Vec<R> {
+    let parts = (work / MIN_WORK_PER_THREAD).min(items.len());
+    split_run(items, parts, f)
+}
+
+/// Run `f` over up to `parts` contiguous parts of `items` (capped by the core count).
+fn split_run<T: Send, R: Send>(
+    items: Vec<T>,
+    parts: usize,
+    f: impl Fn(Vec<T>) -> R + Sync,
+) -> Vec<R> {
     let n = items.len();
-    let parts = threads().min(n / MIN_ITEMS_PER_THREAD).max(1);
+    let parts = threads().min(parts).max(1);
     if parts == 1 {
         return vec![f(items)];
     }
@@ -72,6 +98,16 @@ pub fn map_parts<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> R + Sync
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn work_decides_the_split() {
+        let items: Vec<u32> = (0..80).collect();
+        let small = map_parts_by_work(items.clone(), 1_000, |p| p);
+        assert_eq!(small.len(), 1);
+        let big = map_parts_by_work(items.clone(), 10_000_000, |p| p);
+        assert_eq!(big.len(), threads().min(80));
+        assert_eq!(big.concat(), items);
+    }
 
     #[test]
     fn parts_cover_the_input_in_order() {

@@ -731,8 +731,15 @@ impl Evaluator<'_> {
         let timeout = self.opts.timeout;
         let params = &params;
         let ends = &ends;
-        let parts =
-            gmc_tsdb::par::map_parts(series, |part: Vec<Raw>| -> Result<(Vec<Series>, Notes)> {
+        // Work: every window visits its samples, so samples × windows per sample.
+        let steps_per_range = usize::try_from(range / grid.step.max(1))
+            .unwrap_or(1)
+            .max(1);
+        let work = loaded.saturating_mul(steps_per_range.min(ends.len().max(1)));
+        let parts = gmc_tsdb::par::map_parts_by_work(
+            series,
+            work,
+            |part: Vec<Raw>| -> Result<(Vec<Series>, Notes)> {
                 let mut notes = Notes::default();
                 let mut prefix: Vec<f64> = Vec::new();
                 let mut done = Vec::with_capacity(part.len());
@@ -757,7 +764,8 @@ impl Evaluator<'_> {
                     }
                 }
                 Ok((done, notes))
-            });
+            },
+        );
         for part in parts {
             let (done, n) = part?;
             notes.merge(n);
