@@ -24,7 +24,7 @@ fn threads() -> usize {
     })
 }
 
-/// `items.into_iter().map(f).collect()`, in order, split over up to [`threads`] scoped
+/// `items.into_iter().map(f).collect()`, in order, split over up to one scoped thread per core
 /// threads (the calling thread takes the first part).
 pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let n = items.len();
@@ -44,7 +44,7 @@ pub fn map_parts<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> R + Sync
 }
 
 /// [`map_parts`] for items whose cost is known better than by their count: `work` is the
-/// total in rough sample-visits (a thread is worth it from [`MIN_WORK_PER_THREAD`]). A
+/// total in rough sample-visits (a thread is worth it from about 200,000). A
 /// few series with long windows (e.g. `avg_over_time(x[5m])` at a 15 s step) then split
 /// too.
 pub fn map_parts_by_work<T: Send, R: Send>(
