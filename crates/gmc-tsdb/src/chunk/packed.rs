@@ -135,11 +135,19 @@ pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
         .try_fold(0usize, |acc, &(_, v)| decimal_exp(v).map(|e| acc.max(e)));
     let mut ints: Vec<(u8, Option<usize>, Vec<i64>)> = Vec::with_capacity(2);
     if let Some(e) = exp {
-        let m = samples
+        let m: Vec<i64> = samples
             .iter()
             .map(|&(_, v)| (v * POW10[e]).round() as i64)
             .collect();
-        ints.push((MODE_DECIMAL, Some(e), m));
+        // Each value is exact at its own exponent, but the chunk uses the largest: check
+        // every value decodes bit-exactly at that one, with the decoder's own arithmetic
+        // (a value exact as m/10^2 need not be as (m·10^3)/10^5).
+        let exact = m.iter().zip(samples).all(|(&x, &(_, v))| {
+            (x as f64).abs() < EXACT_INT && (x as f64 / POW10[e]).to_bits() == v.to_bits()
+        });
+        if exact {
+            ints.push((MODE_DECIMAL, Some(e), m));
+        }
     }
     ints.push((
         MODE_BITS,
@@ -346,12 +354,35 @@ impl PackedIter<'_> {
             }
             Values::Int { scale, k, p, .. } => {
                 let k = *k;
-                for _ in 0..rest {
-                    let r = unzigzag(
-                        read_rice(&mut self.vr, k).ok_or_else(|| corrupt("truncated stream"))?,
-                    );
-                    let x = p.predict().wrapping_add(r);
-                    p.push(x);
+                let vr = &mut self.vr;
+                let mut next = || {
+                    read_rice(vr, k)
+                        .map(unzigzag)
+                        .ok_or_else(|| corrupt("truncated stream"))
+                };
+                // One loop per predictor order, so the per-sample `match` of
+                // `Predictor::predict` leaves the loop.
+                match p.order {
+                    0 => {
+                        for _ in 0..rest {
+                            let r = next()?;
+                            p.prev = p.c.wrapping_add(r);
+                        }
+                    }
+                    1 => {
+                        for _ in 0..rest {
+                            let r = next()?;
+                            p.prev = p.prev.wrapping_add(p.c).wrapping_add(r);
+                        }
+                    }
+                    _ => {
+                        for _ in 0..rest {
+                            let r = next()?;
+                            let x = p.prev.wrapping_add(p.prev_d).wrapping_add(r);
+                            p.prev_d = x.wrapping_sub(p.prev);
+                            p.prev = x;
+                        }
+                    }
                 }
                 match scale {
                     Some(s) => (p.prev as f64 / *s).to_bits(),

@@ -13,6 +13,9 @@ fn float_strategy() -> impl Strategy<Value = f64> {
         Just(f64::NEG_INFINITY),
         Just(-0.0),
         (-1_000_000i64..1_000_000).prop_map(|m| m as f64 / 100.0),
+        // Decimals with different exponents in one chunk (the chunk uses the largest).
+        (-1_000_000_000_000_000i64..1_000_000_000_000_000, 0i32..9)
+            .prop_map(|(m, e)| m as f64 / 10f64.powi(e)),
         (0u32..1000).prop_map(f64::from),
     ]
 }
@@ -136,4 +139,63 @@ fn sample_count_reads_the_header_of_every_encoding() {
     let (enc, bytes) = encode_histograms(&hs);
     assert_eq!(sample_count(enc, &bytes).unwrap(), 9);
     assert!(sample_count(99, &bytes).is_err());
+}
+
+/// Fuzzer find (chunk target): the timestamp-run fast path must agree with the
+/// per-sample decoder on corrupt input too (no panic, same samples).
+#[test]
+fn fuzz_crash_dcd70333_decodes_without_panic() {
+    let data: [u8; 56] = [
+        21, 5, 0, 1, 1, 6, 0, 61, 0, 0, 5, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 20,
+        0, 12, 12, 12, 12, 12, 0, 44, 0, 0, 32, 255, 12, 12, 12, 12, 12, 12, 12, 44, 12, 12, 0, 2,
+        255, 255, 255, 255, 255, 255, 127,
+    ];
+    let (&enc, bytes) = data.split_first().unwrap();
+    if let Ok(it) = decode_iter(enc % 5, bytes) {
+        for s in it.take(1 << 20) {
+            if s.is_err() {
+                break;
+            }
+        }
+    }
+    let iter: Option<Vec<(i64, u64)>> = decode_iter(ENCODING_PACKED, bytes).ok().and_then(|it| {
+        it.take(1 << 16)
+            .map(|s| {
+                s.ok().and_then(|s| match s.value {
+                    SampleValue::Float(v) => Some((s.ts_nanos, v.to_bits())),
+                    SampleValue::Histogram(_) => None,
+                })
+            })
+            .collect()
+    });
+    let mut bulk = Vec::new();
+    let bulk = decode_floats(ENCODING_PACKED, bytes, &mut bulk)
+        .ok()
+        .map(|()| {
+            bulk.iter()
+                .map(|&(t, v)| (t, v.to_bits()))
+                .collect::<Vec<_>>()
+        });
+    if let (Some(a), Some(b)) = (&iter, &bulk) {
+        assert_eq!(a, b);
+    }
+    if let Some(floats) = iter {
+        let floats: Vec<(i64, f64)> = floats
+            .iter()
+            .map(|&(t, b)| (t, f64::from_bits(b)))
+            .collect();
+        if floats.windows(2).all(|w| w[0].0 < w[1].0) {
+            let (e, b) = encode_floats(&floats);
+            let back: Vec<(i64, u64)> = decode_all(e, &b)
+                .unwrap()
+                .into_iter()
+                .filter_map(|s| match s.value {
+                    SampleValue::Float(x) => Some((s.ts_nanos, x.to_bits())),
+                    SampleValue::Histogram(_) => None,
+                })
+                .collect();
+            let want: Vec<(i64, u64)> = floats.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+            assert_eq!(back, want);
+        }
+    }
 }
