@@ -585,12 +585,32 @@ impl Querier {
             last_only: true,
             unit_nanos: 1,
         };
-        let mut merged: BTreeMap<Labels, SeriesData> = BTreeMap::new();
-        let mut buf = Vec::new();
+        let to_selected = |labels: Labels, data: SeriesData| match data {
+            SeriesData::Floats(samples) => Selected::Floats(FloatSeries { labels, samples }),
+            SeriesData::Samples(samples) => Selected::Samples(Series { labels, samples }),
+        };
+        let mut per_source: Vec<Vec<(Labels, SeriesData)>> = Vec::new();
         for src in &self.set.sources() {
-            buf.clear();
+            let mut buf = Vec::new();
             src.select_floats(matchers, &read, &mut buf)?;
-            for (labels, data) in buf.drain(..) {
+            buf.retain(|(_, d)| d.last_ts().is_some());
+            if !buf.is_empty() {
+                per_source.push(buf);
+            }
+        }
+        // One source with data (the usual case): no merge map, only a sort.
+        if per_source.len() <= 1 {
+            let mut out: Vec<Selected> = per_source
+                .into_iter()
+                .flatten()
+                .map(|(labels, data)| to_selected(labels, data))
+                .collect();
+            out.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
+            return Ok(out);
+        }
+        let mut merged: BTreeMap<Labels, SeriesData> = BTreeMap::new();
+        for buf in per_source {
+            for (labels, data) in buf {
                 let Some(ts) = data.last_ts() else {
                     continue;
                 };
@@ -609,10 +629,7 @@ impl Querier {
         }
         Ok(merged
             .into_iter()
-            .map(|(labels, data)| match data {
-                SeriesData::Floats(samples) => Selected::Floats(FloatSeries { labels, samples }),
-                SeriesData::Samples(samples) => Selected::Samples(Series { labels, samples }),
-            })
+            .map(|(labels, data)| to_selected(labels, data))
             .collect())
     }
 
