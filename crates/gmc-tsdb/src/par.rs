@@ -24,8 +24,8 @@ fn threads() -> usize {
     })
 }
 
-/// `items.into_iter().map(f).collect()`, in order, split over up to one scoped thread per core
-/// threads (the calling thread takes the first part).
+/// `items.into_iter().map(f).collect()`, in order, split over up to one scoped thread
+/// per core (the calling thread takes the first part).
 pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let n = items.len();
     let mut out = Vec::with_capacity(n);
@@ -44,9 +44,8 @@ pub fn map_parts<T: Send, R: Send>(items: Vec<T>, f: impl Fn(Vec<T>) -> R + Sync
 }
 
 /// [`map_parts`] for items whose cost is known better than by their count: `work` is the
-/// total in rough sample-visits (a thread is worth it from about 200,000). A
-/// few series with long windows (e.g. `avg_over_time(x[5m])` at a 15 s step) then split
-/// too.
+/// total in rough sample-visits (a thread is worth it from about 200,000). A few series
+/// with long windows (e.g. `avg_over_time(x[5m])` at a 15 s step) then split too.
 pub fn map_parts_by_work<T: Send, R: Send>(
     items: Vec<T>,
     work: usize,
