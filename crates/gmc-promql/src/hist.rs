@@ -113,16 +113,24 @@ fn widen_zero(p: &mut Parts, zt: f64) {
     p.zt = zt;
 }
 
-fn combine(a: &Histogram, b: &Histogram, sign: f64) -> Option<Histogram> {
-    if is_custom(a) != is_custom(b) {
-        return None;
-    }
+/// `a` and `b` as buckets at their common (coarser) schema and the wider zero bucket,
+/// ready to compare or combine bucket by bucket.
+fn aligned(a: &Histogram, b: &Histogram) -> (i32, Parts, Parts) {
     let schema = a.schema.min(b.schema);
     let mut pa = parts(a, schema);
     let mut pb = parts(b, schema);
     let zt = pa.zt.max(pb.zt);
     widen_zero(&mut pa, zt);
     widen_zero(&mut pb, zt);
+    (schema, pa, pb)
+}
+
+fn combine(a: &Histogram, b: &Histogram, sign: f64) -> Option<Histogram> {
+    if is_custom(a) != is_custom(b) {
+        return None;
+    }
+    let (schema, mut pa, pb) = aligned(a, b);
+    let zt = pa.zt;
     for (k, v) in pb.pos {
         *pa.pos.entry(k).or_insert(0.0) += sign * v;
     }
@@ -236,12 +244,7 @@ pub(crate) fn detect_reset(cur: &Histogram, prev: &Histogram) -> bool {
     if cur.zero_threshold < prev.zero_threshold {
         return true;
     }
-    let schema = cur.schema.min(prev.schema);
-    let mut pc = parts(cur, schema);
-    let mut pp = parts(prev, schema);
-    let zt = pc.zt.max(pp.zt);
-    widen_zero(&mut pc, zt);
-    widen_zero(&mut pp, zt);
+    let (_, pc, pp) = aligned(cur, prev);
     if pc.zc < pp.zc {
         return true;
     }

@@ -135,6 +135,27 @@ pub fn decode_iter(encoding: u8, bytes: &[u8]) -> Result<ChunkIter<'_>> {
     }))
 }
 
+/// Append the samples of a chunk within `[mint, maxt]` to `out`, stopping at the first
+/// one after `maxt` (a chunk's samples are in time order).
+pub fn decode_range(
+    encoding: u8,
+    bytes: &[u8],
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<Sample>,
+) -> Result<()> {
+    for s in decode_iter(encoding, bytes)? {
+        let s = s?;
+        if s.ts_nanos > maxt {
+            break;
+        }
+        if s.ts_nanos >= mint {
+            out.push(s);
+        }
+    }
+    Ok(())
+}
+
 /// Decode a whole float chunk into `(ts_nanos, value)` pairs appended to `out`: the
 /// fastest path (one tight loop per stream). Histogram chunks are an error.
 pub fn decode_floats(encoding: u8, bytes: &[u8], out: &mut Vec<(i64, f64)>) -> Result<()> {

@@ -294,6 +294,22 @@ fn rescale<T>(v: &mut [T], unit: i64, ts: impl Fn(&mut T) -> &mut i64) {
     }
 }
 
+/// What the sources gave for one float read.
+enum SourceRead {
+    /// At most one source had data: the answer, sorted by labels.
+    Final(Vec<Selected>),
+    /// Several sources had data: their series lists, newest source first, to merge.
+    Merge(Vec<Vec<(Labels, SeriesData)>>),
+}
+
+/// A finished series as the querier's public type.
+fn to_selected(labels: Labels, data: SeriesData) -> Selected {
+    match data {
+        SeriesData::Floats(samples) => Selected::Floats(FloatSeries { labels, samples }),
+        SeriesData::Samples(samples) => Selected::Samples(Series { labels, samples }),
+    }
+}
+
 /// Clip `v` to `[mint, maxt]`, sort it and keep the first sample at each timestamp (a
 /// stable sort, so the newest source's sample wins). Sorted input, the usual case, costs
 /// two binary searches.
@@ -502,34 +518,12 @@ impl Querier {
             last_only: false,
             unit_nanos: unit_nanos.max(1),
         };
-        let selected = |labels: Labels, data: SeriesData| -> Option<Selected> {
-            let s = match data {
-                SeriesData::Floats(samples) => Selected::Floats(FloatSeries { labels, samples }),
-                SeriesData::Samples(samples) => Selected::Samples(Series { labels, samples }),
-            };
-            (!s.is_empty()).then_some(s)
-        };
         // Each source returns finished series; only a series that several sources hold
-        // needs merging. Usually one source holds everything (all in the head, or all in
-        // one block), and then no merge map is built.
-        let mut per_source: Vec<Vec<(Labels, SeriesData)>> = Vec::new();
-        for src in &self.set.sources() {
-            let mut buf = Vec::new();
-            src.select_floats(matchers, &read, &mut buf)?;
-            buf.retain(|(_, d)| !d.is_empty());
-            if !buf.is_empty() {
-                per_source.push(buf);
-            }
-        }
-        if per_source.len() <= 1 {
-            let mut out: Vec<Selected> = per_source
-                .into_iter()
-                .flatten()
-                .filter_map(|(labels, data)| selected(labels, data))
-                .collect();
-            out.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
-            return Ok(out);
-        }
+        // needs merging.
+        let per_source = match self.read_sources(matchers, &read)? {
+            SourceRead::Final(single) => return Ok(single),
+            SourceRead::Merge(several) => several,
+        };
         // Sources are newest first; a stable sort keeps the first source's sample at a
         // timestamp that several sources hold.
         let mut merged: BTreeMap<Labels, (SeriesData, bool)> = BTreeMap::new();
@@ -549,12 +543,12 @@ impl Querier {
         }
         Ok(merged
             .into_iter()
-            .filter_map(|(labels, (mut data, appended))| {
+            .map(|(labels, (mut data, appended))| {
                 if appended {
                     // Each part is already clipped; only order and duplicates remain.
                     data.finish(i64::MIN, i64::MAX);
                 }
-                selected(labels, data)
+                to_selected(labels, data)
             })
             .collect())
     }
@@ -585,42 +579,20 @@ impl Querier {
             last_only: true,
             unit_nanos: 1,
         };
-        let to_selected = |labels: Labels, data: SeriesData| match data {
-            SeriesData::Floats(samples) => Selected::Floats(FloatSeries { labels, samples }),
-            SeriesData::Samples(samples) => Selected::Samples(Series { labels, samples }),
+        let per_source = match self.read_sources(matchers, &read)? {
+            SourceRead::Final(single) => return Ok(single),
+            SourceRead::Merge(several) => several,
         };
-        let mut per_source: Vec<Vec<(Labels, SeriesData)>> = Vec::new();
-        for src in &self.set.sources() {
-            let mut buf = Vec::new();
-            src.select_floats(matchers, &read, &mut buf)?;
-            buf.retain(|(_, d)| d.last_ts().is_some());
-            if !buf.is_empty() {
-                per_source.push(buf);
-            }
-        }
-        // One source with data (the usual case): no merge map, only a sort.
-        if per_source.len() <= 1 {
-            let mut out: Vec<Selected> = per_source
-                .into_iter()
-                .flatten()
-                .map(|(labels, data)| to_selected(labels, data))
-                .collect();
-            out.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
-            return Ok(out);
-        }
         let mut merged: BTreeMap<Labels, SeriesData> = BTreeMap::new();
         for buf in per_source {
             for (labels, data) in buf {
-                let Some(ts) = data.last_ts() else {
-                    continue;
-                };
                 match merged.entry(labels) {
                     Entry::Vacant(e) => {
                         e.insert(data);
                     }
                     Entry::Occupied(mut e) => {
                         // Strictly newer only: at equal timestamps the newer source wins.
-                        if e.get().last_ts().is_none_or(|have| ts > have) {
+                        if data.last_ts() > e.get().last_ts() {
                             e.insert(data);
                         }
                     }
@@ -631,6 +603,30 @@ impl Querier {
             .into_iter()
             .map(|(labels, data)| to_selected(labels, data))
             .collect())
+    }
+
+    /// Every source's non-empty series for `read`, newest source first; final (sorted by
+    /// labels, no merge map built) when at most one source has data, the usual case.
+    fn read_sources(&self, matchers: &[Matcher], read: &FloatRead) -> Result<SourceRead> {
+        let mut per_source: Vec<Vec<(Labels, SeriesData)>> = Vec::new();
+        for src in &self.set.sources() {
+            let mut buf = Vec::new();
+            src.select_floats(matchers, read, &mut buf)?;
+            buf.retain(|(_, d)| !d.is_empty());
+            if !buf.is_empty() {
+                per_source.push(buf);
+            }
+        }
+        if per_source.len() > 1 {
+            return Ok(SourceRead::Merge(per_source));
+        }
+        let mut out: Vec<Selected> = per_source
+            .into_iter()
+            .flatten()
+            .map(|(labels, data)| to_selected(labels, data))
+            .collect();
+        out.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
+        Ok(SourceRead::Final(out))
     }
 
     /// Sorted label names of series matching `matchers` (all series when empty).

@@ -82,7 +82,7 @@ impl BlockSource {
             .filter(|m| m.maxt_nanos >= mint && m.mint_nanos <= maxt)
         {
             let c = self.block.read_chunk(m)?;
-            decode_chunk(&c, mint, maxt, out)?;
+            chunk::decode_range(c.encoding, &c.bytes, mint, maxt, out)?;
         }
         Ok(())
     }
@@ -115,21 +115,6 @@ fn capacity(chunks: &[block::Chunk]) -> usize {
         .min(MAX_RESERVE)
 }
 
-/// Append the samples of `c` within `[mint, maxt]` to `out`, stopping at the first one
-/// after `maxt` (a chunk's samples are in time order).
-fn decode_chunk(c: &block::Chunk, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
-    for s in chunk::decode_iter(c.encoding, &c.bytes)? {
-        let s = s?;
-        if s.ts_nanos > maxt {
-            break;
-        }
-        if s.ts_nanos >= mint {
-            out.push(s);
-        }
-    }
-    Ok(())
-}
-
 /// Decode `chunks` (time-ordered, non-overlapping) into float pairs clipped to
 /// `[mint, maxt]` when none holds histograms, else into samples.
 fn decode_series(chunks: &[block::Chunk], mint: i64, maxt: i64) -> Result<SeriesData> {
@@ -139,7 +124,7 @@ fn decode_series(chunks: &[block::Chunk], mint: i64, maxt: i64) -> Result<Series
     {
         let mut v = Vec::with_capacity(capacity(chunks));
         for c in chunks {
-            decode_chunk(c, mint, maxt, &mut v)?;
+            chunk::decode_range(c.encoding, &c.bytes, mint, maxt, &mut v)?;
         }
         finish_samples(&mut v, mint, maxt);
         // A histogram chunk can overlap the range with only floats inside it.
@@ -260,7 +245,7 @@ impl Source for BlockSource {
             }
             let mut samples = Vec::with_capacity(capacity(&chunks));
             for c in &chunks {
-                decode_chunk(c, mint, maxt, &mut samples)?;
+                chunk::decode_range(c.encoding, &c.bytes, mint, maxt, &mut samples)?;
             }
             if !samples.is_empty() {
                 out.push((labels, samples));

@@ -415,16 +415,7 @@ impl Taken {
     pub(crate) fn decode(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
         let start = out.len();
         for c in self.chunks_in(mint, maxt) {
-            for s in chunk::decode_iter(c.encoding, &c.bytes)? {
-                let s = s?;
-                // Samples within a chunk are in time order: nothing after `maxt` is needed.
-                if s.ts_nanos > maxt {
-                    break;
-                }
-                if s.ts_nanos >= mint {
-                    out.push(s);
-                }
-            }
+            chunk::decode_range(c.encoding, &c.bytes, mint, maxt, out)?;
         }
         out.extend(
             self.ooo
