@@ -151,6 +151,23 @@ fn histograms(c: &mut Criterion) {
     let reg = gmc_client::Registry::new();
     let ours = reg.histogram("bench_hist_seconds", "x").unwrap();
     both(&mut g, "gmc", |i| ours.record(ns[(i & 4095) as usize]));
+    // The physical baseline of client-anchors.md: a per-thread log-linear shard (32
+    // sub-buckets per octave, index from `leading_zeros`), bumping bucket and sum with
+    // single-writer load + store; no min/max, ~3 % bucket width. Each thread its own shard.
+    thread_local! {
+        static SKETCH: Box<[AtomicU64; 2049]> =
+            Box::new(std::array::from_fn(|_| AtomicU64::new(0)));
+    }
+    both(&mut g, "reference_per_thread_sketch", |i| {
+        let v = ns[(i & 4095) as usize] | 1;
+        let lz = v.leading_zeros() as usize;
+        let idx = ((63 - lz) << 5) | ((v << lz >> 58) & 31) as usize;
+        SKETCH.with(|s| {
+            let b = &s[idx];
+            b.store(b.load(Relaxed) + 1, Relaxed);
+            s[2048].store(s[2048].load(Relaxed).wrapping_add(v), Relaxed);
+        })
+    });
     let p = prometheus::Histogram::with_opts(
         prometheus::HistogramOpts::new("ph", "x")
             .buckets(prometheus::exponential_buckets(1e-7, 2.0, 24).unwrap()),

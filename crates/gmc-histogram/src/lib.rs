@@ -20,10 +20,10 @@
 //! # Indexing without floating point
 //!
 //! [`position`] takes the octave from `leading_zeros` and the bucket inside the octave from
-//! the mantissa bits: the top 7 fraction bits select one of 128 equal slices, a const table
-//! says how many bucket boundaries lie below the slice, and one integer comparison with the
-//! single boundary that can fall inside a slice (boundaries are ≥ 1/92 apart, slices 1/128
-//! wide) finishes the job. The 63 boundaries `2^(k/64) - 1` are the exact binary
+//! the mantissa bits: the top 7 fraction bits select one of 128 equal slices, and one
+//! entry of a const table gives both how many bucket boundaries lie below the slice and
+//! the single boundary that can fall inside it (boundaries are ≥ 1/92 apart, slices 1/128
+//! wide); one integer comparison with it finishes the job. The 63 boundaries `2^(k/64) - 1` are the exact binary
 //! fractions of the `f64` values Prometheus uses, so for `v ≤ 2^53` the index equals what
 //! Prometheus computes from `v as f64`.
 //!
@@ -134,26 +134,46 @@ const BOUNDS: [u64; 64] = [
 /// Fraction bits used to pick a slice (128 slices per octave).
 const SLICE_BITS: u32 = 7;
 
-/// For each slice, how many of `BOUNDS[..63]` lie strictly below the slice's start.
-const SLICE_LUT: [u8; 1 << SLICE_BITS] = build_lut();
+/// Low bits of a [`SLICES`] entry that hold the count; the boundaries' own low 11 bits
+/// are zero (an `f64` mantissa has 52 bits), so the count fits beside the boundary.
+const COUNT_MASK: u64 = 0x7ff;
 
-const fn build_lut() -> [u8; 1 << SLICE_BITS] {
-    let mut lut = [0u8; 1 << SLICE_BITS];
+/// One entry per slice of the fraction `f` (63 bits, `f = v / 2^octave - 1` scaled by
+/// `2^63`): in the low bits, how many of the points `0, B_1 … B_63` (`B_k` = `BOUNDS[k-1]
+/// / 2`) lie strictly below the slice's start; in the high bits, the next such point,
+/// which is the only one that can fall inside the slice (points are ≥ 1/92 apart, slices
+/// 1/128 wide), or `2^63` (above every fraction) when none is left. The bucket inside
+/// the octave is then `count + (f > point)`: one load, one comparison.
+///
+/// Why the point `0`: an exact power of two (`f = 0`) is the inclusive upper bound of the
+/// octave below, i.e. bucket `0` of its own octave, and every other fraction is above it.
+static SLICES: [u64; 1 << SLICE_BITS] = build_slices();
+
+const fn build_slices() -> [u64; 1 << SLICE_BITS] {
+    // The points, ascending: 0, then each boundary halved (63-bit fractions).
+    let mut points = [0u64; 64];
+    let mut k = 1;
+    while k < 64 {
+        points[k] = BOUNDS[k - 1] >> 1;
+        k += 1;
+    }
+    let mut t = [0u64; 1 << SLICE_BITS];
     let mut s = 0;
-    while s < lut.len() {
-        let start = (s as u64) << (64 - SLICE_BITS);
+    while s < t.len() {
+        let start = (s as u64) << (63 - SLICE_BITS);
         let mut n = 0;
-        while n < 63 && BOUNDS[n] < start {
+        while n < 64 && points[n] < start {
             n += 1;
         }
-        lut[s] = n as u8;
+        let next = if n < 64 { points[n] } else { 1 << 63 };
+        t[s] = next | n as u64;
         s += 1;
     }
-    lut
+    t
 }
 
 /// Dense position of `v`: `0` for zero, otherwise `1 + ` its Prometheus bucket index.
-/// Integer-only; a handful of instructions.
+/// Integer-only: a leading-zero count, one table load and one comparison.
 #[inline(always)]
 pub fn position(v: u64) -> usize {
     if v == 0 {
@@ -161,17 +181,10 @@ pub fn position(v: u64) -> usize {
     }
     let lz = v.leading_zeros();
     let octave = (63 - lz) as usize;
-    // Fraction bits below the leading one, left-aligned: v / 2^octave - 1 in [0, 1).
-    let frac = (v << lz) << 1;
-    let within = if frac == 0 {
-        // An exact power of two is the upper (inclusive) bound of the octave below.
-        0
-    } else {
-        let below = SLICE_LUT[(frac >> (64 - SLICE_BITS)) as usize] as usize;
-        // At most one boundary falls inside a slice: the one right after `below`.
-        let below = below + usize::from(frac > BOUNDS[below]);
-        1 + below
-    };
+    // Bits below the leading one, left-aligned in 63 bits.
+    let frac = (v << lz) & (u64::MAX >> 1);
+    let e = SLICES[(frac >> (63 - SLICE_BITS)) as usize];
+    let within = (e & COUNT_MASK) as usize + usize::from(frac > e & !COUNT_MASK);
     1 + octave * SUB_BUCKETS + within
 }
 
@@ -459,6 +472,49 @@ mod tests {
             let fixed = (f * 18_446_744_073_709_551_616.0) as u64;
             let diff = fixed.abs_diff(BOUNDS[(k - 1) as usize]);
             assert!(diff < 1 << 12, "k={k} diff={diff}");
+        }
+    }
+
+    /// The definition, by linear scan: 1 + the number of boundaries below the fraction.
+    fn position_by_scan(v: u64) -> usize {
+        if v == 0 {
+            return 0;
+        }
+        let lz = v.leading_zeros();
+        let frac = (v << lz) << 1;
+        let within = if frac == 0 {
+            0
+        } else {
+            1 + BOUNDS[..63].iter().filter(|&&b| b < frac).count()
+        };
+        1 + (63 - lz as usize) * SUB_BUCKETS + within
+    }
+
+    #[test]
+    fn table_lookup_equals_the_scan_around_every_boundary_and_slice_edge() {
+        let mut fracs: Vec<u64> = vec![0, 1, u64::MAX >> 1];
+        for b in &BOUNDS[..63] {
+            let h = b >> 1;
+            fracs.extend([h - 1, h, h + 1]);
+        }
+        for s in 0..1u64 << SLICE_BITS {
+            let start = s << (63 - SLICE_BITS);
+            fracs.extend([start, start.saturating_sub(1), start + 1]);
+        }
+        for octave in [0u32, 1, 5, 10, 11, 12, 30, 52, 53, 62, 63] {
+            for &f in &fracs {
+                // v = 2^octave + the top `octave` bits of the fraction.
+                let v = (1u64 << octave) | (f >> (63 - octave));
+                assert_eq!(position(v), position_by_scan(v), "v={v} octave={octave}");
+            }
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = x >> (x % 64);
+            assert_eq!(position(v), position_by_scan(v), "v={v}");
         }
     }
 
