@@ -18,6 +18,9 @@ struct Args {
     conc: usize,
     rate: f64,
     duration_s: f64,
+    /// Requests per worker left out of the latency figures (the first one creates the
+    /// worker's series: a one-off cost, not the steady state).
+    warmup: u64,
 }
 
 fn parse_args() -> Args {
@@ -28,6 +31,7 @@ fn parse_args() -> Args {
         conc: 4,
         rate: 0.0,
         duration_s: 20.0,
+        warmup: 0,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -40,8 +44,9 @@ fn parse_args() -> Args {
             "--conc" => a.conc = v.parse().expect("--conc N"),
             "--rate" => a.rate = v.parse().expect("--rate samples/s"),
             "--duration-s" => a.duration_s = v.parse().expect("--duration-s S"),
+            "--warmup" => a.warmup = v.parse().expect("--warmup N"),
             "--help" | "-h" => {
-                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20]");
+                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20] [--warmup requests per worker left out of the latencies, 0]");
                 std::process::exit(0);
             }
             other => panic!("unknown flag {other}"),
@@ -190,7 +195,9 @@ fn main() {
                 match post(&mut conn, &a, &body) {
                     Ok(c) if (200..300).contains(&c) => {
                         ok.fetch_add(1, Ordering::Relaxed);
-                        lat_us.lock().expect("lock").push(sched.elapsed().as_micros() as u64);
+                        if r >= a.warmup {
+                            lat_us.lock().expect("lock").push(sched.elapsed().as_micros() as u64);
+                        }
                     }
                     Ok(_) | Err(_) => {
                         errors.fetch_add(1, Ordering::Relaxed);

@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use crate::error::Result;
 use crate::histogram::Histogram;
-use crate::labels::{series_hash_bytes, Label, LabelRef, Labels, ValidationLimits};
+use crate::labels::{series_key_bytes, Label, LabelRef, Labels, ValidationLimits};
 use crate::metadata::Metadata;
 
 /// A float sample.
@@ -37,6 +37,7 @@ pub struct SeriesEntry {
     labels: Range<u32>,
     floats: Range<u32>,
     histograms: Range<u32>,
+    key: Range<u32>,
     hash: u64,
 }
 
@@ -49,9 +50,11 @@ pub struct WriteBatch<'a> {
     series: Vec<SeriesEntry>,
     metadata: Vec<Metadata>,
     limits: ValidationLimits,
-    /// Reused buffer the identity hash is computed over in one pass (hashing many tiny
-    /// pieces through a streaming hasher costs several times more).
-    hash_scratch: Vec<u8>,
+    /// Every series' identity bytes (see [`BatchSeries::key`]), back to back: built once
+    /// for the hash (hashing many tiny pieces through a streaming hasher costs several
+    /// times more) and kept, so the store compares a series with one slice compare over
+    /// contiguous memory instead of walking label references.
+    keys: Vec<u8>,
 }
 
 /// A read view of one series in a batch.
@@ -65,6 +68,9 @@ pub struct BatchSeries<'b, 'a> {
     pub histograms: &'b [HistogramSample],
     /// Identity hash of `labels` (see [`crate::series_hash`]).
     pub hash: u64,
+    /// The bytes `hash` is computed over: each label as name, `0xff`, value, `0xff`, in
+    /// label order (see [`crate::series_key_bytes`]).
+    pub key: &'b [u8],
 }
 
 impl<'b> BatchSeries<'b, '_> {
@@ -109,6 +115,7 @@ impl<'a> WriteBatch<'a> {
         self.series.reserve(series);
         self.labels.reserve(series * 8);
         self.floats.reserve(samples);
+        self.keys.reserve(series * 96);
     }
 
     /// Start a new series; finish it with [`SeriesWriter::finish`].
@@ -117,6 +124,7 @@ impl<'a> WriteBatch<'a> {
             start_labels: self.labels.len(),
             start_floats: self.floats.len(),
             start_hist: self.histograms.len(),
+            start_key: self.keys.len(),
             batch: self,
             finished: false,
         }
@@ -174,6 +182,7 @@ impl<'a> WriteBatch<'a> {
             floats: &self.floats[r(&e.floats)],
             histograms: &self.histograms[r(&e.histograms)],
             hash: e.hash,
+            key: &self.keys[r(&e.key)],
         }
     }
 
@@ -196,6 +205,7 @@ pub struct SeriesWriter<'b, 'a> {
     start_labels: usize,
     start_floats: usize,
     start_hist: usize,
+    start_key: usize,
     finished: bool,
 }
 
@@ -234,12 +244,14 @@ impl<'a> SeriesWriter<'_, 'a> {
             h.histogram.validate()?;
         }
         let labels = &self.batch.labels[self.start_labels..];
-        let hash = series_hash_bytes(&mut self.batch.hash_scratch, labels);
+        series_key_bytes(&mut self.batch.keys, labels);
+        let hash = xxhash_rust::xxh3::xxh3_64(&self.batch.keys[self.start_key..]);
         let to_u32 = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         let entry = SeriesEntry {
             labels: to_u32(self.start_labels)..to_u32(self.batch.labels.len()),
             floats: to_u32(self.start_floats)..to_u32(self.batch.floats.len()),
             histograms: to_u32(self.start_hist)..to_u32(self.batch.histograms.len()),
+            key: to_u32(self.start_key)..to_u32(self.batch.keys.len()),
             hash,
         };
         self.batch.series.push(entry);
@@ -254,6 +266,7 @@ impl Drop for SeriesWriter<'_, '_> {
             self.batch.labels.truncate(self.start_labels);
             self.batch.floats.truncate(self.start_floats);
             self.batch.histograms.truncate(self.start_hist);
+            self.batch.keys.truncate(self.start_key);
         }
     }
 }
@@ -294,6 +307,30 @@ mod tests {
         assert_eq!(
             v.hash,
             Labels::from_pairs([("z", "1"), ("__name__", "m")]).hash()
+        );
+        assert_eq!(v.key, b"__name__\xffm\xffz\xff1\xff");
+        assert_eq!(v.hash, xxhash_rust::xxh3::xxh3_64(v.key));
+    }
+
+    #[test]
+    fn each_series_keeps_its_own_key_after_failures_and_filtering() {
+        let mut b = WriteBatch::new();
+        for (i, name) in ["a", "", "b", "c"].iter().enumerate() {
+            let mut s = b.series();
+            s.label("__name__", *name);
+            s.label("i", i.to_string());
+            s.float(1, 1.0);
+            // The empty name fails validation and must leave no key bytes behind.
+            let _ = s.finish();
+        }
+        b.retain_series(|_, s| s.labels[0].value != "b");
+        let keys: Vec<&[u8]> = b.iter().map(|s| s.key).collect();
+        assert_eq!(
+            keys,
+            [
+                &b"__name__\xffa\xffi\xff0\xff"[..],
+                &b"__name__\xffc\xffi\xff3\xff"[..]
+            ]
         );
     }
 }

@@ -175,13 +175,20 @@ pub fn series_hash<'s>(pairs: impl Iterator<Item = (&'s str, &'s str)>) -> u64 {
 /// calls). Produces exactly the same value: xxh3 over the same concatenated bytes.
 pub fn series_hash_bytes(scratch: &mut Vec<u8>, labels: &[LabelRef<'_>]) -> u64 {
     scratch.clear();
-    for l in labels {
-        scratch.extend_from_slice(l.name.as_bytes());
-        scratch.push(0xff);
-        scratch.extend_from_slice(l.value.as_bytes());
-        scratch.push(0xff);
-    }
+    series_key_bytes(scratch, labels);
     xxhash_rust::xxh3::xxh3_64(scratch)
+}
+
+/// Append the identity bytes of sorted `labels` to `out`: each label as name, `0xff`,
+/// value, `0xff`. The series hash is xxh3 of these bytes; `0xff` never occurs in UTF-8,
+/// so two different label sets never give the same bytes.
+pub fn series_key_bytes(out: &mut Vec<u8>, labels: &[LabelRef<'_>]) {
+    for l in labels {
+        out.extend_from_slice(l.name.as_bytes());
+        out.push(0xff);
+        out.extend_from_slice(l.value.as_bytes());
+        out.push(0xff);
+    }
 }
 
 /// Limits applied to every ingested label set.

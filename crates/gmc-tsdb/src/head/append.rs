@@ -77,12 +77,19 @@ impl Head {
                 continue;
             }
             let mut shard = self.shards[shard_idx].lock();
+            std::hint::black_box(
+                shard.touch(
+                    idxs.iter()
+                        .filter_map(|&i| batch.get(i as usize).map(|s| (s.hash, s.key))),
+                ),
+            );
             for &i in idxs {
                 let i = i as usize;
                 let Some(s) = batch.get(i) else { continue };
-                let created = match shard.find_mut(s.hash, s.labels) {
+                let created = match shard.find_mut(s.hash, s.key) {
                     Some(_) => None,
-                    None => match self.create(shard_idx, &mut shard, s.hash, s.labels, None) {
+                    None => match self.create(shard_idx, &mut shard, s.hash, s.labels, s.key, None)
+                    {
                         Ok(r) => {
                             plan.created += 1;
                             Some(r)
@@ -100,7 +107,7 @@ impl Head {
                 };
                 // Found: one more probe than strictly needed only for new series.
                 let series = match created {
-                    None => shard.find_mut(s.hash, s.labels),
+                    None => shard.find_mut(s.hash, s.key),
                     Some(r) => shard.get_mut_hinted(s.hash, r),
                 };
                 let Some(series) = series else {
@@ -165,6 +172,12 @@ impl Head {
                 continue;
             }
             let mut shard = self.shards[shard_idx].lock();
+            std::hint::black_box(
+                shard.touch(
+                    idxs.iter()
+                        .filter_map(|&i| batch.get(i as usize).map(|s| (s.hash, s.key))),
+                ),
+            );
             for &i in idxs {
                 let i = i as usize;
                 let (Some(Some(r)), Some(s)) = (plan.refs.get(i), batch.get(i)) else {

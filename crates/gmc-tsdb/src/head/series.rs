@@ -94,6 +94,19 @@ impl MemSeries {
         }
     }
 
+    /// A value read from every part of the series an append reads (see `Shard::touch`).
+    #[inline]
+    pub(crate) fn touch(&self) -> u64 {
+        let open = match &self.open {
+            Open::Float(a) => a.len() as u64,
+            _ => 0,
+        };
+        u64::from(self.key.first().copied().unwrap_or(0))
+            ^ (self.res_max_ts as u64)
+            ^ (self.max_ts as u64)
+            ^ open
+    }
+
     /// Number of chunks held (open one included).
     pub(crate) fn chunk_count(&self) -> usize {
         self.closed.len() + usize::from(!matches!(self.open, Open::Empty))
