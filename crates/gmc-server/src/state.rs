@@ -64,6 +64,18 @@ pub struct TargetStatus {
 }
 
 impl AppState {
+    /// Cores not taken by another write right now (the caller's own write counted as not
+    /// taking one): how many parts a large write may be split into without slowing the
+    /// writes beside it.
+    pub fn spare_write_cores(&self) -> usize {
+        let busy = self
+            .config
+            .server
+            .max_inflight_writes
+            .saturating_sub(self.write_slots.available_permits());
+        (gmc_tsdb::par::max_threads() + 1).saturating_sub(busy.max(1))
+    }
+
     /// Build the state for `config` over `db`.
     pub fn new(config: Config, db: Arc<gmc_tsdb::Db>) -> Self {
         AppState {

@@ -253,3 +253,94 @@ async fn history_with_long_steps_reads_rollups_with_the_same_answer() {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["resolution"], "raw");
 }
+
+/// A request large enough to be decoded and stored in parts on several cores (when the
+/// machine has them) answers exactly as a small one: invalid series at both ends are
+/// refused and named, every valid series is stored, and the sample limit applies to the
+/// whole request, with nothing stored when it is exceeded.
+#[tokio::test]
+async fn large_requests_split_across_cores_answer_like_small_ones() {
+    let n = 8_000usize;
+    let t = now_ms() - 60_000;
+    let mut good = WriteBatch::new();
+    for i in 0..n {
+        let mut s = good.series();
+        s.label("__name__", "big_request_series");
+        s.label(
+            "instance",
+            format!("host-{i:05}.trading.example.internal:9100"),
+        );
+        s.label("job", "order-gateway-with-a-long-job-name");
+        s.label("venue", ["XNAS", "XNYS", "BATS"][i % 3]);
+        s.float(t * 1_000_000, i as f64);
+        s.finish().unwrap();
+    }
+    // The batch builder refuses invalid series, so encode a valid batch and break the
+    // label name of two series in the protobuf message.
+    let raw = {
+        use prost::Message as _;
+        let body = gmc_wire::remote_write::encode_write_request(&good);
+        let buf = gmc_wire::remote_write::decompress(&body, &gmc_wire::Limits::default()).unwrap();
+        let mut req = gmc_wire::remote_write::proto::WriteRequest::decode(&buf[..]).unwrap();
+        for at in [3, n - 2] {
+            req.timeseries[at].labels[0].name = "0bad".into();
+        }
+        req.encode_to_vec()
+    };
+    assert!(
+        raw.len() > 2 * 256 * 1024,
+        "request of {} bytes would not split",
+        raw.len()
+    );
+    let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+
+    let (st, _dir) = state(Config::default());
+    let resp = gmc_server::router(st.clone())
+        .oneshot(rw_request(body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let msg = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        msg.contains(&format!("stored {} samples; refused 2 series", n - 2)),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("#3") && msg.contains(&format!("#{}", n - 2)),
+        "{msg}"
+    );
+    let q = st.db.querier(0, i64::MAX).unwrap();
+    let got = q
+        .select(&[Matcher::equal("__name__", "big_request_series")])
+        .unwrap();
+    assert_eq!(got.len(), n - 2);
+
+    // The limit counts the whole request, whichever way it was split.
+    let mut cfg = Config::default();
+    cfg.ingest.max_samples_per_request = n - 100;
+    let (st, _dir) = state(cfg);
+    let resp = gmc_server::router(st.clone())
+        .oneshot(rw_request(body))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let q = st.db.querier(0, i64::MAX).unwrap();
+    assert!(q
+        .select(&[Matcher::equal("__name__", "big_request_series")])
+        .unwrap()
+        .is_empty());
+    let mut text = String::new();
+    st.metrics.encode_text(&mut text);
+    assert!(
+        text.contains(
+            r#"gmc_ingest_rejected_total{protocol="remote_write",reason="too_many_samples"} 1"#
+        ),
+        "{text}"
+    );
+}

@@ -1,8 +1,9 @@
-//! Data parallelism for reads: a select that decodes thousands of series splits them over
-//! the machine's cores with scoped threads. Decoding is the bulk of a large query's CPU
-//! and series are independent, so two cores halve its latency; small selects stay on the
+//! Data parallelism: a select that decodes thousands of series splits them over the
+//! machine's cores with scoped threads. Decoding is the bulk of a large query's CPU and
+//! series are independent, so two cores halve its latency; small selects stay on the
 //! calling thread because a spawn costs tens of microseconds. Public because the query
-//! engine splits its per-series work (range functions) the same way.
+//! engine splits its per-series work (range functions) the same way, and the server
+//! decodes and stores the parts of a large write request with [`each`].
 
 use std::sync::OnceLock;
 
@@ -21,6 +22,36 @@ fn threads() -> usize {
         std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, MAX_THREADS)
+    })
+}
+
+/// Most threads a split uses: the core count, capped.
+pub fn max_threads() -> usize {
+    threads()
+}
+
+/// `items.into_iter().map(f).collect()` with every item on its own scoped thread (the
+/// calling thread takes the first): for a few large, independent jobs the caller has
+/// already sized, such as the parts of one big write request. A panic in a worker is
+/// resumed on the caller.
+pub fn each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let mut it = items.into_iter();
+        let first = it.next();
+        let handles: Vec<_> = it.map(|x| scope.spawn(move || f(x))).collect();
+        let mut out: Vec<R> = Vec::with_capacity(handles.len() + 1);
+        out.extend(first.map(f));
+        for h in handles {
+            match h.join() {
+                Ok(r) => out.push(r),
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        out
     })
 }
 
@@ -97,6 +128,16 @@ fn split_run<T: Send, R: Send>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_runs_every_item_on_its_own_thread_in_order() {
+        let ids = each(vec![10, 20, 30], |x| (x, std::thread::current().id()));
+        assert_eq!(ids.iter().map(|p| p.0).collect::<Vec<_>>(), [10, 20, 30]);
+        assert_eq!(ids[0].1, std::thread::current().id());
+        assert_ne!(ids[1].1, ids[0].1);
+        assert_ne!(ids[2].1, ids[1].1);
+        assert_eq!(each(Vec::<u8>::new(), |x| x), Vec::<u8>::new());
+    }
 
     #[test]
     fn work_decides_the_split() {

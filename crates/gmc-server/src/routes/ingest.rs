@@ -109,7 +109,7 @@ pub(crate) async fn store<C, F>(
 ) -> Result<Outcome, ApiError>
 where
     C: Send + 'static,
-    F: for<'a> FnOnce(&'a [u8], &'a mut Vec<u8>, &'a C) -> Result<Decoded<'a>, Refusal>
+    F: for<'a> FnOnce(&'a [u8], &'a mut Vec<u8>, &'a C) -> Result<Vec<Decoded<'a>>, Refusal>
         + Send
         + 'static,
 {
@@ -141,14 +141,52 @@ fn store_blocking<C, F>(
     decode: F,
 ) -> Result<Outcome, ApiError>
 where
-    F: for<'a> FnOnce(&'a [u8], &'a mut Vec<u8>, &'a C) -> Result<Decoded<'a>, Refusal>,
+    F: for<'a> FnOnce(&'a [u8], &'a mut Vec<u8>, &'a C) -> Result<Vec<Decoded<'a>>, Refusal>,
 {
     let mut scratch = Vec::new();
-    let decoded = decode(body, &mut scratch, ctx).map_err(|r| {
+    let mut parts = decode(body, &mut scratch, ctx).map_err(|r| {
         state.metrics.rejected(p, r.reason, 1);
         r.error
     })?;
-    commit(state, p, decoded)
+    if parts.len() <= 1 {
+        return match parts.pop() {
+            Some(d) => commit(state, p, d),
+            None => Ok(Outcome::default()),
+        };
+    }
+    commit_parts(state, p, parts)
+}
+
+/// Store the parts of one request (see `decode::remote_write`) on one thread each. The
+/// request's sample limit applies to their total, before anything is stored. If the
+/// store refuses one part, the request fails; parts already stored stay stored, and a
+/// retry of the whole request is accepted (same timestamps and values are idempotent).
+fn commit_parts(
+    state: &AppState,
+    p: Protocol,
+    parts: Vec<Decoded<'_>>,
+) -> Result<Outcome, ApiError> {
+    let total: usize = parts.iter().map(|d| d.batch.len_samples()).sum();
+    let max = state.config.ingest.max_samples_per_request;
+    if total > max {
+        state.metrics.rejected(p, "too_many_samples", 1);
+        return Err(too_many_samples(total, max));
+    }
+    let mut out = Outcome::default();
+    for r in gmc_tsdb::par::each(parts, |d| commit(state, p, d)) {
+        let o = r?;
+        out.samples += o.samples;
+        out.rejected_series += o.rejected_series;
+        out.messages.extend(o.messages);
+    }
+    out.messages.truncate(MAX_MESSAGES);
+    Ok(out)
+}
+
+fn too_many_samples(n: usize, limit: usize) -> ApiError {
+    ApiError::bad_request(format!(
+        "request carries {n} samples, the limit is {limit} (ingest.max_samples_per_request)"
+    ))
 }
 
 /// Check request-level limits, drop future samples, append durably and count everything.
@@ -168,11 +206,10 @@ pub(crate) fn commit(
     outcome.messages.truncate(MAX_MESSAGES);
     if decoded.batch.len_samples() > state.config.ingest.max_samples_per_request {
         state.metrics.rejected(p, "too_many_samples", 1);
-        return Err(ApiError::bad_request(format!(
-            "request carries {} samples, the limit is {} (ingest.max_samples_per_request)",
+        return Err(too_many_samples(
             decoded.batch.len_samples(),
-            state.config.ingest.max_samples_per_request
-        )));
+            state.config.ingest.max_samples_per_request,
+        ));
     }
     reject_future(state, &mut decoded.batch, &mut by_reason, &mut outcome);
     let report = match state.db.append(&decoded.batch) {
@@ -310,9 +347,9 @@ pub(crate) async fn remote_write(
         }
     }
     let body = read_body(&state, p, body).await?;
-    let limits = decode::limits(&state);
-    let outcome = store(&state, p, body, limits, |b, scratch, limits| {
-        decode::remote_write(b, scratch, limits)
+    let ctx = (decode::limits(&state), state.clone());
+    let outcome = store(&state, p, body, ctx, |b, scratch, (limits, st)| {
+        decode::remote_write(b, scratch, limits, st.spare_write_cores())
     })
     .await?;
     Ok(respond(outcome, StatusCode::NO_CONTENT))
@@ -401,7 +438,7 @@ pub(crate) async fn import_prometheus(
             honor_labels: false,
             honor_timestamps: true,
         };
-        decode::exposition(b, &opts, limits)
+        decode::exposition(b, &opts, limits).map(|d| vec![d])
     })
     .await?;
     Ok(respond(outcome, StatusCode::NO_CONTENT))
@@ -448,7 +485,7 @@ pub(crate) async fn pushgateway(
             honor_labels: false,
             honor_timestamps: true,
         };
-        decode::exposition(b, &opts, limits)
+        decode::exposition(b, &opts, limits).map(|d| vec![d])
     })
     .await?;
     Ok(respond(outcome, StatusCode::OK))
@@ -473,7 +510,7 @@ pub(crate) async fn influx(
     let body = decode_content_encoding(&state, p, &headers, body)?;
     let ctx = (decode::limits(&state), gmc_model::now_nanos());
     let outcome = store(&state, p, body, ctx, move |b, _, (limits, now)| {
-        decode::influx(b, precision, *now, limits)
+        decode::influx(b, precision, *now, limits).map(|d| vec![d])
     })
     .await?;
     Ok(respond(outcome, StatusCode::NO_CONTENT))
@@ -490,7 +527,7 @@ pub(crate) async fn json_push(
     let body = decode_content_encoding(&state, p, &headers, body)?;
     let ctx = (decode::limits(&state), gmc_model::now_nanos());
     let outcome = store(&state, p, body, ctx, |b, _, (limits, now)| {
-        decode::json(b, *now, limits)
+        decode::json(b, *now, limits).map(|d| vec![d])
     })
     .await?;
     if outcome.rejected_series > 0 {

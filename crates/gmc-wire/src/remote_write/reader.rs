@@ -54,11 +54,13 @@ pub(crate) struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over a whole message.
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Reader {
-            buf,
-            pos: 0,
-            base: 0,
-        }
+        Self::at(buf, 0)
+    }
+
+    /// A reader over `buf`, which starts `base` bytes into the whole message (error
+    /// offsets stay whole-message offsets).
+    pub(crate) fn at(buf: &'a [u8], base: usize) -> Self {
+        Reader { buf, pos: 0, base }
     }
 
     /// Whether every byte has been consumed.

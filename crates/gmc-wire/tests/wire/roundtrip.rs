@@ -294,6 +294,59 @@ proptest! {
         prop_assert_eq!(decoded.report.samples_accepted as usize, decoded.batch.len_samples());
     }
 
+    /// Decoding the parts of a split request gives the series, metadata, rejections and
+    /// messages of decoding it whole, in order.
+    #[test]
+    fn split_parts_decode_to_the_whole(req in write_request(), parts in 1usize..5, max_labels in 2usize..8) {
+        let limits = Limits {
+            labels: gmc_model::ValidationLimits { max_labels, ..Default::default() },
+            ..Limits::default()
+        };
+        let buf = req.encode_to_vec();
+        let whole = remote_write::decode(&buf, &limits).unwrap();
+        let pieces = remote_write::split(&buf, parts);
+        prop_assert!(pieces.len() <= parts.max(1));
+        prop_assert_eq!(pieces.iter().map(|p| p.bytes.len()).sum::<usize>(), buf.len());
+        let (mut series, mut meta, mut rejected, mut messages) = (String::new(), String::new(), BTreeMap::new(), Vec::new());
+        for p in &pieces {
+            prop_assert_eq!(p.bytes, &buf[p.offset..p.offset + p.bytes.len()]);
+            let d = remote_write::decode_part(*p, &limits).unwrap();
+            for line in dump(&d.batch, &DecodeReport::default()).lines().filter(|l| !l.starts_with("report")) {
+                let out = if line.starts_with("metadata") { &mut meta } else { &mut series };
+                out.push_str(line);
+                out.push('\n');
+            }
+            for (k, v) in &d.report.rejected {
+                *rejected.entry(*k).or_insert(0u64) += v;
+            }
+            messages.extend(d.report.messages.iter().cloned());
+        }
+        let want = dump(&whole.batch, &DecodeReport::default());
+        let want_series: String = want.lines().filter(|l| !l.starts_with("report") && !l.starts_with("metadata")).map(|l| format!("{l}\n")).collect();
+        let want_meta: String = want.lines().filter(|l| l.starts_with("metadata")).map(|l| format!("{l}\n")).collect();
+        prop_assert_eq!(series, want_series);
+        prop_assert_eq!(meta, want_meta);
+        prop_assert_eq!(rejected, whole.report.rejected.clone());
+        messages.truncate(gmc_wire::MAX_MESSAGES);
+        prop_assert_eq!(messages, whole.report.messages.clone());
+    }
+
+    /// On any bytes, the parts fail exactly when the whole fails, and the first failing
+    /// part reports the whole request's error (same offset).
+    #[test]
+    fn split_parts_fail_like_the_whole(req in write_request(), noise in prop::collection::vec(any::<u8>(), 0..8), at in any::<prop::sample::Index>(), parts in 2usize..5) {
+        let mut buf = req.encode_to_vec();
+        let i = at.index(buf.len() + 1);
+        buf.splice(i..i, noise);
+        let limits = Limits::default();
+        let whole = remote_write::decode(&buf, &limits).map(|_| ()).map_err(|e| e.to_string());
+        let first_err = remote_write::split(&buf, parts)
+            .into_iter()
+            .find_map(|p| remote_write::decode_part(p, &limits).err())
+            .map(|e| e.to_string());
+        prop_assert_eq!(whole.err(), first_err);
+    }
+
     /// Arbitrary bytes never panic the decoder.
     #[test]
     fn arbitrary_bytes_never_panic(buf in prop::collection::vec(any::<u8>(), 0..256)) {

@@ -44,15 +44,35 @@ fn utf8(body: &[u8]) -> Result<&str, Refusal> {
     })
 }
 
-/// Remote write: snappy (capped) into `scratch`, then the zero-copy protobuf decoder.
+/// Decompressed remote-write requests at least this large per core are decoded, and
+/// then stored, in parts on several cores: a 10k-series request is ~1.5 MiB and takes
+/// milliseconds, a thread spawn tens of microseconds.
+const PARALLEL_PART_BYTES: usize = 256 << 10;
+
+/// Remote write: snappy (capped) into `scratch`, then the zero-copy protobuf decoder. A
+/// large request is split at series boundaries into up to `cores` parts decoded in
+/// parallel (one batch per part, in request order). The caller passes the cores no other
+/// write is using: under load, splitting would only make a request wait for the slower
+/// of its parts (measured: p99 at half the maximum rate doubled when always splitting).
 pub(crate) fn remote_write<'a>(
     body: &[u8],
     scratch: &'a mut Vec<u8>,
     limits: &Limits,
-) -> Result<Decoded<'a>, Refusal> {
+    cores: usize,
+) -> Result<Vec<Decoded<'a>>, Refusal> {
     *scratch = gmc_wire::remote_write::decompress(body, limits).map_err(refuse)?;
     let buf: &'a Vec<u8> = scratch;
-    gmc_wire::remote_write::decode(buf, limits).map_err(refuse)
+    let parts = (buf.len() / PARALLEL_PART_BYTES).min(cores);
+    if parts <= 1 {
+        return gmc_wire::remote_write::decode(buf, limits)
+            .map(|d| vec![d])
+            .map_err(refuse);
+    }
+    let pieces = gmc_wire::remote_write::split(buf, parts);
+    gmc_tsdb::par::each(pieces, |p| gmc_wire::remote_write::decode_part(p, limits))
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(refuse)
 }
 
 /// Text exposition (0.0.4 or OpenMetrics).
