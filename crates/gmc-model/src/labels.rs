@@ -242,8 +242,10 @@ impl ValidationLimits {
                 limit: self.max_labels,
             });
         }
-        // Most senders already sort; skip the sort when they did.
-        if !tail.windows(2).all(|w| w[0].name <= w[1].name) {
+        // Most senders already sort: strictly increasing names are sorted and free of
+        // duplicates in one comparison per pair; anything else is sorted, then checked.
+        let check_duplicates = !tail.windows(2).all(|w| w[0].name < w[1].name);
+        if check_duplicates {
             tail.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         }
         let mut has_name = false;
@@ -251,7 +253,7 @@ impl ValidationLimits {
             if l.name.is_empty() {
                 return Err(Error::EmptyLabelName);
             }
-            if i > 0 && tail[i - 1].name == l.name {
+            if check_duplicates && i > 0 && tail[i - 1].name == l.name {
                 return Err(Error::DuplicateLabelName {
                     name: truncate_for_error(&l.name),
                 });
@@ -332,6 +334,39 @@ impl LabelsBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn normalize(pairs: &[(&'static str, &'static str)]) -> Result<Vec<(String, String)>> {
+        let mut v: Vec<LabelRef<'_>> = pairs.iter().map(|(n, v)| LabelRef::new(*n, *v)).collect();
+        ValidationLimits::default().normalize_tail(&mut v, 0)?;
+        Ok(v.iter()
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect())
+    }
+
+    #[test]
+    fn normalize_sorts_and_refuses_duplicates_in_either_order() {
+        assert_eq!(
+            normalize(&[("z", "1"), ("__name__", "m"), ("a", "")]).unwrap(),
+            [
+                ("__name__".to_owned(), "m".to_owned()),
+                ("z".to_owned(), "1".to_owned())
+            ]
+        );
+        for dup in [
+            &[("__name__", "m"), ("a", "1"), ("a", "2")][..],
+            &[("a", "1"), ("__name__", "m"), ("a", "2")][..],
+        ] {
+            assert!(
+                matches!(normalize(dup), Err(Error::DuplicateLabelName { .. })),
+                "{dup:?}"
+            );
+        }
+        // An empty name is reported before a duplicate, as it sorts first.
+        assert_eq!(
+            normalize(&[("", "1"), ("", "2"), ("__name__", "m")]),
+            Err(Error::EmptyLabelName)
+        );
+    }
 
     proptest::proptest! {
         #[test]
