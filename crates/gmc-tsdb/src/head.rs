@@ -64,8 +64,9 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    /// Load what an append reads of each of these series (table entry, stored key, open
-    /// chunk state, and the batch's key) and fold it into a value the caller discards.
+    /// Load what an append phase reads of each of these series (table entry and open
+    /// chunk; with a batch key, also the stored key and the batch's key, which only the
+    /// validating phase compares) and fold it into a value the caller discards.
     ///
     /// Why: in a batch the series' entries are mostly cache misses. The append loop does
     /// so much work per series that the CPU has one or two of those misses in flight at a
@@ -73,12 +74,14 @@ impl Shard {
     /// spans many iterations and their misses overlap. The append pass that follows finds
     /// its data in cache. (Measured on a 10k-series request: see the ingest notes in
     /// `benches/runs/`.)
-    fn touch<'k>(&self, series: impl Iterator<Item = (u64, &'k [u8])>) -> u64 {
+    fn touch<'k>(&self, series: impl Iterator<Item = (u64, Option<&'k [u8]>)>) -> u64 {
         let mut acc = 0u64;
         for (h, key) in series {
-            acc = acc.wrapping_add(u64::from(key.first().copied().unwrap_or(0)));
+            if let Some(k) = key {
+                acc = acc.wrapping_add(u64::from(k.first().copied().unwrap_or(0)));
+            }
             if let Some(s) = self.by_hash.get(&h) {
-                acc = acc.wrapping_add(s.touch());
+                acc = acc.wrapping_add(s.touch(key.is_some()));
             }
         }
         acc

@@ -80,7 +80,7 @@ impl Head {
             std::hint::black_box(
                 shard.touch(
                     idxs.iter()
-                        .filter_map(|&i| batch.get(i as usize).map(|s| (s.hash, s.key))),
+                        .filter_map(|&i| batch.get(i as usize).map(|s| (s.hash, Some(s.key)))),
                 ),
             );
             for &i in idxs {
@@ -175,7 +175,7 @@ impl Head {
             std::hint::black_box(
                 shard.touch(
                     idxs.iter()
-                        .filter_map(|&i| batch.get(i as usize).map(|s| (s.hash, s.key))),
+                        .filter_map(|&i| batch.get(i as usize).map(|s| (s.hash, None))),
                 ),
             );
             for &i in idxs {

@@ -94,17 +94,20 @@ impl MemSeries {
         }
     }
 
-    /// A value read from every part of the series an append reads (see `Shard::touch`).
+    /// A value read from every part of the series an append phase reads (see
+    /// `Shard::touch`): the key only when validating (`key`), the open chunk always.
     #[inline]
-    pub(crate) fn touch(&self) -> u64 {
+    pub(crate) fn touch(&self, key: bool) -> u64 {
         let open = match &self.open {
             Open::Float(a) => a.len() as u64,
             _ => 0,
         };
-        u64::from(self.key.first().copied().unwrap_or(0))
-            ^ (self.res_max_ts as u64)
-            ^ (self.max_ts as u64)
-            ^ open
+        let k = if key {
+            u64::from(self.key.first().copied().unwrap_or(0))
+        } else {
+            0
+        };
+        k ^ (self.res_max_ts as u64) ^ (self.max_ts as u64) ^ open
     }
 
     /// Number of chunks held (open one included).
