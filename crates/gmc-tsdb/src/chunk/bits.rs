@@ -157,6 +157,35 @@ impl<'a> BitReader<'a> {
         self.read_small(1).map(|b| b == 1)
     }
 
+    /// The common cases of a Gorilla (XOR) value, after at most one refill: a `0` bit (the
+    /// value repeats) gives `Some(None)`; `10` followed by `sig` meaningful bits (the
+    /// previous leading/trailing window, `1 ≤ sig ≤ 62`) gives `Some(Some(bits))`, all
+    /// consumed. Anything else, or too few bits buffered, gives `None` with nothing
+    /// consumed, and the caller takes the general path.
+    #[inline]
+    pub(crate) fn xor_common(&mut self, sig: u32) -> Option<Option<u64>> {
+        if self.avail < 57 {
+            self.refill();
+        }
+        let top = self.buf;
+        if top >> 63 == 0 {
+            if self.avail == 0 {
+                return None;
+            }
+            self.buf = top << 1;
+            self.avail -= 1;
+            return Some(None);
+        }
+        let len = sig + 2;
+        if top >> 62 != 0b10 || !(1..=62).contains(&sig) || len > self.avail {
+            return None;
+        }
+        let bits = (top << 2) >> (64 - sig);
+        self.buf = (top << (len - 1)) << 1;
+        self.avail -= len;
+        Some(Some(bits))
+    }
+
     /// Count leading one bits, looking at most `max` (≤ 32) bits ahead, without consuming.
     #[inline]
     pub(crate) fn peek_ones(&mut self, max: u32) -> u32 {

@@ -450,7 +450,8 @@ impl PackedIter<'_> {
     }
 }
 
-/// Decode the integer residuals of `out.len()` samples, converting with `conv`.
+/// Decode the integer residuals of `out.len()` samples, converting with `conv`: one loop
+/// per predictor order, so the order's `match` is not paid per sample.
 #[inline(always)]
 fn int_loop(
     vr: &mut BitReader<'_>,
@@ -459,12 +460,39 @@ fn int_loop(
     out: &mut [(i64, f64)],
     conv: impl Fn(i64) -> f64,
 ) -> Result<()> {
-    for s in out {
-        let r = unzigzag(read_rice(vr, k).ok_or_else(|| corrupt("truncated stream"))?);
-        let x = p.predict().wrapping_add(r);
-        p.push(x);
-        s.1 = conv(x);
+    let mut next = || {
+        read_rice(vr, k)
+            .map(unzigzag)
+            .ok_or_else(|| corrupt("truncated stream"))
+    };
+    let (c, mut prev, mut prev_d) = (p.c, p.prev, p.prev_d);
+    match p.order {
+        0 => {
+            for s in out {
+                let x = c.wrapping_add(next()?);
+                prev_d = x.wrapping_sub(prev);
+                prev = x;
+                s.1 = conv(x);
+            }
+        }
+        1 => {
+            for s in out {
+                let x = prev.wrapping_add(c).wrapping_add(next()?);
+                prev_d = x.wrapping_sub(prev);
+                prev = x;
+                s.1 = conv(x);
+            }
+        }
+        _ => {
+            for s in out {
+                let x = prev.wrapping_add(prev_d).wrapping_add(next()?);
+                prev_d = x.wrapping_sub(prev);
+                prev = x;
+                s.1 = conv(x);
+            }
+        }
     }
+    (p.prev, p.prev_d) = (prev, prev_d);
     Ok(())
 }
 

@@ -145,11 +145,42 @@ fn sample_count_reads_the_header_of_every_encoding() {
 /// per-sample decoder on corrupt input too (no panic, same samples).
 #[test]
 fn fuzz_crash_dcd70333_decodes_without_panic() {
-    let data: [u8; 56] = [
+    replay_chunk_fuzz_input(&[
         21, 5, 0, 1, 1, 6, 0, 61, 0, 0, 5, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 20,
         0, 12, 12, 12, 12, 12, 0, 44, 0, 0, 32, 255, 12, 12, 12, 12, 12, 12, 12, 44, 12, 12, 0, 2,
         255, 255, 255, 255, 255, 255, 127,
-    ];
+    ]);
+}
+
+/// Timestamps ~i64::MAX apart overflowed the step snapping of the timestamp encoder.
+#[test]
+fn fuzz_crash_327cf435_huge_timestamp_delta_round_trips() {
+    replay_chunk_fuzz_input(&[
+        0x38, 0xdb, 0x0a, 0x00, 0x00, 0xee, 0x24, 0x2a, 0x00, 0x00, 0x00, 0xc4, 0x2d, 0xda, 0x68,
+        0xfb, 0xee, 0x02, 0x2a, 0xfa, 0xfa, 0x02, 0x24, 0x00, 0x00,
+    ]);
+    // The encoder on its own, with deltas at the edge of i64.
+    for pair in [
+        [(i64::MIN, 1.0), (i64::MAX, 2.0)],
+        [(-1, 1.0), (i64::MAX, 2.0)],
+        [(0, 1.0), (i64::MAX - 3, 2.0)],
+    ] {
+        let (e, b) = encode_floats(&pair);
+        let back: Vec<(i64, f64)> = decode_all(e, &b)
+            .unwrap()
+            .into_iter()
+            .filter_map(|s| match s.value {
+                SampleValue::Float(x) => Some((s.ts_nanos, x)),
+                SampleValue::Histogram(_) => None,
+            })
+            .collect();
+        assert_eq!(back, pair);
+    }
+}
+
+/// What the `chunk` fuzz target does with one input: decode with every decoder, compare
+/// the bulk and iterator decodes, and round-trip clean float output.
+fn replay_chunk_fuzz_input(data: &[u8]) {
     let (&enc, bytes) = data.split_first().unwrap();
     if let Ok(it) = decode_iter(enc % 5, bytes) {
         for s in it.take(1 << 20) {

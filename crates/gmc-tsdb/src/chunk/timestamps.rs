@@ -46,9 +46,14 @@ fn snap_step(d: i64) -> i64 {
     let mut best = d;
     let mut p: i64 = 10;
     while p <= d {
-        let r = (d + p / 2) / p * p;
-        if (r - d).abs() <= tol {
-            best = r;
+        // In i128: `d + p / 2` overflows i64 for deltas near i64::MAX (a fuzz find); a
+        // rounded step that does not fit i64 is not taken.
+        let (dw, pw) = (i128::from(d), i128::from(p));
+        let r = (dw + pw / 2) / pw * pw;
+        if (r - dw).abs() <= i128::from(tol) {
+            if let Ok(r) = i64::try_from(r) {
+                best = r;
+            }
         }
         match p.checked_mul(10) {
             Some(n) => p = n,

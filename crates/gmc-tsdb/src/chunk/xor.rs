@@ -73,6 +73,15 @@ impl XorValuesDecoder {
             self.started = true;
             return Some(self.prev);
         }
+        // A repeat, or a value inside the previous window: most values of a series.
+        match r.xor_common(64 - self.leading - self.trailing) {
+            Some(None) => return Some(self.prev),
+            Some(Some(x)) => {
+                self.prev ^= x << self.trailing;
+                return Some(self.prev);
+            }
+            None => {}
+        }
         if !r.bit()? {
             return Some(self.prev);
         }
