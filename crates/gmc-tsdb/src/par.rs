@@ -48,6 +48,7 @@ pub fn each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R
         for h in handles {
             match h.join() {
                 Ok(r) => out.push(r),
+                // A panic in a worker is a bug; surface it on the caller.
                 Err(p) => std::panic::resume_unwind(p),
             }
         }
@@ -107,22 +108,7 @@ fn split_run<T: Send, R: Send>(
         }
         split.push(p);
     }
-    let f = &f;
-    std::thread::scope(|scope| {
-        let mut parts = split.into_iter();
-        let first = parts.next();
-        let handles: Vec<_> = parts.map(|p| scope.spawn(move || f(p))).collect();
-        let mut out: Vec<R> = Vec::with_capacity(handles.len() + 1);
-        out.extend(first.map(f));
-        for h in handles {
-            match h.join() {
-                Ok(r) => out.push(r),
-                // A panic in a worker is a bug; surface it on the caller.
-                Err(p) => std::panic::resume_unwind(p),
-            }
-        }
-        out
-    })
+    each(split, f)
 }
 
 #[cfg(test)]
