@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use crate::error::Result;
 use crate::histogram::Histogram;
-use crate::labels::{series_key_bytes, Label, LabelRef, Labels, ValidationLimits};
+use crate::labels::{series_key_bytes, series_key_hash, Label, LabelRef, Labels, ValidationLimits};
 use crate::metadata::Metadata;
 
 /// A float sample.
@@ -245,7 +245,7 @@ impl<'a> SeriesWriter<'_, 'a> {
         }
         let labels = &self.batch.labels[self.start_labels..];
         series_key_bytes(&mut self.batch.keys, labels);
-        let hash = xxhash_rust::xxh3::xxh3_64(&self.batch.keys[self.start_key..]);
+        let hash = series_key_hash(&self.batch.keys[self.start_key..]);
         let to_u32 = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         let entry = SeriesEntry {
             labels: to_u32(self.start_labels)..to_u32(self.batch.labels.len()),

@@ -176,7 +176,14 @@ pub fn series_hash<'s>(pairs: impl Iterator<Item = (&'s str, &'s str)>) -> u64 {
 pub fn series_hash_bytes(scratch: &mut Vec<u8>, labels: &[LabelRef<'_>]) -> u64 {
     scratch.clear();
     series_key_bytes(scratch, labels);
-    xxhash_rust::xxh3::xxh3_64(scratch)
+    series_key_hash(scratch)
+}
+
+/// The series hash of identity bytes built by [`series_key_bytes`]: xxh3-64, the one-shot
+/// form of [`series_hash`] (property-tested equal). Persisted, so every one-shot caller
+/// goes through here.
+pub fn series_key_hash(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key)
 }
 
 /// Append the identity bytes of sorted `labels` to `out`: each label as name, `0xff`,

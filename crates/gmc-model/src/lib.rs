@@ -31,8 +31,8 @@ pub use batch::{BatchSeries, FloatSample, HistogramSample, SeriesEntry, SeriesWr
 pub use error::{Error, ErrorClass, Result};
 pub use histogram::{CounterResetHint, Histogram, Span};
 pub use labels::{
-    series_hash, series_hash_bytes, series_key_bytes, Label, LabelRef, Labels, LabelsBuilder,
-    ValidationLimits, METRIC_NAME,
+    series_hash, series_hash_bytes, series_key_bytes, series_key_hash, Label, LabelRef, Labels,
+    LabelsBuilder, ValidationLimits, METRIC_NAME,
 };
 pub use matcher::{MatchOp, Matcher};
 pub use metadata::{Metadata, MetricType};

@@ -14,7 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
-use gmc_model::{Label, LabelRef, Labels, Metadata, METRIC_NAME};
+use gmc_model::{Label, LabelRef, Labels, Metadata, WriteBatch, METRIC_NAME};
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
@@ -64,9 +64,9 @@ pub(crate) struct Shard {
 }
 
 impl Shard {
-    /// Load what an append phase reads of each of these series (table entry and open
-    /// chunk; with a batch key, also the stored key and the batch's key, which only the
-    /// validating phase compares) and fold it into a value the caller discards.
+    /// Load what an append phase reads of the batch's series `idxs` (table entry and open
+    /// chunk; with `keys`, also the stored key and the batch's key, which only the
+    /// validating phase compares), discarding the values.
     ///
     /// Why: in a batch the series' entries are mostly cache misses. The append loop does
     /// so much work per series that the CPU has one or two of those misses in flight at a
@@ -74,32 +74,32 @@ impl Shard {
     /// spans many iterations and their misses overlap. The append pass that follows finds
     /// its data in cache. (Measured on a 10k-series request: see the ingest notes in
     /// `benches/runs/`.)
-    fn touch<'k>(&self, series: impl Iterator<Item = (u64, Option<&'k [u8]>)>) -> u64 {
+    pub(crate) fn touch(&self, batch: &WriteBatch<'_>, idxs: &[u32], keys: bool) {
         let mut acc = 0u64;
-        for (h, key) in series {
-            if let Some(k) = key {
-                acc = acc.wrapping_add(u64::from(k.first().copied().unwrap_or(0)));
+        for s in idxs.iter().filter_map(|&i| batch.get(i as usize)) {
+            if keys {
+                acc = acc.wrapping_add(u64::from(s.key.first().copied().unwrap_or(0)));
             }
-            if let Some(s) = self.by_hash.get(&h) {
-                acc = acc.wrapping_add(s.touch(key.is_some()));
+            if let Some(m) = self.by_hash.get(&s.hash) {
+                acc = acc.wrapping_add(m.touch(keys));
             }
         }
-        acc
+        std::hint::black_box(acc);
     }
 
-    /// The series with exactly these labels: one probe of the hash table, and a label
-    /// compare only on a hash match (collisions are searched only when the primary
-    /// series' labels differ).
-    fn find_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut MemSeries> {
-        if let Some(s) = self.by_hash.get_mut(&hash) {
-            if *s.key == *key {
-                return Some(s);
-            }
-        } else {
-            // No series has this hash, so no collided one either.
-            return None;
+    /// Ref of the series with exactly these identity bytes: one probe of the hash table,
+    /// and a key compare only on a hash match (collisions are searched only when the
+    /// primary series' key differs).
+    pub(crate) fn find(&self, hash: u64, key: &[u8]) -> Option<u64> {
+        self.find_series(hash, key).map(|s| s.ref_id)
+    }
+
+    fn find_series(&self, hash: u64, key: &[u8]) -> Option<&MemSeries> {
+        let s = self.by_hash.get(&hash)?;
+        if *s.key == *key {
+            return Some(s);
         }
-        self.collided.values_mut().find(|s| *s.key == *key)
+        self.collided.values().find(|s| *s.key == *key)
     }
 
     /// Series `r`, whose label hash is `hash`.
@@ -360,15 +360,15 @@ impl Head {
         // A replayed ref must stay in the shard its low bits name, so look it up there.
         let idx = Self::shard_of_ref(ref_id);
         let mut shard = self.shards[idx].lock();
-        if let Some(s) = shard.find_mut(hash, &key) {
-            return s.ref_id;
+        if let Some(r) = shard.find(hash, &key) {
+            return r;
         }
         let home = Self::shard_of_hash(hash);
         if home != idx {
             drop(shard);
             let mut shard = self.shards[home].lock();
-            if let Some(s) = shard.find_mut(hash, &key) {
-                return s.ref_id;
+            if let Some(r) = shard.find(hash, &key) {
+                return r;
             }
             let fresh = self.create(home, &mut shard, hash, &refs, &key, None);
             return fresh.unwrap_or(0);
@@ -586,14 +586,14 @@ mod tests {
         shard.insert(7, series(1, &a));
         shard.insert(7, series(2, &b));
         let (ka, kb) = (series_key(&a), series_key(&b));
-        assert_eq!(shard.find_mut(7, &ka).map(|s| s.ref_id), Some(1));
-        assert_eq!(shard.find_mut(7, &kb).map(|s| s.ref_id), Some(2));
+        assert_eq!(shard.find(7, &ka), Some(1));
+        assert_eq!(shard.find(7, &kb), Some(2));
         assert_eq!(shard.get(2).map(|s| s.ref_id), Some(2));
         assert_eq!(shard.get_mut_hinted(7, 2).map(|s| s.ref_id), Some(2));
         assert_eq!(shard.values().count(), 2);
         assert!(shard.remove(7, 1).is_some());
-        assert!(shard.find_mut(7, &ka).is_none());
-        assert_eq!(shard.find_mut(7, &kb).map(|s| s.ref_id), Some(2));
+        assert!(shard.find(7, &ka).is_none());
+        assert_eq!(shard.find(7, &kb), Some(2));
         // The separators keep label boundaries apart.
         assert_ne!(
             series_key(&[LabelRef::new("__name__", "ab")]),

@@ -69,28 +69,16 @@ fn both(q: &Querier) -> (Listing, Listing) {
             (format!("{:?}", s.labels()), v.collect())
         })
         .collect();
-    let b = q
-        .select_floats(&m)
-        .unwrap()
-        .iter()
-        .map(|s| {
-            let v: Vec<(i64, u64)> = match s {
-                Selected::Floats(f) => f.samples().iter().map(|&(t, v)| (t, v.to_bits())).collect(),
-                Selected::Samples(x) => x
-                    .samples()
-                    .iter()
-                    .map(|x| (x.ts_nanos, bits(&x.value)))
-                    .collect(),
-            };
-            if let Selected::Samples(_) = s {
-                assert!(
-                    v.iter().any(|x| x.1 == u64::MAX),
-                    "float-only series not compact"
-                );
-            }
-            (format!("{:?}", s.labels()), v)
-        })
-        .collect();
+    let floats = q.select_floats(&m).unwrap();
+    let b = listing(&floats);
+    for (s, (_, v)) in floats.iter().zip(&b) {
+        if let Selected::Samples(_) = s {
+            assert!(
+                v.iter().any(|x| x.1 == u64::MAX),
+                "float-only series not compact"
+            );
+        }
+    }
     (a, b)
 }
 

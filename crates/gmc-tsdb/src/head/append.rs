@@ -77,22 +77,17 @@ impl Head {
                 continue;
             }
             let mut shard = self.shards[shard_idx].lock();
-            std::hint::black_box(
-                shard.touch(
-                    idxs.iter()
-                        .filter_map(|&i| batch.get(i as usize).map(|s| (s.hash, Some(s.key)))),
-                ),
-            );
+            shard.touch(batch, idxs, true);
             for &i in idxs {
                 let i = i as usize;
                 let Some(s) = batch.get(i) else { continue };
-                let created = match shard.find_mut(s.hash, s.key) {
-                    Some(_) => None,
+                let r = match shard.find(s.hash, s.key) {
+                    Some(r) => r,
                     None => match self.create(shard_idx, &mut shard, s.hash, s.labels, s.key, None)
                     {
                         Ok(r) => {
                             plan.created += 1;
-                            Some(r)
+                            r
                         }
                         Err(e) => {
                             self.metrics
@@ -105,15 +100,10 @@ impl Head {
                         }
                     },
                 };
-                // Found: one more probe than strictly needed only for new series.
-                let series = match created {
-                    None => shard.find_mut(s.hash, s.key),
-                    Some(r) => shard.get_mut_hinted(s.hash, r),
-                };
-                let Some(series) = series else {
+                // The second probe compares refs, not keys: the key was compared once.
+                let Some(series) = shard.get_mut_hinted(s.hash, r) else {
                     continue;
                 };
-                let r = series.ref_id;
                 let res = if s.histograms.is_empty() {
                     series.reserve_floats(s.floats, window)
                 } else {
@@ -172,12 +162,7 @@ impl Head {
                 continue;
             }
             let mut shard = self.shards[shard_idx].lock();
-            std::hint::black_box(
-                shard.touch(
-                    idxs.iter()
-                        .filter_map(|&i| batch.get(i as usize).map(|s| (s.hash, None))),
-                ),
-            );
+            shard.touch(batch, idxs, false);
             for &i in idxs {
                 let i = i as usize;
                 let (Some(Some(r)), Some(s)) = (plan.refs.get(i), batch.get(i)) else {
