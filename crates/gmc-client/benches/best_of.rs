@@ -50,6 +50,8 @@ fn main() {
     let hist = reg.histogram("h_seconds", "x").unwrap();
     gmc_client::prepare_thread();
     gmc_client::clock::calibrate();
+    let local_counter = counter.local();
+    let local_hist = hist.local();
 
     #[repr(align(128))]
     struct Line(AtomicU64);
@@ -66,6 +68,10 @@ fn main() {
         ),
         ("gmc counter inc", best(|_| counter.inc())),
         (
+            "gmc counter inc, thread-bound handle",
+            best(|_| local_counter.inc()),
+        ),
+        (
             "reference per-thread sketch record (histogram baseline)",
             best(|i| {
                 let x = v[(i & 4095) as usize] | 1;
@@ -81,6 +87,10 @@ fn main() {
             best(|i| hist.record(v[(i & 4095) as usize])),
         ),
         (
+            "gmc histogram record, thread-bound handle",
+            best(|i| local_hist.record(v[(i & 4095) as usize])),
+        ),
+        (
             "two TSC reads (span baseline)",
             best(|_| {
                 let a = gmc_client::clock::now();
@@ -90,6 +100,10 @@ fn main() {
         (
             "gmc timed span (two TSC reads + record)",
             best(|_| drop(hist.start())),
+        ),
+        (
+            "gmc timed span, thread-bound handle",
+            best(|_| drop(local_hist.start())),
         ),
     ];
     println!("best of {REPEATS} × {N} operations, ns/op");

@@ -84,6 +84,10 @@ thread_local! {
     static LOCAL: Cell<&'static [AtomicU64]> = const { Cell::new(&[]) };
     /// Hands the arena back when the thread exits (registered on first use only).
     static RETURN: ReturnOnExit = const { ReturnOnExit(Cell::new(None)) };
+    /// Live thread-bound handles ([`crate::LocalCounter`], …) holding references into
+    /// this thread's arena. Const and without destructor, so it stays readable while the
+    /// thread's other thread-locals are torn down.
+    static PINS: Cell<usize> = const { Cell::new(0) };
 }
 
 struct ReturnOnExit(Cell<Option<&'static Arena>>);
@@ -92,7 +96,13 @@ impl Drop for ReturnOnExit {
     fn drop(&mut self) {
         if let Some(a) = self.0.take() {
             LOCAL.with(|l| l.set(&[]));
-            lock(&FREE_ARENAS).push(a);
+            // A thread-bound handle kept in another thread-local may still record during
+            // the rest of the teardown; handing its arena to a new thread would then make
+            // two writers of one cell. Such an arena is kept out of reuse (its counts
+            // still sum at collection).
+            if PINS.with(Cell::get) == 0 {
+                lock(&FREE_ARENAS).push(a);
+            }
         }
     }
 }
@@ -143,6 +153,18 @@ pub(crate) fn bump_slow(slot: usize, n: u64) {
     if let Some(c) = attach().get(slot) {
         bump(c, n);
     }
+}
+
+/// This thread's arena for a new thread-bound handle, which must call [`unpin`] when it
+/// is dropped: while pinned, the arena is never handed to another thread.
+pub(crate) fn pin() -> &'static Arena {
+    PINS.with(|p| p.set(p.get() + 1));
+    local()
+}
+
+/// A thread-bound handle of this thread was dropped.
+pub(crate) fn unpin() {
+    PINS.with(|p| p.set(p.get().saturating_sub(1)));
 }
 
 /// Attach an arena to the calling thread now, so its first record is as cheap as the rest
@@ -213,5 +235,27 @@ impl Drop for SlotRange {
             .entry(self.len)
             .or_default()
             .push(self.start);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pinned_arena_is_not_reused_after_its_thread_exits() {
+        let pinned = std::thread::spawn(|| {
+            // The thread's teardown as it runs with a thread-bound handle still alive in
+            // another thread-local; the real exit hook is disarmed so that only this
+            // simulated one decides.
+            let a = pin();
+            let _ = RETURN.with(|r| r.0.take());
+            drop(ReturnOnExit(Cell::new(Some(a))));
+            unpin();
+            a
+        })
+        .join()
+        .unwrap();
+        assert!(!lock(&FREE_ARENAS).iter().any(|f| std::ptr::eq(*f, pinned)));
     }
 }

@@ -39,6 +39,17 @@ impl Counter {
         }
     }
 
+    /// This handle bound to the calling thread's cell: increments become a plain load
+    /// and store at a fixed address (see [`crate::LocalCounter`]).
+    pub fn local(&self) -> crate::LocalCounter {
+        crate::LocalCounter::new(self)
+    }
+
+    /// The slot of this counter's cell in every arena.
+    pub(crate) fn slot(&self) -> usize {
+        self.slot
+    }
+
     /// Current total over all threads (a collection-time read; not for hot paths).
     pub fn get(&self) -> u64 {
         arena::sum_slot(&arena::arenas(), self.slot)

@@ -10,6 +10,7 @@ use gmc_histogram::{position, POSITIONS};
 
 use crate::arena::{self, bump, raise};
 use crate::clock::{self, Ticks};
+use crate::local::HistogramHandle;
 use crate::registry::{Series, Storage};
 
 /// Slot of the sum within a shard.
@@ -21,7 +22,7 @@ const MIN_C: usize = POSITIONS + 2;
 /// Slots one histogram shard takes.
 pub(crate) const SLOTS: usize = POSITIONS + 3;
 
-type Shard = [AtomicU64; SLOTS];
+pub(crate) type Shard = [AtomicU64; SLOTS];
 
 /// A latency histogram resolved to its series: `u64` values (nanoseconds by convention),
 /// ≤ 0.5416 % relative error on every quantile, exact count/sum/min/max.
@@ -50,6 +51,17 @@ impl Histogram {
             Some(shard) => record_in(shard, v),
             None => self.record_slow(v),
         }
+    }
+
+    /// This handle bound to the calling thread's shard: records become a plain load and
+    /// store at a fixed address (see [`crate::LocalHistogram`]).
+    pub fn local(&self) -> crate::LocalHistogram {
+        crate::LocalHistogram::new(self)
+    }
+
+    /// First slot of the histogram's shard.
+    pub(crate) fn base(&self) -> usize {
+        self.base
     }
 
     #[cold]
@@ -82,10 +94,7 @@ impl Histogram {
     /// Start a span that records its duration when dropped (or on [`Span::finish`]).
     #[inline(always)]
     pub fn start(&self) -> Span<'_> {
-        Span {
-            hist: self,
-            start: clock::now(),
-        }
+        Span::new(self)
     }
 
     /// Time `f` and record its duration.
@@ -111,9 +120,14 @@ impl Histogram {
 /// Record `v` in one thread's shard (single writer: plain loads and stores).
 #[inline(always)]
 fn record_in(shard: &[AtomicU64], v: u64) {
-    let Ok(shard) = <&Shard>::try_from(shard) else {
-        return;
-    };
+    if let Ok(shard) = <&Shard>::try_from(shard) {
+        record_shard(shard, v);
+    }
+}
+
+/// Record `v` in a shard of the right size.
+#[inline(always)]
+pub(crate) fn record_shard(shard: &Shard, v: u64) {
     raise(&shard[MAX], v);
     raise(&shard[MIN_C], !v);
     if let Some(b) = shard.get(position(v)) {
@@ -125,12 +139,21 @@ fn record_in(shard: &[AtomicU64], v: u64) {
 /// A running timed span; records the elapsed nanoseconds into its histogram on drop.
 #[derive(Debug)]
 #[must_use = "a span records when dropped; bind it to a variable"]
-pub struct Span<'a> {
-    hist: &'a Histogram,
+pub struct Span<'a, H: HistogramHandle = Histogram> {
+    hist: &'a H,
     start: Ticks,
 }
 
-impl Span<'_> {
+impl<'a, H: HistogramHandle> Span<'a, H> {
+    /// Start timing now.
+    #[inline(always)]
+    pub(crate) fn new(hist: &'a H) -> Span<'a, H> {
+        Span {
+            hist,
+            start: clock::now(),
+        }
+    }
+
     /// End the span now.
     #[inline(always)]
     pub fn finish(self) {}
@@ -141,10 +164,11 @@ impl Span<'_> {
     }
 }
 
-impl Drop for Span<'_> {
+impl<H: HistogramHandle> Drop for Span<'_, H> {
     #[inline(always)]
     fn drop(&mut self) {
-        self.hist.record_since(self.start);
+        self.hist
+            .record(clock::ticks_to_nanos(self.start, clock::now()));
     }
 }
 

@@ -4,7 +4,9 @@
 //!   [`FixedAdder`]) are resolved once from a [`Registry`]; recording on a handle never
 //!   hashes, locks or allocates. Counters, adders and histograms write per-thread cells
 //!   (see `arena`): one thread-local load, then a relaxed load + store on a cache line no
-//!   other thread writes. Collection sums the threads' cells.
+//!   other thread writes. Collection sums the threads' cells. A thread that records for
+//!   its whole life (an engine loop) can bind a handle to itself once more
+//!   ([`Counter::local`], [`Histogram::local`]) and record at a fixed address.
 //! * **Histograms** are schema-6 log-linear histograms over integer nanoseconds
 //!   ([`gmc_histogram`]): every quantile within 0.5416 %, exact count/sum/min/max, exact
 //!   merges, exported as Prometheus native histograms and as classic `le` buckets. A
@@ -60,6 +62,7 @@ mod gauge;
 mod histogram;
 #[cfg(feature = "http")]
 pub mod http;
+mod local;
 pub mod metrics;
 pub mod process;
 mod protobuf;
@@ -74,4 +77,5 @@ pub use exposition::Format;
 pub use family::{Family, FamilyMetric, OVERFLOW_VALUE};
 pub use gauge::{FixedAdder, FixedGauge, Gauge, GaugeF64};
 pub use histogram::{Histogram, Span};
+pub use local::{CounterHandle, HistogramHandle, LocalCounter, LocalHistogram};
 pub use registry::{FamilySnapshot, Kind, ObservedCounter, Registry, SeriesSnapshot, Value};

@@ -33,6 +33,7 @@ use crate::error::Result;
 use crate::family::Family;
 use crate::gauge::{FixedAdder, FixedGauge, Gauge, GaugeF64};
 use crate::histogram::Histogram;
+use crate::local::{CounterHandle, HistogramHandle, LocalCounter, LocalHistogram};
 use crate::registry::{lock, Registry};
 
 /// Metric and label names of the trading vocabulary.
@@ -254,31 +255,60 @@ impl Trading {
 
 /// Per-order recording for one venue and instrument. Each method is a counter bump and,
 /// where a stage ends, a histogram record; the tick-taking ones read the TSC once.
+///
+/// The default handles are shareable across threads; [`OrderFlow::local`] binds a copy
+/// to the calling thread ([`LocalCounter`], [`LocalHistogram`]) for an engine loop.
 #[derive(Debug, Clone)]
-pub struct OrderFlow {
-    sent: Counter,
-    acked: Counter,
-    rejected: Counter,
-    filled: Counter,
-    partially_filled: Counter,
-    cancelled: Counter,
-    filled_qty: Counter,
-    decision_to_send: Histogram,
-    send_to_ack: Histogram,
-    ack_to_fill: Histogram,
+pub struct OrderFlow<C: CounterHandle = Counter, H: HistogramHandle = Histogram> {
+    sent: C,
+    acked: C,
+    rejected: C,
+    filled: C,
+    partially_filled: C,
+    cancelled: C,
+    filled_qty: C,
+    decision_to_send: H,
+    send_to_ack: H,
+    ack_to_fill: H,
     rejects: Arc<Family<Counter>>,
     venue: Box<str>,
     instrument: Box<str>,
 }
 
+/// An [`OrderFlow`] bound to one thread.
+pub type LocalOrderFlow = OrderFlow<LocalCounter, LocalHistogram>;
+
 impl OrderFlow {
+    /// The same flow bound to the calling thread's cells: every record is then a plain
+    /// load and store at a fixed address. The result cannot leave the thread.
+    pub fn local(&self) -> LocalOrderFlow {
+        OrderFlow {
+            sent: self.sent.local(),
+            acked: self.acked.local(),
+            rejected: self.rejected.local(),
+            filled: self.filled.local(),
+            partially_filled: self.partially_filled.local(),
+            cancelled: self.cancelled.local(),
+            filled_qty: self.filled_qty.local(),
+            decision_to_send: self.decision_to_send.local(),
+            send_to_ack: self.send_to_ack.local(),
+            ack_to_fill: self.ack_to_fill.local(),
+            rejects: Arc::clone(&self.rejects),
+            venue: self.venue.clone(),
+            instrument: self.instrument.clone(),
+        }
+    }
+}
+
+impl<C: CounterHandle, H: HistogramHandle> OrderFlow<C, H> {
     /// The order left for the venue; records decision→send from `decision` and returns
     /// the send time for [`OrderFlow::acked`].
     #[inline]
     pub fn sent(&self, decision: Ticks) -> Ticks {
         let now = clock::now();
-        self.decision_to_send.record_ticks(decision, now);
-        self.sent.inc();
+        self.decision_to_send
+            .record(clock::ticks_to_nanos(decision, now));
+        self.sent.add(1);
         now
     }
 
@@ -286,36 +316,38 @@ impl OrderFlow {
     #[inline]
     pub fn acked(&self, sent: Ticks) -> Ticks {
         let now = clock::now();
-        self.send_to_ack.record_ticks(sent, now);
-        self.acked.inc();
+        self.send_to_ack.record(clock::ticks_to_nanos(sent, now));
+        self.acked.add(1);
         now
     }
 
     /// Completely filled (`qty` in the last fill); records ack→fill.
     #[inline]
     pub fn filled(&self, acked: Ticks, qty: u64) {
-        self.ack_to_fill.record_since(acked);
-        self.filled.inc();
+        self.ack_to_fill
+            .record(clock::ticks_to_nanos(acked, clock::now()));
+        self.filled.add(1);
         self.filled_qty.add(qty);
     }
 
     /// Partially filled by `qty`; records ack→fill.
     #[inline]
     pub fn partially_filled(&self, acked: Ticks, qty: u64) {
-        self.ack_to_fill.record_since(acked);
-        self.partially_filled.inc();
+        self.ack_to_fill
+            .record(clock::ticks_to_nanos(acked, clock::now()));
+        self.partially_filled.add(1);
         self.filled_qty.add(qty);
     }
 
     /// Cancelled.
     #[inline]
     pub fn cancelled(&self) {
-        self.cancelled.inc();
+        self.cancelled.add(1);
     }
 
     /// Rejected for `reason` (a dynamic-label lookup: rejects are the cold path).
     pub fn rejected(&self, reason: &str) {
-        self.rejected.inc();
+        self.rejected.add(1);
         self.rejects
             .with(&[&self.venue, &self.instrument, reason])
             .inc();
@@ -332,41 +364,37 @@ impl OrderFlow {
 
     /// Rejected for a pre-resolved reason: two counter bumps, no lookup.
     #[inline]
-    pub fn rejected_by(&self, reason: &RejectReason) {
-        self.rejected.inc();
-        reason.0.inc();
+    pub fn rejected_by<R: CounterHandle>(&self, reason: &RejectReason<R>) {
+        self.rejected.add(1);
+        reason.0.add(1);
     }
 
     /// Record a stage latency measured elsewhere (e.g. from exchange timestamps).
     #[inline]
     pub fn record_stage(&self, stage: Stage, nanos: u64) {
-        match stage {
-            Stage::DecisionToSend => self.decision_to_send.record(nanos),
-            Stage::SendToAck => self.send_to_ack.record(nanos),
-            Stage::AckToFill => self.ack_to_fill.record(nanos),
-        }
+        self.stage(stage).record(nanos);
     }
 
     /// Count an event without a clock read (when latencies come via `record_stage`).
     #[inline]
     pub fn count(&self, event: Event, qty: u64) {
         match event {
-            Event::Sent => self.sent.inc(),
-            Event::Acked => self.acked.inc(),
+            Event::Sent => self.sent.add(1),
+            Event::Acked => self.acked.add(1),
             Event::Filled => {
-                self.filled.inc();
+                self.filled.add(1);
                 self.filled_qty.add(qty);
             }
             Event::PartiallyFilled => {
-                self.partially_filled.inc();
+                self.partially_filled.add(1);
                 self.filled_qty.add(qty);
             }
-            Event::Cancelled => self.cancelled.inc(),
+            Event::Cancelled => self.cancelled.add(1),
         }
     }
 
     /// The stage histogram (for snapshots and spans).
-    pub fn stage(&self, stage: Stage) -> &Histogram {
+    pub fn stage(&self, stage: Stage) -> &H {
         match stage {
             Stage::DecisionToSend => &self.decision_to_send,
             Stage::SendToAck => &self.send_to_ack,
@@ -377,7 +405,14 @@ impl OrderFlow {
 
 /// A reject reason resolved for one venue and instrument ([`OrderFlow::reject_reason`]).
 #[derive(Debug, Clone)]
-pub struct RejectReason(Counter);
+pub struct RejectReason<C: CounterHandle = Counter>(C);
+
+impl RejectReason {
+    /// The same reason bound to the calling thread (see [`OrderFlow::local`]).
+    pub fn local(&self) -> RejectReason<LocalCounter> {
+        RejectReason(self.0.local())
+    }
+}
 
 /// An order lifecycle event other than a reject (which carries a reason).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! to an [`Observer`]. The uninstrumented build uses [`NoObserver`] (compiled away); the
 //! instrumented one [`GmcObserver`] feeds gmc-client's trading vocabulary.
 
-use gmc_client::trading::{Event, OrderFlow, RejectReason, Stage, Trading};
-use gmc_client::{FixedAdder, FixedGauge, Histogram, Registry};
+use gmc_client::trading::{Event, LocalOrderFlow, RejectReason, Stage, Trading};
+use gmc_client::{FixedAdder, FixedGauge, LocalCounter, LocalHistogram, Registry};
 
 use crate::book::{Accepted, Book, Fill, Kind, NewOrder, Reject, Side};
 use crate::flow::{Msg, Op};
@@ -223,18 +223,21 @@ impl<O: Observer> Engine<O> {
 /// Feeds gmc-client: lifecycle counters and stage latencies per gateway × instrument,
 /// reject reasons, house PnL (exact fixed point) and exposure, and a sampled real
 /// matching latency.
+///
+/// Its handles are bound to the thread that builds it ([`gmc_client::LocalCounter`]):
+/// build it on the engine's thread, where it stays.
 #[derive(Debug)]
 pub struct GmcObserver {
-    flows: Vec<OrderFlow>,
+    flows: Vec<LocalOrderFlow>,
     /// Per flow, the reject counters of [`REASONS`] (resolved once: no lookups per order).
-    reasons: Vec<Vec<RejectReason>>,
+    reasons: Vec<Vec<RejectReason<LocalCounter>>>,
     instruments: usize,
     pnl: Vec<FixedAdder>,
     exposure: Vec<FixedGauge>,
     position: Vec<i64>,
     venues: Vec<gmc_client::trading::VenueConnection>,
     /// Real time spent in the engine per message, sampled 1 in 64.
-    pub match_latency: Histogram,
+    pub match_latency: LocalHistogram,
 }
 
 /// Reject reasons the engine produces: the book's, then `venue_down` and `unknown_order`.
@@ -280,13 +283,13 @@ impl GmcObserver {
         let mut flows = Vec::new();
         for v in 0..usize::from(venues) {
             for i in 0..usize::from(instruments) {
-                flows.push(t.order_flow(&venue_name(v), &symbol(i))?);
+                flows.push(t.order_flow(&venue_name(v), &symbol(i))?.local());
             }
         }
         let n = usize::from(instruments);
         let reasons = flows
             .iter()
-            .map(|f| REASONS.iter().map(|r| f.reject_reason(r)).collect())
+            .map(|f| REASONS.iter().map(|r| f.reject_reason(r).local()).collect())
             .collect();
         Ok(GmcObserver {
             reasons,
@@ -302,10 +305,12 @@ impl GmcObserver {
             venues: (0..usize::from(venues))
                 .map(|v| t.venue(&venue_name(v)))
                 .collect::<gmc_client::Result<_>>()?,
-            match_latency: registry.histogram(
-                "engine_match_latency_seconds",
-                "Real time the engine spent on a message (sampled 1 in 64).",
-            )?,
+            match_latency: registry
+                .histogram(
+                    "engine_match_latency_seconds",
+                    "Real time the engine spent on a message (sampled 1 in 64).",
+                )?
+                .local(),
         })
     }
 
@@ -315,7 +320,7 @@ impl GmcObserver {
     }
 
     #[inline]
-    fn flow(&self, venue: u8, instrument: u16) -> Option<&OrderFlow> {
+    fn flow(&self, venue: u8, instrument: u16) -> Option<&LocalOrderFlow> {
         self.flows
             .get(usize::from(venue) * self.instruments + usize::from(instrument))
     }

@@ -43,7 +43,7 @@ fn allocs() -> u64 {
 
 #[test]
 fn record_paths_do_not_allocate() {
-    use gmc_client::trading::{Stage, Trading};
+    use gmc_client::trading::{Event, Stage, Trading};
     let r = gmc_client::Registry::new();
     let c = r.counter("a_total", "x").unwrap();
     let g = r.gauge("g", "x").unwrap();
@@ -65,6 +65,8 @@ fn record_paths_do_not_allocate() {
     fam.with(&["full", "now", "!"]).inc();
     hfam.with(&["p"]).record(1);
     flow.rejected("price_band");
+    let (lc, lh, lflow) = (c.local(), h.local(), flow.local());
+    let reason = flow.reject_reason("price_band").local();
 
     let before = allocs();
     for i in 0..10_000u64 {
@@ -96,6 +98,13 @@ fn record_paths_do_not_allocate() {
         flow.rejected("price_band");
         flow.record_stage(Stage::SendToAck, i);
         venue.heartbeat();
+        lc.add(2);
+        lh.record(i);
+        drop(lh.start());
+        let s = lflow.sent(d);
+        lflow.filled(lflow.acked(s), 3);
+        lflow.rejected_by(&reason);
+        lflow.count(Event::Cancelled, 0);
     }
     let after = allocs();
     assert_eq!(
@@ -104,8 +113,9 @@ fn record_paths_do_not_allocate() {
         "record paths allocated {} times",
         after - before
     );
-    assert_eq!(c.get(), 10_000 + (0..10_000u64).sum::<u64>());
-    assert_eq!(h.snapshot().count(), 50_000);
+    assert_eq!(c.get(), 30_000 + (0..10_000u64).sum::<u64>());
+    assert_eq!(h.snapshot().count(), 70_000);
+    assert_eq!(flow.stage(Stage::AckToFill).snapshot().count(), 30_000);
 }
 
 #[test]
