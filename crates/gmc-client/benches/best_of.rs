@@ -106,8 +106,33 @@ fn main() {
             best(|_| drop(local_hist.start())),
         ),
     ];
+    // Two threads on one metric, each through its own thread-bound handle, at once; the
+    // slower thread's figure counts.
+    let two = |f: &(dyn Fn() -> f64 + Sync)| {
+        std::thread::scope(|s| {
+            let a = s.spawn(f);
+            let b = s.spawn(f);
+            a.join().unwrap().max(b.join().unwrap())
+        })
+    };
+    let mt = [
+        (
+            "gmc counter inc, thread-bound, 2 threads on one counter",
+            two(&|| {
+                let l = counter.local();
+                best(|_| l.inc())
+            }),
+        ),
+        (
+            "gmc histogram record, thread-bound, 2 threads on one histogram",
+            two(&|| {
+                let l = hist.local();
+                best(|i| l.record(v[(i & 4095) as usize]))
+            }),
+        ),
+    ];
     println!("best of {REPEATS} × {N} operations, ns/op");
-    for (name, ns) in rows {
+    for (name, ns) in rows.into_iter().chain(mt) {
         println!("{ns:8.3}  {name}");
     }
 }
