@@ -8,6 +8,7 @@ mod binary;
 mod functions;
 mod range_fns;
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +16,7 @@ use gmc_model::{Histogram, Labels, MatchOp, Matcher, METRIC_NAME};
 use gmc_tsdb::{Db, SampleValue};
 use promql_parser::label::{MatchOp as PMatchOp, Matchers};
 use promql_parser::parser::value::ValueType;
-use promql_parser::parser::{AtModifier, Expr, Offset, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, MatrixSelector, Offset, VectorSelector};
 
 use crate::engine::EngineOptions;
 use crate::error::{Error, Result};
@@ -253,6 +254,18 @@ pub(crate) struct RangeInput {
     pub(crate) metric_name: Option<String>,
 }
 
+/// A matrix selector's series located but not decoded, for range functions that decode
+/// one series at a time (see [`Evaluator::matrix_lazy`]).
+pub(crate) struct LazyInput {
+    pub(crate) series: Vec<gmc_tsdb::LazySeries>,
+    /// Range of the window in milliseconds; a window is `(end - range, end]`.
+    pub(crate) range: i64,
+    /// Window end per grid step.
+    pub(crate) ends: Vec<i64>,
+    /// Metric name of the selector, when written as `name[...]` (for annotations).
+    pub(crate) metric_name: Option<String>,
+}
+
 /// Runs one query.
 pub(crate) struct Evaluator<'a> {
     db: &'a Db,
@@ -332,7 +345,99 @@ fn ms_to_ns_ceil(ms: i64) -> i64 {
 /// A selected series with millisecond timestamps, floats and histograms apart; `div`
 /// turns the store's timestamps into milliseconds (1 when the store already did, else
 /// `NANOS_PER_MILLI`). Float-only series move without a copy.
-fn to_raw(s: gmc_tsdb::Selected, div: i64) -> Raw {
+/// How an instant vector selector picks each step's sample from a series' raw data.
+#[derive(Clone, Copy)]
+struct StepPick {
+    grid: Grid,
+    /// `@` time, if any (every step then reads the same instant).
+    at: Option<i64>,
+    /// Offset in milliseconds.
+    off: i64,
+    /// Lookback delta in milliseconds.
+    lookback: i64,
+    /// Each point's value is the sample's timestamp in seconds (for `timestamp()`).
+    timestamps: bool,
+}
+
+impl StepPick {
+    /// The series' value at every step: the newest sample within the lookback window,
+    /// unless that is a stale marker.
+    fn series(&self, raw: Raw) -> Series {
+        let n = self.grid.len();
+        let (grid, at, off, lookback, timestamps) =
+            (self.grid, self.at, self.off, self.lookback, self.timestamps);
+        let mut s = Series::new(raw.labels, false);
+        s.floats.reserve(n.min(raw.floats.len()));
+        // One cursor per kind (a series may switch between floats and histograms);
+        // both only move forward because the step times never decrease.
+        let (mut jf, mut jh) = (0usize, 0usize);
+        let mut last_hist_ts: Option<i64> = None;
+        let mut repeat: Option<Arc<Histogram>> = None;
+        for i in 0..n {
+            let te = at.unwrap_or(grid.ts(i)) - off;
+            while jf < raw.floats.len() && raw.floats[jf].0 <= te {
+                jf += 1;
+            }
+            while jh < raw.hists.len() && raw.hists[jh].0 <= te {
+                jh += 1;
+            }
+            let f = jf.checked_sub(1).map(|k| raw.floats[k]);
+            let h = jh.checked_sub(1).map(|k| &raw.hists[k]);
+            let t = grid.ts(i);
+            // The newer of the two candidates decides, even when it is a stale
+            // marker or out of the lookback window (an older one must not show).
+            let float_newest = matches!((f, h), (Some((ft, _)), h) if h.is_none_or(|h| h.0 < ft));
+            match (f, h) {
+                (Some((ts, fv)), _) if float_newest => {
+                    let fresh = ts > te - lookback && !gmc_model::is_stale_nan(fv);
+                    if fresh {
+                        s.floats
+                            .push((t, if timestamps { ts as f64 / 1000.0 } else { fv }));
+                    }
+                }
+                (_, Some((ts, hv))) => {
+                    let ts = *ts;
+                    if ts <= te - lookback {
+                        continue;
+                    }
+                    if timestamps {
+                        s.floats.push((t, ts as f64 / 1000.0));
+                    } else if last_hist_ts == Some(ts)
+                        && hv.reset_hint == gmc_model::CounterResetHint::Reset
+                    {
+                        // The same sample again at a later step (e.g. in a subquery):
+                        // its reset must not be counted twice.
+                        let again = repeat.get_or_insert_with(|| {
+                            let mut x = (**hv).clone();
+                            x.reset_hint = gmc_model::CounterResetHint::NotReset;
+                            Arc::new(x)
+                        });
+                        s.hists.push((t, Arc::clone(again)));
+                    } else {
+                        repeat = None;
+                        last_hist_ts = Some(ts);
+                        s.hists.push((t, Arc::clone(hv)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// Metric name of a selector written as `name` or with `__name__="name"`.
+fn selector_name(vs: &VectorSelector) -> Option<String> {
+    vs.name.clone().or_else(|| {
+        vs.matchers
+            .matchers
+            .iter()
+            .find(|m| m.name == METRIC_NAME && matches!(m.op, PMatchOp::Equal))
+            .map(|m| m.value.clone())
+    })
+}
+
+pub(crate) fn to_raw(s: gmc_tsdb::Selected, div: i64) -> Raw {
     let ms = div;
     match s {
         gmc_tsdb::Selected::Floats(f) => {
@@ -906,84 +1011,191 @@ impl<'a> Evaluator<'a> {
         let lookback = self.lookback_ms();
         let first = at.unwrap_or(grid.start) - off;
         let last = at.unwrap_or(grid.end) - off;
-        let n = grid.len();
+        let pick = StepPick {
+            grid,
+            at,
+            off,
+            lookback,
+            timestamps,
+        };
         // One evaluation instant (instant queries, `@`): only each series' newest sample
         // in the lookback window matters, so the store keeps one sample per series
         // instead of the whole window (one sample, not 300, per series at 1 s scrapes).
-        let store: Vec<Raw> = if first == last {
-            self.select_store_latest(vs, last, lookback)?
-        } else {
-            self.select(vs, first - lookback + 1, last)?
-        };
-        let mut out = Vec::with_capacity(store.len());
-        let mut loaded = 0usize;
-        for raw in store {
-            self.check_deadline()?;
-            loaded += raw.floats.len() + raw.hists.len();
-            let mut s = Series::new(raw.labels, false);
-            s.floats.reserve(n.min(raw.floats.len()));
-            // One cursor per kind (a series may switch between floats and histograms);
-            // both only move forward because the step times never decrease.
-            let (mut jf, mut jh) = (0usize, 0usize);
-            let mut last_hist_ts: Option<i64> = None;
-            let mut repeat: Option<Arc<Histogram>> = None;
-            for i in 0..n {
-                let te = at.unwrap_or(grid.ts(i)) - off;
-                while jf < raw.floats.len() && raw.floats[jf].0 <= te {
-                    jf += 1;
-                }
-                while jh < raw.hists.len() && raw.hists[jh].0 <= te {
-                    jh += 1;
-                }
-                let f = jf.checked_sub(1).map(|k| raw.floats[k]);
-                let h = jh.checked_sub(1).map(|k| &raw.hists[k]);
-                let t = grid.ts(i);
-                // The newer of the two candidates decides, even when it is a stale
-                // marker or out of the lookback window (an older one must not show).
-                let float_newest =
-                    matches!((f, h), (Some((ft, _)), h) if h.is_none_or(|h| h.0 < ft));
-                match (f, h) {
-                    (Some((ts, fv)), _) if float_newest => {
-                        let fresh = ts > te - lookback && !gmc_model::is_stale_nan(fv);
-                        if fresh {
-                            s.floats
-                                .push((t, if timestamps { ts as f64 / 1000.0 } else { fv }));
-                        }
-                    }
-                    (_, Some((ts, hv))) => {
-                        let ts = *ts;
-                        if ts <= te - lookback {
-                            continue;
-                        }
-                        if timestamps {
-                            s.floats.push((t, ts as f64 / 1000.0));
-                        } else if last_hist_ts == Some(ts)
-                            && hv.reset_hint == gmc_model::CounterResetHint::Reset
-                        {
-                            // The same sample again at a later step (e.g. in a subquery):
-                            // its reset must not be counted twice.
-                            let again = repeat.get_or_insert_with(|| {
-                                let mut x = (**hv).clone();
-                                x.reset_hint = gmc_model::CounterResetHint::NotReset;
-                                Arc::new(x)
-                            });
-                            s.hists.push((t, Arc::clone(again)));
-                        } else {
-                            repeat = None;
-                            last_hist_ts = Some(ts);
-                            s.hists.push((t, Arc::clone(hv)));
-                        }
-                    }
-                    _ => {}
+        if first == last {
+            let store = self.select_store_latest(vs, last, lookback)?;
+            let mut out = Vec::with_capacity(store.len());
+            let mut loaded = 0usize;
+            for raw in store {
+                self.check_deadline()?;
+                loaded += raw.floats.len() + raw.hists.len();
+                let s = pick.series(raw);
+                if s.points() > 0 {
+                    self.track(s.points())?;
+                    out.push(s);
                 }
             }
-            if s.points() > 0 {
-                self.track(s.points())?;
-                out.push(s);
+            self.release(loaded);
+            return Ok(out);
+        }
+        if self.rollup.is_some() {
+            let store = self.select(vs, first - lookback + 1, last)?;
+            let loaded: usize = store.iter().map(|r| r.floats.len() + r.hists.len()).sum();
+            let mut out = Vec::with_capacity(store.len());
+            for s in gmc_tsdb::par::map(store, |raw| pick.series(raw)) {
+                self.check_deadline()?;
+                if s.points() > 0 {
+                    self.track(s.points())?;
+                    out.push(s);
+                }
+            }
+            self.release(loaded);
+            return Ok(out);
+        }
+        // A range of steps over raw data: each worker decodes one series, picks its step
+        // values and drops the samples, so the query holds the results, not every window.
+        let lazy = self.select_lazy(vs, first - lookback + 1, last)?;
+        let deadline = self.deadline;
+        let timeout = self.opts.timeout;
+        let budget = self.sample_budget();
+        let live = AtomicU64::new(0);
+        let peak = AtomicU64::new(0);
+        // Work for the split over the cores: samples are unknown until decoded, so assume
+        // one per second of the span read (this only decides how many threads to use).
+        let samples_guess = usize::try_from((last - first + lookback) / 1000)
+            .unwrap_or(1)
+            .max(1);
+        let work = lazy
+            .len()
+            .saturating_mul(samples_guess.saturating_add(grid.len()));
+        let parts =
+            gmc_tsdb::par::map_parts_by_work(lazy, work, |part: Vec<gmc_tsdb::LazySeries>| {
+                let (mut done, mut scanned, mut selected) = (Vec::new(), 0u64, 0u64);
+                for (k, ls) in part.into_iter().enumerate() {
+                    if k % 16 == 15 && Instant::now() > deadline {
+                        return Err(Error::Timeout(timeout));
+                    }
+                    let Some(sel) = ls.decode()? else {
+                        continue;
+                    };
+                    let raw = to_raw(sel, 1);
+                    let n = (raw.floats.len() + raw.hists.len()) as u64;
+                    scanned += n;
+                    selected += 1;
+                    let held = live.fetch_add(n, Relaxed) + n;
+                    peak.fetch_max(held, Relaxed);
+                    if held > budget {
+                        return Err(Error::TooManySamples);
+                    }
+                    let s = pick.series(raw);
+                    live.fetch_sub(n, Relaxed);
+                    if s.points() > 0 {
+                        done.push(s);
+                    }
+                }
+                Ok((done, scanned, selected))
+            });
+        let (mut scanned, mut selected) = (0, 0);
+        let mut done_parts = Vec::with_capacity(parts.len());
+        let mut first_err = None;
+        for part in parts {
+            match part {
+                Ok((d, sc, se)) => {
+                    scanned += sc;
+                    selected += se;
+                    done_parts.push(d);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
             }
         }
-        self.release(loaded);
+        self.account_stream(scanned, selected, peak.load(Relaxed));
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let mut out = Vec::with_capacity(done_parts.iter().map(Vec::len).sum());
+        for s in done_parts.into_iter().flatten() {
+            self.track(s.points())?;
+            out.push(s);
+        }
         Ok(out)
+    }
+
+    /// Window ends per grid step of a matrix selector, their min and max, and the range
+    /// (all in milliseconds).
+    fn matrix_windows(&self, ms: &MatrixSelector, grid: Grid) -> (Vec<i64>, i64, i64, i64) {
+        let vs = &ms.vs;
+        let off = offset_ms(&vs.offset);
+        let at = self.at_ms(&vs.at);
+        let range = dur_ms(&ms.range);
+        let ends: Vec<i64> = (0..grid.len())
+            .map(|i| at.unwrap_or(grid.ts(i)) - off)
+            .collect();
+        let lo = ends.iter().copied().min().unwrap_or(0);
+        let hi = ends.iter().copied().max().unwrap_or(0);
+        (ends, lo, hi, range)
+    }
+
+    /// The input of a range function over a plain matrix selector (possibly in
+    /// parentheses), located but not decoded, so the function can stream through it one
+    /// series at a time. `None` when the input must be read whole: a subquery, or a query
+    /// reading rollups.
+    pub(crate) fn matrix_lazy(&mut self, e: &Expr, grid: Grid) -> Result<Option<LazyInput>> {
+        let Expr::MatrixSelector(ms) = unparen(e) else {
+            return Ok(None);
+        };
+        if self.rollup.is_some() {
+            return Ok(None);
+        }
+        let vs = &ms.vs;
+        let (ends, lo, hi, range) = self.matrix_windows(ms, grid);
+        let series = self.select_lazy(vs, lo - range + 1, hi)?;
+        Ok(Some(LazyInput {
+            series,
+            range,
+            ends,
+            metric_name: selector_name(vs),
+        }))
+    }
+
+    /// The series of `vs` in `[mint, maxt]` (milliseconds), located but not decoded, sorted
+    /// by labels; with `or` alternatives, the first series of each label set.
+    fn select_lazy(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<gmc_tsdb::LazySeries>> {
+        let sets = selector_matchers(vs)?;
+        let q = self.db.querier(ms_to_ns_floor(mint), ms_to_ns_ceil(maxt))?;
+        let mut series = Vec::new();
+        let mut seen: std::collections::HashSet<gmc_model::Labels> =
+            std::collections::HashSet::new();
+        for matchers in &sets {
+            for s in q.select_floats_lazy(matchers, gmc_model::NANOS_PER_MILLI)? {
+                if sets.len() > 1 && !seen.insert(s.labels().clone()) {
+                    continue;
+                }
+                series.push(s);
+            }
+        }
+        if sets.len() > 1 {
+            series.sort_by(|a, b| a.labels().cmp(b.labels()));
+        }
+        Ok(series)
+    }
+
+    /// Account for what a streaming read decoded: `scanned` samples of `selected` series,
+    /// at most `peak` of them held at once on top of what the query held already.
+    pub(crate) fn account_stream(&mut self, scanned: u64, selected: u64, peak: u64) {
+        self.stats.samples_scanned += scanned;
+        self.stats.series_selected += selected;
+        self.stats.peak_samples = self.stats.peak_samples.max(self.cur_samples + peak);
+    }
+
+    /// Samples the query may still hold before the sample limit.
+    pub(crate) fn sample_budget(&self) -> u64 {
+        (self.opts.max_samples as u64).saturating_sub(self.cur_samples)
     }
 
     /// The raw input of a range function: a matrix selector or a subquery (possibly in
@@ -992,32 +1204,18 @@ impl<'a> Evaluator<'a> {
         match unparen(e) {
             Expr::MatrixSelector(ms) => {
                 let vs = &ms.vs;
-                let off = offset_ms(&vs.offset);
-                let at = self.at_ms(&vs.at);
-                let range = dur_ms(&ms.range);
-                let ends: Vec<i64> = (0..grid.len())
-                    .map(|i| at.unwrap_or(grid.ts(i)) - off)
-                    .collect();
-                let lo = ends.iter().copied().min().unwrap_or(0);
-                let hi = ends.iter().copied().max().unwrap_or(0);
+                let (ends, lo, hi, range) = self.matrix_windows(ms, grid);
                 // Stale markers end a series for instant selectors only; windows skip
                 // them. One pass over every sample, so split over the cores.
                 let series = gmc_tsdb::par::map(self.select(vs, lo - range + 1, hi)?, |mut r| {
                     r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
                     r
                 });
-                let metric_name = vs.name.clone().or_else(|| {
-                    vs.matchers
-                        .matchers
-                        .iter()
-                        .find(|m| m.name == METRIC_NAME && matches!(m.op, PMatchOp::Equal))
-                        .map(|m| m.value.clone())
-                });
                 Ok(RangeInput {
                     series,
                     range,
                     ends,
-                    metric_name,
+                    metric_name: selector_name(vs),
                 })
             }
             Expr::Subquery(sq) => {

@@ -47,4 +47,4 @@ pub use config::{Config, SyncPolicy};
 pub use db::{AppendReport, Db, FlushReport, MaintenanceReport, Rejection};
 pub use error::{Error, Result, SampleError};
 pub use metrics::Metrics;
-pub use querier::{FloatSeries, Querier, Sample, SampleValue, Selected, Series};
+pub use querier::{FloatSeries, LazySeries, Querier, Sample, SampleValue, Selected, Series};

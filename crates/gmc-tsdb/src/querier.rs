@@ -340,6 +340,56 @@ pub(crate) fn finish_samples(v: &mut Vec<Sample>, mint: i64, maxt: i64) {
     }
 }
 
+/// A series found by [`Querier::select_floats_lazy`], decoded on demand.
+pub struct LazySeries {
+    labels: Labels,
+    /// One part per source holding the series, newest source first.
+    parts: Vec<Pending>,
+}
+
+impl std::fmt::Debug for LazySeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazySeries")
+            .field("labels", &self.labels)
+            .field("parts", &self.parts.len())
+            .finish()
+    }
+}
+
+impl LazySeries {
+    /// The series' labels.
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// Decode the series as [`Querier::select_floats_in`] would return it, or `None` when
+    /// it has no sample in the querier's range.
+    pub fn decode(self) -> Result<Option<Selected>> {
+        let mut data: Option<SeriesData> = None;
+        let mut appended = false;
+        for part in self.parts {
+            let d = part()?;
+            if d.is_empty() {
+                continue;
+            }
+            match &mut data {
+                None => data = Some(d),
+                Some(have) => {
+                    have.append(d);
+                    appended = true;
+                }
+            }
+        }
+        Ok(data.map(|mut d| {
+            if appended {
+                // Each part is already clipped; only order and duplicates remain.
+                d.finish(i64::MIN, i64::MAX);
+            }
+            to_selected(self.labels, d)
+        }))
+    }
+}
+
 /// What [`Source::select_floats`] reads: samples in `[mint, maxt]` (nanoseconds), all or
 /// only each series' newest, with timestamps in units of `unit_nanos` (1 = nanoseconds).
 #[derive(Debug, Clone, Copy)]
@@ -349,6 +399,10 @@ pub(crate) struct FloatRead {
     pub(crate) last_only: bool,
     pub(crate) unit_nanos: i64,
 }
+
+/// One source's share of a series, located but not decoded (see [`Source::plan_floats`]):
+/// decodes to the same data [`Source::select_floats`] returns for the series.
+pub(crate) type Pending = Box<dyn FnOnce() -> Result<SeriesData> + Send>;
 
 /// Something the querier reads series from: the head, a head being flushed, a block.
 pub(crate) trait Source: Send + Sync {
@@ -380,6 +434,25 @@ pub(crate) trait Source: Send + Sync {
             d.shape(read);
             (l, d)
         }));
+        Ok(())
+    }
+
+    /// [`Source::select_floats`] without decoding: each matching series' labels and a job
+    /// that decodes its data later. The job holds chunk references, not samples, so a
+    /// reader can decode and drop a few series at a time instead of holding every
+    /// selected window at once. The default decodes now (for sources that are small).
+    fn plan_floats(
+        self: Arc<Self>,
+        matchers: &[Matcher],
+        read: &FloatRead,
+        out: &mut Vec<(Labels, Pending)>,
+    ) -> Result<()> {
+        let mut buf = Vec::new();
+        self.select_floats(matchers, read, &mut buf)?;
+        out.extend(
+            buf.into_iter()
+                .map(|(l, d)| (l, Box::new(move || Ok(d)) as Pending)),
+        );
         Ok(())
     }
 
@@ -551,6 +624,54 @@ impl Querier {
                 to_selected(labels, data)
             })
             .collect())
+    }
+
+    /// [`Querier::select_floats_in`] that locates the matching series without decoding
+    /// them, sorted by labels. Each [`LazySeries`] decodes on its own (on the caller's
+    /// thread), so a query can stream through a large selection holding a few decoded
+    /// series at a time: memory is the compressed chunks the head or the blocks hold
+    /// anyway, plus one decoded window per worker.
+    pub fn select_floats_lazy(
+        &self,
+        matchers: &[Matcher],
+        unit_nanos: i64,
+    ) -> Result<Vec<LazySeries>> {
+        if matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let read = FloatRead {
+            mint: self.mint,
+            maxt: self.maxt,
+            last_only: false,
+            unit_nanos: unit_nanos.max(1),
+        };
+        let mut per_source: Vec<Vec<(Labels, Pending)>> = Vec::new();
+        for src in self.set.sources() {
+            let mut buf = Vec::new();
+            src.plan_floats(matchers, &read, &mut buf)?;
+            if !buf.is_empty() {
+                per_source.push(buf);
+            }
+        }
+        let lazy = |labels, parts| LazySeries { labels, parts };
+        if per_source.len() <= 1 {
+            let mut out: Vec<LazySeries> = per_source
+                .into_iter()
+                .flatten()
+                .map(|(l, p)| lazy(l, vec![p]))
+                .collect();
+            out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+            return Ok(out);
+        }
+        // Sources are newest first; parts keep that order so the merge below keeps the
+        // newest source's sample at a timestamp several sources hold, as the eager read.
+        let mut merged: BTreeMap<Labels, Vec<Pending>> = BTreeMap::new();
+        for buf in per_source {
+            for (labels, p) in buf {
+                merged.entry(labels).or_default().push(p);
+            }
+        }
+        Ok(merged.into_iter().map(|(l, p)| lazy(l, p)).collect())
     }
 
     /// For instant selectors: the newest sample of each matching series with

@@ -1,6 +1,6 @@
 //! `Querier::select_floats` returns what `Querier::select` does, in compact form for
 //! float-only series, and `Querier::select_latest` the newest sample of each series in the
-//! lookback window: over the head, blocks, out-of-order samples and mixed series, for
+//! lookback window (and `select_floats_lazy`, decoded, what `select_floats` does): over the head, blocks, out-of-order samples and mixed series, for
 //! random ranges.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -53,6 +53,15 @@ fn listing(sel: &[Selected]) -> Listing {
         .collect()
 }
 
+/// `select_floats_lazy` with every series decoded, empty ones dropped.
+fn lazy(q: &Querier, unit: i64) -> Vec<Selected> {
+    q.select_floats_lazy(&[Matcher::equal("__name__", "m")], unit)
+        .unwrap()
+        .into_iter()
+        .filter_map(|s| s.decode().unwrap())
+        .collect()
+}
+
 /// Both selects, as comparable `(labels, [(ts, value bits or MAX for a histogram)])`.
 fn both(q: &Querier) -> (Listing, Listing) {
     let m = [Matcher::equal("__name__", "m")];
@@ -71,6 +80,7 @@ fn both(q: &Querier) -> (Listing, Listing) {
         .collect();
     let floats = q.select_floats(&m).unwrap();
     let b = listing(&floats);
+    assert_eq!(listing(&lazy(q, 1)), b, "lazy select differs");
     for (s, (_, v)) in floats.iter().zip(&b) {
         if let Selected::Samples(_) = s {
             assert!(
@@ -176,4 +186,5 @@ fn select_floats_in_milliseconds_matches_select_over_many_series() {
     let got = listing(&q.select_floats_in(&m, ms).unwrap());
     assert_eq!(got.len(), 600);
     assert_eq!(got, want);
+    assert_eq!(listing(&lazy(&q, ms)), want);
 }

@@ -1,6 +1,7 @@
 //! Functions over range vectors (`rate`, `*_over_time`, `deriv`, ...): one window per
 //! step, found by binary search in the series' samples, which were read once.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -8,7 +9,7 @@ use gmc_model::{Histogram, Labels, METRIC_NAME};
 use promql_parser::parser::{Call, Expr};
 
 use super::aggregate::{kahan_inc, quantile};
-use super::{unparen, Evaluator, Grid, Pv, RangeInput, Raw, Series, Val};
+use super::{unparen, Evaluator, Grid, LazyInput, Pv, RangeInput, Raw, Series, Val};
 use crate::error::{Error, Result};
 use crate::hist;
 
@@ -704,10 +705,77 @@ impl Evaluator<'_> {
                 )));
             }
         }
-        let input = self.range_input(marg, grid)?;
-        if name == "absent_over_time" {
-            return Ok(self.absent_over_time(marg, &input, grid));
+        let func = RangeFn::from_name(name)
+            .ok_or_else(|| Error::BadData(format!("unknown function with name {name:?}")))?;
+        let keep = keeps_name(name);
+        // `absent_over_time` asks whether any series has a sample per window: read whole.
+        let lazy = if name == "absent_over_time" {
+            None
+        } else {
+            self.matrix_lazy(marg, grid)?
+        };
+        let (out, notes, metric_name) = match lazy {
+            Some(lazy) => {
+                let metric_name = lazy.metric_name.clone();
+                let (out, notes) = self.stream_range_fn(lazy, func, keep, &params, grid)?;
+                (out, notes, metric_name)
+            }
+            _ => {
+                let input = self.range_input(marg, grid)?;
+                if name == "absent_over_time" {
+                    return Ok(self.absent_over_time(marg, &input, grid));
+                }
+                self.range_fn_decoded(input, func, keep, &params, grid)?
+            }
+        };
+        let mname = metric_name.unwrap_or_default();
+        if notes.mixed {
+            self.warn(format!(
+                "PromQL warning: encountered a mix of histograms and floats for metric name {mname:?}"
+            ));
         }
+        if notes.not_counter {
+            self.warn(format!(
+                "PromQL warning: this native histogram metric is not a counter: {mname:?}"
+            ));
+        }
+        if notes.not_gauge {
+            self.warn(format!(
+                "PromQL warning: this native histogram metric is not a gauge: {mname:?}"
+            ));
+        }
+        if notes.incompatible_schema {
+            self.warn(format!(
+                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?}"
+            ));
+        }
+        if let Some(q) = notes.quantile_range {
+            self.warn(format!(
+                "PromQL warning: quantile value should be between 0 and 1, got {}",
+                super::aggregate::format_float(q)
+            ));
+        }
+        if notes.ignored_hist {
+            self.warn(format!(
+                "PromQL info: ignored histograms in a range containing both floats and histograms for metric name {mname:?}"
+            ));
+        }
+        if name == "rate" || name == "increase" {
+            self.counter_name_info(&out_names(&out), name);
+        }
+        Ok(Val::Vector(out))
+    }
+
+    /// A range function over series already decoded (subqueries, rollups): every
+    /// series' samples are held for the whole call.
+    fn range_fn_decoded(
+        &mut self,
+        input: RangeInput,
+        func: RangeFn,
+        keep: bool,
+        params: &[Vec<f64>],
+        grid: Grid,
+    ) -> Result<(Vec<Series>, Notes, Option<String>)> {
         let loaded: usize = input
             .series
             .iter()
@@ -715,21 +783,17 @@ impl Evaluator<'_> {
             .sum();
         let mut notes = Notes::default();
         let mut out = Vec::with_capacity(input.series.len());
-        let keep = keeps_name(name);
         let RangeInput {
             series,
             range,
             ends,
             metric_name,
         } = input;
-        let func = RangeFn::from_name(name)
-            .ok_or_else(|| Error::BadData(format!("unknown function with name {name:?}")))?;
         let counter = matches!(func, RangeFn::Rate | RangeFn::Increase);
         // Series are independent: large inputs are split over the cores, each part with
         // its own prefix buffer and notes (merged below), in order.
         let deadline = self.deadline;
         let timeout = self.opts.timeout;
-        let params = &params;
         let ends = &ends;
         // Work: every window visits its samples, so samples × windows per sample.
         let steps_per_range = usize::try_from(range / grid.step.max(1))
@@ -775,42 +839,121 @@ impl Evaluator<'_> {
             }
         }
         self.release(loaded);
-        let mname = metric_name.unwrap_or_default();
-        if notes.mixed {
-            self.warn(format!(
-                "PromQL warning: encountered a mix of histograms and floats for metric name {mname:?}"
-            ));
+        Ok((out, notes, metric_name))
+    }
+
+    /// A range function over a matrix selector, decoding one series at a time per worker
+    /// and dropping its samples once its windows are evaluated: the query holds the
+    /// results and a decoded series per core, not every selected window at once. The
+    /// sample limit applies to the samples held at once, as Prometheus counts them.
+    fn stream_range_fn(
+        &mut self,
+        input: LazyInput,
+        func: RangeFn,
+        keep: bool,
+        params: &[Vec<f64>],
+        grid: Grid,
+    ) -> Result<(Vec<Series>, Notes)> {
+        let LazyInput {
+            series,
+            range,
+            ends,
+            ..
+        } = input;
+        let counter = matches!(func, RangeFn::Rate | RangeFn::Increase);
+        let deadline = self.deadline;
+        let timeout = self.opts.timeout;
+        let budget = self.sample_budget();
+        let live = AtomicU64::new(0);
+        let peak = AtomicU64::new(0);
+        // Work for the split over the cores, in sample-visits as `range_fn_decoded` counts
+        // them. Samples are unknown until decoded: assume one per second of the span read
+        // (the trading workload's interval); this only decides how many threads to use.
+        let lo = ends.iter().copied().min().unwrap_or(0);
+        let hi = ends.iter().copied().max().unwrap_or(0);
+        let samples_guess = usize::try_from((hi - lo + range) / 1000)
+            .unwrap_or(1)
+            .max(1);
+        let steps_per_range = usize::try_from(range / grid.step.max(1))
+            .unwrap_or(1)
+            .clamp(1, ends.len().max(1));
+        let work = series
+            .len()
+            .saturating_mul(samples_guess)
+            .saturating_mul(steps_per_range);
+        let ends = &ends;
+        let parts = gmc_tsdb::par::map_parts_by_work(
+            series,
+            work,
+            |part: Vec<gmc_tsdb::LazySeries>| -> Result<StreamPart> {
+                let mut p = StreamPart::default();
+                let mut prefix: Vec<f64> = Vec::new();
+                for (k, lazy) in part.into_iter().enumerate() {
+                    if k % 16 == 15 && Instant::now() > deadline {
+                        return Err(Error::Timeout(timeout));
+                    }
+                    let Some(sel) = lazy.decode()? else {
+                        continue;
+                    };
+                    let mut r = super::to_raw(sel, 1);
+                    let n = (r.floats.len() + r.hists.len()) as u64;
+                    p.scanned += n;
+                    p.selected += 1;
+                    let held = live.fetch_add(n, Relaxed) + n;
+                    peak.fetch_max(held, Relaxed);
+                    if held > budget {
+                        return Err(Error::TooManySamples);
+                    }
+                    // Stale markers end a series for instant selectors only; windows
+                    // skip them.
+                    r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
+                    let s = range_series(
+                        r,
+                        func,
+                        counter,
+                        keep,
+                        range,
+                        ends,
+                        params,
+                        grid,
+                        &mut prefix,
+                        &mut p.notes,
+                    );
+                    live.fetch_sub(n, Relaxed);
+                    if s.points() > 0 {
+                        p.done.push(s);
+                    }
+                }
+                Ok(p)
+            },
+        );
+        let mut notes = Notes::default();
+        let mut out = Vec::new();
+        let (mut scanned, mut selected) = (0, 0);
+        let mut first_err = None;
+        for part in parts {
+            match part {
+                Ok(p) => {
+                    scanned += p.scanned;
+                    selected += p.selected;
+                    notes.merge(p.notes);
+                    out.push(p.done);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
-        if notes.not_counter {
-            self.warn(format!(
-                "PromQL warning: this native histogram metric is not a counter: {mname:?}"
-            ));
+        self.account_stream(scanned, selected, peak.load(Relaxed));
+        if let Some(e) = first_err {
+            return Err(e);
         }
-        if notes.not_gauge {
-            self.warn(format!(
-                "PromQL warning: this native histogram metric is not a gauge: {mname:?}"
-            ));
+        let mut flat = Vec::with_capacity(out.iter().map(Vec::len).sum());
+        for s in out.into_iter().flatten() {
+            self.track(s.points())?;
+            flat.push(s);
         }
-        if notes.incompatible_schema {
-            self.warn(format!(
-                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?}"
-            ));
-        }
-        if let Some(q) = notes.quantile_range {
-            self.warn(format!(
-                "PromQL warning: quantile value should be between 0 and 1, got {}",
-                super::aggregate::format_float(q)
-            ));
-        }
-        if notes.ignored_hist {
-            self.warn(format!(
-                "PromQL info: ignored histograms in a range containing both floats and histograms for metric name {mname:?}"
-            ));
-        }
-        if name == "rate" || name == "increase" {
-            self.counter_name_info(&out_names(&out), name);
-        }
-        Ok(Val::Vector(out))
+        Ok((flat, notes))
     }
 
     fn counter_name_info(&mut self, names: &[String], _f: &str) {
@@ -845,6 +988,15 @@ impl Evaluator<'_> {
         }
         Val::Vector(if s.points() > 0 { vec![s] } else { Vec::new() })
     }
+}
+
+/// What one worker of [`Evaluator::stream_range_fn`] produced.
+#[derive(Default)]
+struct StreamPart {
+    done: Vec<Series>,
+    notes: Notes,
+    scanned: u64,
+    selected: u64,
 }
 
 /// One series of a range function over every window: the pure part of

@@ -12,7 +12,7 @@ use crate::chunk;
 use crate::error::Result;
 use crate::head::{to_labels, Frozen};
 use crate::querier::{
-    finish_floats, finish_samples, FloatRead, Sample, SampleValue, SeriesData, Source,
+    finish_floats, finish_samples, FloatRead, Pending, Sample, SampleValue, SeriesData, Source,
 };
 
 /// Samples per chunk written to blocks (48 min at a 1 s interval). Long chunks amortize
@@ -33,6 +33,49 @@ pub(super) struct BlockSource {
 impl BlockSource {
     pub(super) fn size_bytes(&self) -> u64 {
         self.block.size_bytes()
+    }
+
+    /// One series' data in `read` from its chunk metas (`None`: no chunk in the range).
+    fn decode_metas(
+        &self,
+        metas: &[crate::block::ChunkMeta],
+        read: &FloatRead,
+    ) -> Result<Option<SeriesData>> {
+        let (mint, maxt) = (read.mint, read.maxt);
+        let in_range = metas
+            .iter()
+            .filter(|m| m.maxt_nanos >= mint && m.mint_nanos <= maxt);
+        if read.last_only {
+            // Newest chunk first; stop at the first with a sample in the range (a chunk
+            // can overlap the range without holding a sample in it).
+            for m in in_range.rev() {
+                let c = self.block.read_chunk(m)?;
+                if m.maxt_nanos <= maxt && c.encoding != chunk::ENCODING_HISTOGRAM {
+                    // Ends inside the range: its last sample, at `maxt_nanos`, is the
+                    // newest; only the values need decoding.
+                    if let Some(f) = chunk::last_float(c.encoding, &c.bytes)? {
+                        let mut data = SeriesData::Floats(vec![(m.maxt_nanos, f)]);
+                        data.shape(read);
+                        return Ok(Some(data));
+                    }
+                }
+                let mut data = decode_series(std::slice::from_ref(&c), mint, maxt)?;
+                if data.last_ts().is_some() {
+                    data.shape(read);
+                    return Ok(Some(data));
+                }
+            }
+            return Ok(None);
+        }
+        let chunks = in_range
+            .map(|m| Ok(self.block.read_chunk(m)?))
+            .collect::<Result<Vec<_>>>()?;
+        if chunks.is_empty() {
+            return Ok(None);
+        }
+        let mut data = decode_series(&chunks, mint, maxt)?;
+        data.shape(read);
+        Ok(Some(data))
     }
 
     pub(super) fn resolution(&self) -> Resolution {
@@ -265,43 +308,39 @@ impl Source for BlockSource {
             return Ok(());
         }
         let decode = |(labels, metas): (Labels, Vec<crate::block::ChunkMeta>)| -> Result<Option<(Labels, SeriesData)>> {
-            let in_range = metas
-                .iter()
-                .filter(|m| m.maxt_nanos >= mint && m.mint_nanos <= maxt);
-            if read.last_only {
-                // Newest chunk first; stop at the first with a sample in the range (a
-                // chunk can overlap the range without holding a sample in it).
-                for m in in_range.rev() {
-                    let c = self.block.read_chunk(m)?;
-                    if m.maxt_nanos <= maxt && c.encoding != chunk::ENCODING_HISTOGRAM {
-                        // Ends inside the range: its last sample, at `maxt_nanos`, is the
-                        // newest; only the values need decoding.
-                        if let Some(f) = chunk::last_float(c.encoding, &c.bytes)? {
-                            let mut data = SeriesData::Floats(vec![(m.maxt_nanos, f)]);
-                            data.shape(read);
-                            return Ok(Some((labels, data)));
-                        }
-                    }
-                    let mut data = decode_series(std::slice::from_ref(&c), mint, maxt)?;
-                    if data.last_ts().is_some() {
-                        data.shape(read);
-                        return Ok(Some((labels, data)));
-                    }
-                }
-                return Ok(None);
-            }
-            let chunks = in_range
-                .map(|m| Ok(self.block.read_chunk(m)?))
-                .collect::<Result<Vec<_>>>()?;
-            if chunks.is_empty() {
-                return Ok(None);
-            }
-            let mut data = decode_series(&chunks, mint, maxt)?;
-            data.shape(read);
-            Ok(Some((labels, data)))
+            Ok(self.decode_metas(&metas, read)?.map(|d| (labels, d)))
         };
         for r in crate::par::map(self.block.select(matchers)?, decode) {
             out.extend(r?);
+        }
+        Ok(())
+    }
+
+    fn plan_floats(
+        self: Arc<Self>,
+        matchers: &[Matcher],
+        read: &FloatRead,
+        out: &mut Vec<(Labels, Pending)>,
+    ) -> Result<()> {
+        if !self.overlaps(read.mint, read.maxt) {
+            return Ok(());
+        }
+        let read = *read;
+        for (labels, metas) in self.block.select(matchers)? {
+            // Only series with a chunk in the range: the rest would decode to nothing.
+            if !metas
+                .iter()
+                .any(|m| m.maxt_nanos >= read.mint && m.mint_nanos <= read.maxt)
+            {
+                continue;
+            }
+            let me = Arc::clone(&self);
+            let job: Pending = Box::new(move || {
+                Ok(me
+                    .decode_metas(&metas, &read)?
+                    .unwrap_or(SeriesData::Floats(Vec::new())))
+            });
+            out.push((labels, job));
         }
         Ok(())
     }

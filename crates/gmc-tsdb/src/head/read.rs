@@ -7,7 +7,7 @@ use gmc_model::{Labels, Matcher};
 
 use super::{to_labels, Head, LabelSet, Taken, SHARDS};
 use crate::error::Result;
-use crate::querier::{FloatRead, Sample, SeriesData, Source};
+use crate::querier::{FloatRead, Pending, Sample, SeriesData, Source};
 
 /// Whether an interned label set satisfies every matcher (absent label = empty value).
 pub(crate) fn matches_all(labels: &[(Arc<str>, Arc<str>)], matchers: &[Matcher]) -> bool {
@@ -39,13 +39,18 @@ fn decode_into(
 
 /// One series' data as `read` asks (all samples or the newest), shaped.
 fn decode_read(labels: &LabelSet, t: &Taken, read: &FloatRead) -> Result<(Labels, SeriesData)> {
+    Ok((to_labels(labels), decode_data(t, read)?))
+}
+
+/// [`decode_read`] without the labels.
+fn decode_data(t: &Taken, read: &FloatRead) -> Result<SeriesData> {
     let mut data = if read.last_only {
         t.decode_last(read.mint, read.maxt)?
     } else {
         t.decode_data(read.mint, read.maxt)?
     };
     data.shape(read);
-    Ok((to_labels(labels), data))
+    Ok(data)
 }
 
 fn names_of<'a>(sets: impl Iterator<Item = &'a LabelSet>) -> Vec<String> {
@@ -137,6 +142,22 @@ impl Source for Head {
         out.reserve(snaps.len());
         for r in crate::par::map(snaps, |(labels, snap)| decode_read(&labels, &snap, read)) {
             out.push(r?);
+        }
+        Ok(())
+    }
+
+    fn plan_floats(
+        self: Arc<Self>,
+        matchers: &[Matcher],
+        read: &FloatRead,
+        out: &mut Vec<(Labels, Pending)>,
+    ) -> Result<()> {
+        // The snapshot holds the series' compressed chunks (closed ones shared, the open
+        // one copied): the decode happens later, outside every lock.
+        let read = *read;
+        for (labels, snap) in self.snapshots(matchers, read.mint, read.maxt) {
+            let job: Pending = Box::new(move || decode_data(&snap, &read));
+            out.push((to_labels(&labels), job));
         }
         Ok(())
     }
@@ -238,6 +259,30 @@ impl Source for Frozen {
             .collect();
         for r in crate::par::map(matching, |(labels, t)| decode_read(labels, t, read)) {
             out.push(r?);
+        }
+        Ok(())
+    }
+
+    fn plan_floats(
+        self: Arc<Self>,
+        matchers: &[Matcher],
+        read: &FloatRead,
+        out: &mut Vec<(Labels, Pending)>,
+    ) -> Result<()> {
+        if read.maxt < self.mint || read.mint > self.maxt {
+            return Ok(());
+        }
+        let read = *read;
+        for (i, (labels, _)) in self.series.iter().enumerate() {
+            if !matches_all(labels, matchers) {
+                continue;
+            }
+            let me = Arc::clone(&self);
+            let job: Pending = Box::new(move || match me.series.get(i) {
+                Some((_, t)) => decode_data(t, &read),
+                None => Ok(SeriesData::Floats(Vec::new())),
+            });
+            out.push((to_labels(labels), job));
         }
         Ok(())
     }
