@@ -15,6 +15,7 @@ pub mod api_error;
 pub mod config;
 pub mod error;
 mod host;
+pub mod memory;
 pub mod metrics;
 mod routes;
 mod scrape;

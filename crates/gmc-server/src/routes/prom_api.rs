@@ -124,6 +124,9 @@ where
     })
     .await
     .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?;
+    if let Ok(r) = &res {
+        crate::memory::release_after_query(r.stats.series_selected, r.stats.peak_samples);
+    }
     let res = res.map_err(|e| query_error(&e));
     state.metrics.query_done(res.is_ok());
     res
