@@ -11,8 +11,6 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Before any thread starts (see `gmc_server::memory` for the measurements).
-    gmc_server::memory::limit_arenas();
     let args = cli::Args::parse();
     match cli::run(args) {
         Ok(code) => code,
