@@ -15,8 +15,12 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(100);
     let dir = tempfile::tempdir().expect("tempdir");
+    // The head keeps everything written (2.5 h of 1 s samples): a flush during the write
+    // would cut the WAL short and make the figure depend on when maintenance ran.
     let cfg = Config {
         sync: SyncPolicy::None,
+        head_flush_range: std::time::Duration::from_secs(4 * 3600),
+        maintenance_interval: std::time::Duration::from_secs(3600),
         ..Config::default()
     };
     let names: Vec<String> = (0..10_000).map(|i| format!("PAIR{i:05}")).collect();

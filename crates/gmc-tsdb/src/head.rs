@@ -28,7 +28,7 @@ pub(crate) use series::{Inserted, LabelSet, MemSeries, Taken};
 use postings::{Interner, MemPostings};
 
 /// Number of shards; a power of two, the low bits of a series ref name its shard.
-const SHARDS: usize = 64;
+pub(crate) const SHARDS: usize = 64;
 const SHARD_BITS: u32 = 6;
 
 /// Hasher for keys that are already hashes or sequence numbers: one multiply spreads them.
@@ -380,29 +380,13 @@ impl Head {
         r.unwrap_or(ref_id)
     }
 
-    /// Replay: store a batch of samples (any series, WAL order), locking each shard once
-    /// per run of its samples. The stable sort by shard keeps each series' samples in WAL
-    /// order. Returns the number of samples whose series is unknown.
+    /// Replay: store a batch of samples ordered by shard (each series' samples in WAL
+    /// order), locking each shard once per run of its samples. Returns the number of
+    /// samples whose series is unknown.
     pub(crate) fn replay_batch(
         &self,
         samples: &mut Vec<(u64, i64, crate::querier::SampleValue)>,
     ) -> u64 {
-        // Counting sort by shard: O(n) and stable.
-        let mut counts = [0usize; SHARDS + 1];
-        for x in samples.iter() {
-            counts[Self::shard_of_ref(x.0) + 1] += 1;
-        }
-        for i in 1..=SHARDS {
-            counts[i] += counts[i - 1];
-        }
-        let mut slots: Vec<Option<(u64, i64, crate::querier::SampleValue)>> =
-            (0..samples.len()).map(|_| None).collect();
-        for x in samples.drain(..) {
-            let c = &mut counts[Self::shard_of_ref(x.0)];
-            slots[*c] = Some(x);
-            *c += 1;
-        }
-        samples.extend(slots.into_iter().flatten());
         let (cs, range) = (self.settings.chunk_samples, self.settings.range_nanos);
         let mut unknown = 0u64;
         let mut chunk_delta = 0i64;
