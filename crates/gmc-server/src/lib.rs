@@ -141,6 +141,14 @@ pub async fn serve_on(
     }
     tracing::info!(addr = %local, "Listening.");
     let app = router(state);
+    // Replies go out at once instead of waiting on Nagle's algorithm for the client's
+    // ACK: a new connection's small query answered ~0.13–0.3 ms later without it
+    // (Go's servers, VictoriaMetrics' and Prometheus', set it too).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

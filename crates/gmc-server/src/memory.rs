@@ -7,13 +7,21 @@
 //! MiB without the release and at 265 MiB with it (VictoriaMetrics: 287–315 MiB). [`release_after_query`] hands free pages back after such
 //! queries, on a blocking thread, never on the response path.
 //!
+//! [`tune_allocator`] turns glibc's fastbins off (`M_MXFAST` 0). Each new connection
+//! allocates hyper's buffers, and with a large heap of small store objects such a
+//! request made glibc consolidate its fastbins first: the first byte of `/-/ready` on a
+//! new connection came after 0.73 ms, against 0.52–0.57 ms without fastbins
+//! (VictoriaMetrics: 0.41–0.57 ms). Each thread's small-block cache (`tcache`) still
+//! serves the hot sizes; ingest CPU was unchanged (1.90–2.01 against 1.96–2.03 µs per
+//! sample) and peak RSS after ingest fell from 206 to 193 MiB in the same pair of runs.
+//!
 //! Not done here, measured: limiting glibc to one arena (`MALLOC_ARENA_MAX=1`, which
 //! glibc reads itself) lowers peak RSS after ingest from 191–207 to 161–165 MiB, because
 //! each thread's arena keeps the ingest buffers it freed, but costs about 7 % more ingest
 //! CPU and slowed allocation-heavy parallel queries by 20–80 % on 2 cores. Operators short
 //! of memory can set it; the default favours latency.
 //!
-//! Elsewhere (non-glibc targets) the release is a no-op.
+//! Elsewhere (non-glibc targets) both are no-ops.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -21,6 +29,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const RELEASE_SERIES: u64 = 5_000;
 /// Peak samples above which a finished query triggers a release of free memory.
 const RELEASE_PEAK_SAMPLES: u64 = 1_000_000;
+
+/// Allocator settings for a long-running server; call first thing in `main`.
+pub fn tune_allocator() {
+    sys::disable_fastbins();
+}
 
 /// After a query that selected many series or held many samples, return the heap's free
 /// pages to the kernel on a blocking thread (at most one such release runs at a time).
@@ -50,6 +63,15 @@ pub fn release_after_query(series_selected: u64, peak_samples: u64) {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 mod sys {
+    /// `mallopt(M_MXFAST, 0)`: no fastbins.
+    pub(super) fn disable_fastbins() {
+        // SAFETY: mallopt only adjusts allocator parameters; M_MXFAST 0 is documented and
+        // may be set at any time (glibc consolidates existing fastbins first).
+        unsafe {
+            libc::mallopt(libc::M_MXFAST, 0);
+        }
+    }
+
     /// `malloc_trim(0)`: release free memory at the top of the heap and, since glibc
     /// 2.8, whole free pages inside every arena.
     pub(super) fn trim() {
@@ -62,5 +84,6 @@ mod sys {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod sys {
+    pub(super) fn disable_fastbins() {}
     pub(super) fn trim() {}
 }

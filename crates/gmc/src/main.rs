@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Before the first large allocation (see `gmc_server::memory` for the measurements).
+    gmc_server::memory::tune_allocator();
     let args = cli::Args::parse();
     match cli::run(args) {
         Ok(code) => code,
