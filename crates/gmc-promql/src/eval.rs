@@ -1054,11 +1054,6 @@ impl<'a> Evaluator<'a> {
         // A range of steps over raw data: each worker decodes one series, picks its step
         // values and drops the samples, so the query holds the results, not every window.
         let lazy = self.select_lazy(vs, first - lookback + 1, last)?;
-        let deadline = self.deadline;
-        let timeout = self.opts.timeout;
-        let budget = self.sample_budget();
-        let live = AtomicU64::new(0);
-        let peak = AtomicU64::new(0);
         // Work for the split over the cores: samples are unknown until decoded, so assume
         // one per second of the span read (this only decides how many threads to use).
         let samples_guess = usize::try_from((last - first + lookback) / 1000)
@@ -1067,57 +1062,7 @@ impl<'a> Evaluator<'a> {
         let work = lazy
             .len()
             .saturating_mul(samples_guess.saturating_add(grid.len()));
-        let parts =
-            gmc_tsdb::par::map_parts_by_work(lazy, work, |part: Vec<gmc_tsdb::LazySeries>| {
-                let (mut done, mut scanned, mut selected) = (Vec::new(), 0u64, 0u64);
-                for (k, ls) in part.into_iter().enumerate() {
-                    if k % 16 == 15 && Instant::now() > deadline {
-                        return Err(Error::Timeout(timeout));
-                    }
-                    let Some(sel) = ls.decode()? else {
-                        continue;
-                    };
-                    let raw = to_raw(sel, 1);
-                    let n = (raw.floats.len() + raw.hists.len()) as u64;
-                    scanned += n;
-                    selected += 1;
-                    let held = live.fetch_add(n, Relaxed) + n;
-                    peak.fetch_max(held, Relaxed);
-                    if held > budget {
-                        return Err(Error::TooManySamples);
-                    }
-                    let s = pick.series(raw);
-                    live.fetch_sub(n, Relaxed);
-                    if s.points() > 0 {
-                        done.push(s);
-                    }
-                }
-                Ok((done, scanned, selected))
-            });
-        let (mut scanned, mut selected) = (0, 0);
-        let mut done_parts = Vec::with_capacity(parts.len());
-        let mut first_err = None;
-        for part in parts {
-            match part {
-                Ok((d, sc, se)) => {
-                    scanned += sc;
-                    selected += se;
-                    done_parts.push(d);
-                }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
-        }
-        self.account_stream(scanned, selected, peak.load(Relaxed));
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        let mut out = Vec::with_capacity(done_parts.iter().map(Vec::len).sum());
-        for s in done_parts.into_iter().flatten() {
-            self.track(s.points())?;
-            out.push(s);
-        }
+        let (out, _) = self.stream_series(lazy, work, |raw, _: &mut ()| pick.series(raw))?;
         Ok(out)
     }
 
@@ -1185,17 +1130,80 @@ impl<'a> Evaluator<'a> {
         Ok(series)
     }
 
-    /// Account for what a streaming read decoded: `scanned` samples of `selected` series,
-    /// at most `peak` of them held at once on top of what the query held already.
-    pub(crate) fn account_stream(&mut self, scanned: u64, selected: u64, peak: u64) {
-        self.stats.samples_scanned += scanned;
-        self.stats.series_selected += selected;
-        self.stats.peak_samples = self.stats.peak_samples.max(self.cur_samples + peak);
-    }
-
-    /// Samples the query may still hold before the sample limit.
-    pub(crate) fn sample_budget(&self) -> u64 {
-        (self.opts.max_samples as u64).saturating_sub(self.cur_samples)
+    /// Decode `lazy` on the cores (contiguous parts, split by `work` in sample-visits as
+    /// [`gmc_tsdb::par::map_parts_by_work`] counts it), one series per worker at a time,
+    /// and turn each into a result series with `f`, dropping its samples right after;
+    /// `f` keeps per-part state `N` (buffers, annotations), returned per part. Results
+    /// come in `lazy`'s order and are tracked against the sample limit; the decoded
+    /// samples count against it while held, as Prometheus counts them.
+    pub(crate) fn stream_series<N: Default + Send>(
+        &mut self,
+        lazy: Vec<gmc_tsdb::LazySeries>,
+        work: usize,
+        f: impl Fn(Raw, &mut N) -> Series + Sync,
+    ) -> Result<(Vec<Series>, Vec<N>)> {
+        let deadline = self.deadline;
+        let timeout = self.opts.timeout;
+        let budget = (self.opts.max_samples as u64).saturating_sub(self.cur_samples);
+        let live = AtomicU64::new(0);
+        let peak = AtomicU64::new(0);
+        let parts =
+            gmc_tsdb::par::map_parts_by_work(lazy, work, |part: Vec<gmc_tsdb::LazySeries>| {
+                let mut state = N::default();
+                let (mut done, mut scanned, mut selected) = (Vec::new(), 0u64, 0u64);
+                for (k, ls) in part.into_iter().enumerate() {
+                    if k % 16 == 15 && Instant::now() > deadline {
+                        return Err(Error::Timeout(timeout));
+                    }
+                    let Some(sel) = ls.decode()? else {
+                        continue;
+                    };
+                    let raw = to_raw(sel, 1);
+                    let n = (raw.floats.len() + raw.hists.len()) as u64;
+                    scanned += n;
+                    selected += 1;
+                    let held = live.fetch_add(n, Relaxed) + n;
+                    peak.fetch_max(held, Relaxed);
+                    if held > budget {
+                        return Err(Error::TooManySamples);
+                    }
+                    let s = f(raw, &mut state);
+                    live.fetch_sub(n, Relaxed);
+                    if s.points() > 0 {
+                        done.push(s);
+                    }
+                }
+                Ok((done, state, scanned, selected))
+            });
+        let mut outs = Vec::with_capacity(parts.len());
+        let mut states = Vec::with_capacity(parts.len());
+        let mut first_err = None;
+        for part in parts {
+            match part {
+                Ok((done, state, scanned, selected)) => {
+                    self.stats.samples_scanned += scanned;
+                    self.stats.series_selected += selected;
+                    outs.push(done);
+                    states.push(state);
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.stats.peak_samples = self
+            .stats
+            .peak_samples
+            .max(self.cur_samples + peak.load(Relaxed));
+        if let Some(e) = first_err {
+            return Err(e);
+        }
+        let mut out = Vec::with_capacity(outs.iter().map(Vec::len).sum());
+        for s in outs.into_iter().flatten() {
+            self.track(s.points())?;
+            out.push(s);
+        }
+        Ok((out, states))
     }
 
     /// The raw input of a range function: a matrix selector or a subquery (possibly in

@@ -577,6 +577,16 @@ impl Querier {
         self.select_floats_in(matchers, 1)
     }
 
+    /// A read of every sample in the querier's range, timestamps in `unit_nanos`.
+    fn whole_range(&self, unit_nanos: i64) -> FloatRead {
+        FloatRead {
+            mint: self.mint,
+            maxt: self.maxt,
+            last_only: false,
+            unit_nanos: unit_nanos.max(1),
+        }
+    }
+
     /// [`Querier::select_floats`] with every timestamp in units of `unit_nanos` (floor;
     /// e.g. `gmc_model::NANOS_PER_MILLI` for PromQL), converted by the threads that decode
     /// the series instead of in a second pass. Samples are deduplicated by nanosecond
@@ -585,12 +595,7 @@ impl Querier {
         if matchers.is_empty() {
             return Ok(Vec::new());
         }
-        let read = FloatRead {
-            mint: self.mint,
-            maxt: self.maxt,
-            last_only: false,
-            unit_nanos: unit_nanos.max(1),
-        };
+        let read = self.whole_range(unit_nanos);
         // Each source returns finished series; only a series that several sources hold
         // needs merging.
         let per_source = match self.read_sources(matchers, &read)? {
@@ -639,12 +644,7 @@ impl Querier {
         if matchers.is_empty() {
             return Ok(Vec::new());
         }
-        let read = FloatRead {
-            mint: self.mint,
-            maxt: self.maxt,
-            last_only: false,
-            unit_nanos: unit_nanos.max(1),
-        };
+        let read = self.whole_range(unit_nanos);
         let mut per_source: Vec<Vec<(Labels, Pending)>> = Vec::new();
         for src in self.set.sources() {
             let mut buf = Vec::new();

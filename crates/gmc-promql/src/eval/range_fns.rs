@@ -1,7 +1,6 @@
 //! Functions over range vectors (`rate`, `*_over_time`, `deriv`, ...): one window per
 //! step, found by binary search in the series' samples, which were read once.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -861,11 +860,6 @@ impl Evaluator<'_> {
             ..
         } = input;
         let counter = matches!(func, RangeFn::Rate | RangeFn::Increase);
-        let deadline = self.deadline;
-        let timeout = self.opts.timeout;
-        let budget = self.sample_budget();
-        let live = AtomicU64::new(0);
-        let peak = AtomicU64::new(0);
         // Work for the split over the cores, in sample-visits as `range_fn_decoded` counts
         // them. Samples are unknown until decoded: assume one per second of the span read
         // (the trading workload's interval); this only decides how many threads to use.
@@ -882,78 +876,22 @@ impl Evaluator<'_> {
             .saturating_mul(samples_guess)
             .saturating_mul(steps_per_range);
         let ends = &ends;
-        let parts = gmc_tsdb::par::map_parts_by_work(
+        let (out, states) = self.stream_series(
             series,
             work,
-            |part: Vec<gmc_tsdb::LazySeries>| -> Result<StreamPart> {
-                let mut p = StreamPart::default();
-                let mut prefix: Vec<f64> = Vec::new();
-                for (k, lazy) in part.into_iter().enumerate() {
-                    if k % 16 == 15 && Instant::now() > deadline {
-                        return Err(Error::Timeout(timeout));
-                    }
-                    let Some(sel) = lazy.decode()? else {
-                        continue;
-                    };
-                    let mut r = super::to_raw(sel, 1);
-                    let n = (r.floats.len() + r.hists.len()) as u64;
-                    p.scanned += n;
-                    p.selected += 1;
-                    let held = live.fetch_add(n, Relaxed) + n;
-                    peak.fetch_max(held, Relaxed);
-                    if held > budget {
-                        return Err(Error::TooManySamples);
-                    }
-                    // Stale markers end a series for instant selectors only; windows
-                    // skip them.
-                    r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
-                    let s = range_series(
-                        r,
-                        func,
-                        counter,
-                        keep,
-                        range,
-                        ends,
-                        params,
-                        grid,
-                        &mut prefix,
-                        &mut p.notes,
-                    );
-                    live.fetch_sub(n, Relaxed);
-                    if s.points() > 0 {
-                        p.done.push(s);
-                    }
-                }
-                Ok(p)
+            |mut r, (notes, prefix): &mut (Notes, Vec<f64>)| {
+                // Stale markers end a series for instant selectors only; windows skip them.
+                r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
+                range_series(
+                    r, func, counter, keep, range, ends, params, grid, prefix, notes,
+                )
             },
-        );
+        )?;
         let mut notes = Notes::default();
-        let mut out = Vec::new();
-        let (mut scanned, mut selected) = (0, 0);
-        let mut first_err = None;
-        for part in parts {
-            match part {
-                Ok(p) => {
-                    scanned += p.scanned;
-                    selected += p.selected;
-                    notes.merge(p.notes);
-                    out.push(p.done);
-                }
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
+        for (n, _) in states {
+            notes.merge(n);
         }
-        self.account_stream(scanned, selected, peak.load(Relaxed));
-        if let Some(e) = first_err {
-            return Err(e);
-        }
-        let mut flat = Vec::with_capacity(out.iter().map(Vec::len).sum());
-        for s in out.into_iter().flatten() {
-            self.track(s.points())?;
-            flat.push(s);
-        }
-        Ok((flat, notes))
+        Ok((out, notes))
     }
 
     fn counter_name_info(&mut self, names: &[String], _f: &str) {
@@ -988,15 +926,6 @@ impl Evaluator<'_> {
         }
         Val::Vector(if s.points() > 0 { vec![s] } else { Vec::new() })
     }
-}
-
-/// What one worker of [`Evaluator::stream_range_fn`] produced.
-#[derive(Default)]
-struct StreamPart {
-    done: Vec<Series>,
-    notes: Notes,
-    scanned: u64,
-    selected: u64,
 }
 
 /// One series of a range function over every window: the pure part of
