@@ -262,6 +262,8 @@ pub(crate) struct LazyInput {
     pub(crate) range: i64,
     /// Window end per grid step.
     pub(crate) ends: Vec<i64>,
+    /// Milliseconds read: from the first window's start to the last window's end.
+    pub(crate) span: i64,
     /// Metric name of the selector, when written as `name[...]` (for annotations).
     pub(crate) metric_name: Option<String>,
 }
@@ -342,9 +344,6 @@ fn ms_to_ns_ceil(ms: i64) -> i64 {
     gmc_model::millis_to_nanos(ms).saturating_add(gmc_model::NANOS_PER_MILLI - 1)
 }
 
-/// A selected series with millisecond timestamps, floats and histograms apart; `div`
-/// turns the store's timestamps into milliseconds (1 when the store already did, else
-/// `NANOS_PER_MILLI`). Float-only series move without a copy.
 /// How an instant vector selector picks each step's sample from a series' raw data.
 #[derive(Clone, Copy)]
 struct StepPick {
@@ -363,9 +362,14 @@ impl StepPick {
     /// The series' value at every step: the newest sample within the lookback window,
     /// unless that is a stale marker.
     fn series(&self, raw: Raw) -> Series {
-        let n = self.grid.len();
-        let (grid, at, off, lookback, timestamps) =
-            (self.grid, self.at, self.off, self.lookback, self.timestamps);
+        let StepPick {
+            grid,
+            at,
+            off,
+            lookback,
+            timestamps,
+        } = *self;
+        let n = grid.len();
         let mut s = Series::new(raw.labels, false);
         s.floats.reserve(n.min(raw.floats.len()));
         // One cursor per kind (a series may switch between floats and histograms);
@@ -426,6 +430,43 @@ impl StepPick {
     }
 }
 
+/// Samples a series holds over `span_ms`, for deciding how many threads a streamed read
+/// uses before any series is decoded: one per second, the trading workload's interval.
+fn samples_guess(span_ms: i64) -> usize {
+    usize::try_from(span_ms / 1000).unwrap_or(1).max(1)
+}
+
+/// How many windows of `range` ms visit each sample on `grid` (`windows` in all).
+fn windows_per_sample(range: i64, grid: Grid, windows: usize) -> usize {
+    usize::try_from(range / grid.step.max(1))
+        .unwrap_or(1)
+        .clamp(1, windows.max(1))
+}
+
+/// Read every `or` alternative of `vs` (see [`selector_matchers`]) with `read`, keeping the
+/// first series of each label set; sorted by labels (the store sorts each alternative).
+fn alternatives<T>(
+    vs: &VectorSelector,
+    mut read: impl FnMut(&[Matcher]) -> Result<Vec<T>>,
+    labels: impl Fn(&T) -> &Labels,
+) -> Result<Vec<T>> {
+    let sets = selector_matchers(vs)?;
+    if let [only] = sets.as_slice() {
+        return read(only);
+    }
+    let mut out: Vec<T> = Vec::new();
+    let mut seen: std::collections::HashSet<Labels> = std::collections::HashSet::new();
+    for matchers in &sets {
+        for s in read(matchers)? {
+            if seen.insert(labels(&s).clone()) {
+                out.push(s);
+            }
+        }
+    }
+    out.sort_by(|a, b| labels(a).cmp(labels(b)));
+    Ok(out)
+}
+
 /// Metric name of a selector written as `name` or with `__name__="name"`.
 fn selector_name(vs: &VectorSelector) -> Option<String> {
     vs.name.clone().or_else(|| {
@@ -437,6 +478,9 @@ fn selector_name(vs: &VectorSelector) -> Option<String> {
     })
 }
 
+/// A selected series with millisecond timestamps, floats and histograms apart; `div`
+/// turns the store's timestamps into milliseconds (1 when the store already did, else
+/// `NANOS_PER_MILLI`). Float-only series move without a copy.
 pub(crate) fn to_raw(s: gmc_tsdb::Selected, div: i64) -> Raw {
     let ms = div;
     match s {
@@ -928,25 +972,13 @@ impl<'a> Evaluator<'a> {
         maxt_ns: i64,
         read: impl Fn(&Self, &gmc_tsdb::Querier, &[Matcher]) -> Result<Vec<gmc_tsdb::Selected>>,
     ) -> Result<Vec<gmc_tsdb::Selected>> {
-        let sets = selector_matchers(vs)?;
         let q = self.db.querier(mint_ns, maxt_ns)?;
-        let mut out: Vec<gmc_tsdb::Selected> = Vec::new();
-        let mut seen: std::collections::HashSet<gmc_model::Labels> =
-            std::collections::HashSet::new();
-        for matchers in &sets {
-            for s in read(self, &q, matchers)? {
-                if sets.len() > 1 && !seen.insert(s.labels().clone()) {
-                    continue;
-                }
-                self.check_deadline()?;
-                self.stats.samples_scanned += s.len() as u64;
-                self.stats.series_selected += 1;
-                self.track(s.len())?;
-                out.push(s);
-            }
-        }
-        if sets.len() > 1 {
-            out.sort_by(|a, b| a.labels().cmp(b.labels()));
+        let out = alternatives(vs, |m| read(self, &q, m), gmc_tsdb::Selected::labels)?;
+        for s in &out {
+            self.check_deadline()?;
+            self.stats.samples_scanned += s.len() as u64;
+            self.stats.series_selected += 1;
+            self.track(s.len())?;
         }
         Ok(out)
     }
@@ -1054,14 +1086,10 @@ impl<'a> Evaluator<'a> {
         // A range of steps over raw data: each worker decodes one series, picks its step
         // values and drops the samples, so the query holds the results, not every window.
         let lazy = self.select_lazy(vs, first - lookback + 1, last)?;
-        // Work for the split over the cores: samples are unknown until decoded, so assume
-        // one per second of the span read (this only decides how many threads to use).
-        let samples_guess = usize::try_from((last - first + lookback) / 1000)
-            .unwrap_or(1)
-            .max(1);
+        // Work for the split over the cores: every sample and every step once per series.
         let work = lazy
             .len()
-            .saturating_mul(samples_guess.saturating_add(grid.len()));
+            .saturating_mul(samples_guess(last - first + lookback).saturating_add(grid.len()));
         let (out, _) = self.stream_series(lazy, work, |raw, _: &mut ()| pick.series(raw))?;
         Ok(out)
     }
@@ -1099,6 +1127,7 @@ impl<'a> Evaluator<'a> {
             series,
             range,
             ends,
+            span: hi - lo + range,
             metric_name: selector_name(vs),
         }))
     }
@@ -1111,23 +1140,12 @@ impl<'a> Evaluator<'a> {
         mint: i64,
         maxt: i64,
     ) -> Result<Vec<gmc_tsdb::LazySeries>> {
-        let sets = selector_matchers(vs)?;
         let q = self.db.querier(ms_to_ns_floor(mint), ms_to_ns_ceil(maxt))?;
-        let mut series = Vec::new();
-        let mut seen: std::collections::HashSet<gmc_model::Labels> =
-            std::collections::HashSet::new();
-        for matchers in &sets {
-            for s in q.select_floats_lazy(matchers, gmc_model::NANOS_PER_MILLI)? {
-                if sets.len() > 1 && !seen.insert(s.labels().clone()) {
-                    continue;
-                }
-                series.push(s);
-            }
-        }
-        if sets.len() > 1 {
-            series.sort_by(|a, b| a.labels().cmp(b.labels()));
-        }
-        Ok(series)
+        alternatives(
+            vs,
+            |m| Ok(q.select_floats_lazy(m, gmc_model::NANOS_PER_MILLI)?),
+            gmc_tsdb::LazySeries::labels,
+        )
     }
 
     /// Decode `lazy` on the cores (contiguous parts, split by `work` in sample-visits as

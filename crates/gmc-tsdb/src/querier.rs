@@ -577,58 +577,18 @@ impl Querier {
         self.select_floats_in(matchers, 1)
     }
 
-    /// A read of every sample in the querier's range, timestamps in `unit_nanos`.
-    fn whole_range(&self, unit_nanos: i64) -> FloatRead {
-        FloatRead {
-            mint: self.mint,
-            maxt: self.maxt,
-            last_only: false,
-            unit_nanos: unit_nanos.max(1),
-        }
-    }
-
     /// [`Querier::select_floats`] with every timestamp in units of `unit_nanos` (floor;
     /// e.g. `gmc_model::NANOS_PER_MILLI` for PromQL), converted by the threads that decode
     /// the series instead of in a second pass. Samples are deduplicated by nanosecond
     /// timestamp within a source, so two samples within one unit can both remain.
     pub fn select_floats_in(&self, matchers: &[Matcher], unit_nanos: i64) -> Result<Vec<Selected>> {
-        if matchers.is_empty() {
-            return Ok(Vec::new());
+        // The lazy read decoded at once, on the cores: one merge of the sources' parts.
+        let lazy = self.select_floats_lazy(matchers, unit_nanos)?;
+        let mut out = Vec::with_capacity(lazy.len());
+        for s in crate::par::map(lazy, LazySeries::decode) {
+            out.extend(s?);
         }
-        let read = self.whole_range(unit_nanos);
-        // Each source returns finished series; only a series that several sources hold
-        // needs merging.
-        let per_source = match self.read_sources(matchers, &read)? {
-            SourceRead::Final(single) => return Ok(single),
-            SourceRead::Merge(several) => several,
-        };
-        // Sources are newest first; a stable sort keeps the first source's sample at a
-        // timestamp that several sources hold.
-        let mut merged: BTreeMap<Labels, (SeriesData, bool)> = BTreeMap::new();
-        for buf in per_source {
-            for (labels, data) in buf {
-                match merged.entry(labels) {
-                    Entry::Vacant(e) => {
-                        e.insert((data, false));
-                    }
-                    Entry::Occupied(mut e) => {
-                        let (have, appended) = e.get_mut();
-                        have.append(data);
-                        *appended = true;
-                    }
-                }
-            }
-        }
-        Ok(merged
-            .into_iter()
-            .map(|(labels, (mut data, appended))| {
-                if appended {
-                    // Each part is already clipped; only order and duplicates remain.
-                    data.finish(i64::MIN, i64::MAX);
-                }
-                to_selected(labels, data)
-            })
-            .collect())
+        Ok(out)
     }
 
     /// [`Querier::select_floats_in`] that locates the matching series without decoding
@@ -644,7 +604,12 @@ impl Querier {
         if matchers.is_empty() {
             return Ok(Vec::new());
         }
-        let read = self.whole_range(unit_nanos);
+        let read = FloatRead {
+            mint: self.mint,
+            maxt: self.maxt,
+            last_only: false,
+            unit_nanos: unit_nanos.max(1),
+        };
         let mut per_source: Vec<Vec<(Labels, Pending)>> = Vec::new();
         for src in self.set.sources() {
             let mut buf = Vec::new();

@@ -795,10 +795,7 @@ impl Evaluator<'_> {
         let timeout = self.opts.timeout;
         let ends = &ends;
         // Work: every window visits its samples, so samples × windows per sample.
-        let steps_per_range = usize::try_from(range / grid.step.max(1))
-            .unwrap_or(1)
-            .max(1);
-        let work = loaded.saturating_mul(steps_per_range.min(ends.len().max(1)));
+        let work = loaded.saturating_mul(super::windows_per_sample(range, grid, ends.len()));
         let parts = gmc_tsdb::par::map_parts_by_work(
             series,
             work,
@@ -857,24 +854,16 @@ impl Evaluator<'_> {
             series,
             range,
             ends,
+            span,
             ..
         } = input;
         let counter = matches!(func, RangeFn::Rate | RangeFn::Increase);
         // Work for the split over the cores, in sample-visits as `range_fn_decoded` counts
-        // them. Samples are unknown until decoded: assume one per second of the span read
-        // (the trading workload's interval); this only decides how many threads to use.
-        let lo = ends.iter().copied().min().unwrap_or(0);
-        let hi = ends.iter().copied().max().unwrap_or(0);
-        let samples_guess = usize::try_from((hi - lo + range) / 1000)
-            .unwrap_or(1)
-            .max(1);
-        let steps_per_range = usize::try_from(range / grid.step.max(1))
-            .unwrap_or(1)
-            .clamp(1, ends.len().max(1));
+        // them (the samples themselves are estimated: they are unknown until decoded).
         let work = series
             .len()
-            .saturating_mul(samples_guess)
-            .saturating_mul(steps_per_range);
+            .saturating_mul(super::samples_guess(span))
+            .saturating_mul(super::windows_per_sample(range, grid, ends.len()));
         let ends = &ends;
         let (out, states) = self.stream_series(
             series,
