@@ -13,6 +13,6 @@ fuzz_target!(|data: &[u8]| {
     }
     // Payload style: the first byte picks the record type, the rest is the payload.
     if let Some((&typ, payload)) = data.split_first() {
-        let _ = gmc_tsdb::wal::record::decode(typ % 6, payload);
+        let _ = gmc_tsdb::wal::record::decode((typ % 6) | (typ & 0x80), payload);
     }
 });

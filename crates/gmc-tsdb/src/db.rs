@@ -168,6 +168,9 @@ impl Db {
         metrics
             .replay_corruptions
             .fetch_add(stats.corruptions, Relaxed);
+        metrics
+            .replay_unknown_series_samples
+            .fetch_add(stats.unknown_series_samples, Relaxed);
         if stats.corruptions > 0 {
             tracing::warn!(
                 dropped_bytes = stats.dropped_bytes,
@@ -340,10 +343,13 @@ impl Inner {
         let _one = self.flush_lock.lock();
         let started = Instant::now();
         let upto = {
+            // Cut and take under one hold of the append gate: every sample in a segment
+            // after the cut was appended after the take, so it is still in the head and its
+            // series is not empty. That lets the empty series go before the checkpoint is
+            // written (below) without a later segment referring to a series the
+            // checkpoint no longer defines.
             let _gate = self.gate.write();
-            self.wal.cut()?
-        };
-        {
+            let upto = self.wal.cut()?;
             // Registered under the lock readers take after reading the head, so data is
             // always visible in the head, here, or both.
             let mut frozen = self.frozen.write();
@@ -351,7 +357,8 @@ impl Inner {
             if f.len() > 0 {
                 frozen.push(Arc::new(f));
             }
-        }
+            upto
+        };
         let pending: Vec<Arc<Frozen>> = self.frozen.read().clone();
         let mut report = FlushReport::default();
         for f in &pending {
@@ -369,12 +376,16 @@ impl Inner {
             });
             self.frozen.write().retain(|x| !Arc::ptr_eq(x, f));
         }
-        let records = encode::checkpoint_records(&self.head);
-        self.wal.checkpoint(upto, &records)?;
+        // Series left empty by the take (idle since) leave the head first, so the
+        // checkpoint holds only series that can still receive samples: after a backfill
+        // or on a fleet that rotates instances this keeps the WAL from carrying every
+        // label set the block already has.
         report.series_removed = {
             let _gate = self.gate.write();
             self.head.gc_empty_series()
         };
+        let records = encode::checkpoint_records(&self.head);
+        self.wal.checkpoint(upto, &records)?;
         report.duration = started.elapsed();
         self.metrics.flush.observe(report.duration);
         self.update_disk_bytes();

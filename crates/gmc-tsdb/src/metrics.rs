@@ -23,6 +23,7 @@ const REPLAY_DURATION: &str = "gmc_tsdb_wal_replay_duration_seconds";
 const REPLAY_RECORDS: &str = "gmc_tsdb_wal_replay_records_total";
 const REPLAY_DROPPED_BYTES: &str = "gmc_tsdb_wal_replay_dropped_bytes_total";
 const REPLAY_CORRUPTIONS: &str = "gmc_tsdb_wal_replay_corruptions_total";
+const REPLAY_UNKNOWN: &str = "gmc_tsdb_wal_replay_unknown_series_samples_total";
 const FLUSH_DURATION: &str = "gmc_tsdb_head_flush_duration_seconds";
 const FLUSH_FAILURES: &str = "gmc_tsdb_head_flush_failures_total";
 const DISK_BYTES: &str = "gmc_tsdb_storage_bytes";
@@ -94,6 +95,7 @@ pub struct Metrics {
     pub(crate) replay_records: AtomicU64,
     pub(crate) replay_dropped_bytes: AtomicU64,
     pub(crate) replay_corruptions: AtomicU64,
+    pub(crate) replay_unknown_series_samples: AtomicU64,
     pub(crate) flush: LatencyHistogram,
     pub(crate) flush_failures: AtomicU64,
     pub(crate) disk_bytes: AtomicU64,
@@ -130,6 +132,12 @@ impl Metrics {
     /// Corrupt or torn WAL places found by replays since start.
     pub fn replay_corruptions(&self) -> u64 {
         self.replay_corruptions.load(Relaxed)
+    }
+
+    /// WAL samples skipped by replays since start because no series record defined
+    /// their ref (a checkpoint or segment that lost it).
+    pub fn replay_unknown_series_samples(&self) -> u64 {
+        self.replay_unknown_series_samples.load(Relaxed)
     }
 
     /// Render all families in Prometheus text format 0.0.4.
@@ -229,6 +237,12 @@ impl Metrics {
             REPLAY_CORRUPTIONS,
             "Torn or corrupt places found in the WAL during replay.",
             self.replay_corruptions.load(Relaxed),
+        );
+        counter(
+            out,
+            REPLAY_UNKNOWN,
+            "WAL samples skipped during replay because no series record defined their ref.",
+            self.replay_unknown_series_samples.load(Relaxed),
         );
         self.flush
             .encode(out, FLUSH_DURATION, "Duration of head flushes to blocks.");

@@ -58,10 +58,12 @@ pub(super) fn wal_records(batch: &WriteBatch<'_>, plan: &Plan, metadata: &[Metad
 /// Series and metadata records of everything the head still needs after a flush.
 pub(super) fn checkpoint_records(head: &Head) -> Vec<u8> {
     let series = head.all_series();
-    let mut out = Vec::with_capacity(series.len() * 128);
-    // Bounded record sizes keep replay memory small.
+    let mut out = Vec::with_capacity(series.len() * 32);
+    let mut scratch = Vec::new();
+    // Bounded record sizes keep replay memory small; compressed because a checkpoint holds
+    // every head series' labels and lives on disk until the next flush.
     for part in series.chunks(10_000) {
-        frame(&mut out, record::TYPE_SERIES, |o| {
+        record::frame_compressed(&mut out, &mut scratch, record::TYPE_SERIES, |o| {
             record::series_payload(o, part.iter().map(|(r, l)| (*r, &l[..])))
         });
     }

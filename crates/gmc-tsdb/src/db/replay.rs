@@ -43,7 +43,7 @@ pub(super) fn replay_into(wal_dir: &Path, head: &Head) -> Result<wal::ReplayStat
         }
         let mut refmap: HashMap<u64, u64, BuildHasherDefault<U64Hasher>> = HashMap::default();
         let mut pending_series: Vec<(u64, u64)> = Vec::new();
-        let stats = wal::replay(wal_dir, |rec| match rec {
+        let mut stats = wal::replay(wal_dir, |rec| match rec {
             Record::Series(v) => {
                 // Series are created here, before any later record's samples are sent,
                 // so workers always find them.
@@ -77,6 +77,9 @@ pub(super) fn replay_into(wal_dir: &Path, head: &Head) -> Result<wal::ReplayStat
                 samples = unknown,
                 "WAL samples of unknown series skipped (their series record was lost)"
             );
+        }
+        if let Ok(stats) = &mut stats {
+            stats.unknown_series_samples = unknown;
         }
         stats
     })

@@ -21,6 +21,10 @@ pub(crate) const TYPE_FLOATS: u8 = 2;
 pub(crate) const TYPE_HISTOGRAMS: u8 = 3;
 /// Record type: metric metadata.
 pub(crate) const TYPE_METADATA: u8 = 4;
+/// Flag on a record type: the payload is the snappy (raw block format) compression of the
+/// payload of `type & !COMPRESSED`. Checkpoints use it for series records, whose label
+/// strings repeat from series to series (about 6× smaller on the trading workload).
+pub(crate) const COMPRESSED: u8 = 0x80;
 
 /// A decoded WAL record.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +144,25 @@ pub(crate) fn frame(out: &mut Vec<u8>, typ: u8, fill: impl FnOnce(&mut Vec<u8>))
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Appends one framed record whose payload `fill` writes, snappy-compressed (type flag
+/// [`COMPRESSED`]) when that is smaller. `scratch` is reused between calls.
+pub(crate) fn frame_compressed(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    typ: u8,
+    fill: impl FnOnce(&mut Vec<u8>),
+) {
+    scratch.clear();
+    fill(scratch);
+    let mut enc = snap::raw::Encoder::new();
+    match enc.compress_vec(scratch) {
+        Ok(z) if z.len() < scratch.len() => {
+            frame(out, typ | COMPRESSED, |o| o.extend_from_slice(&z))
+        }
+        _ => frame(out, typ, |o| o.extend_from_slice(scratch)),
+    }
+}
+
 /// Series record payload from `(ref, labels)` pairs.
 pub(crate) fn series_payload<'l>(
     out: &mut Vec<u8>,
@@ -221,8 +244,26 @@ pub(crate) fn metadata_payload(out: &mut Vec<u8>, m: &[Metadata]) {
     }
 }
 
-/// Decode a record payload of type `typ`.
+/// Decode a record payload of type `typ` (a compressed one is decompressed first, to at
+/// most [`MAX_PAYLOAD`] bytes).
 pub fn decode(typ: u8, payload: &[u8]) -> Result<Record, DecodeError> {
+    if typ & COMPRESSED != 0 {
+        let n = snap::raw::decompress_len(payload)
+            .map_err(|_| DecodeError("bad compressed payload"))?;
+        if n > MAX_PAYLOAD {
+            return Err(DecodeError("implausible decompressed length"));
+        }
+        // Sized from the checked header, so the output is bounded.
+        let mut plain = vec![0u8; n];
+        let got = snap::raw::Decoder::new()
+            .decompress(payload, &mut plain)
+            .map_err(|_| DecodeError("bad compressed payload"))?;
+        return decode_plain(typ & !COMPRESSED, &plain[..got]);
+    }
+    decode_plain(typ, payload)
+}
+
+fn decode_plain(typ: u8, payload: &[u8]) -> Result<Record, DecodeError> {
     let mut r = Reader { b: payload, pos: 0 };
     let rec = match typ {
         TYPE_SERIES => {
@@ -384,5 +425,56 @@ mod tests {
         let mut bad = buf.clone();
         bad[12] ^= 1;
         assert!(parse_frame(&bad).is_err());
+    }
+
+    #[test]
+    fn compressed_series_records_round_trip_and_shrink() {
+        let labels: Vec<Vec<(Arc<str>, Arc<str>)>> = (0..200)
+            .map(|i| {
+                vec![
+                    (Arc::from("__name__"), Arc::from("hft_orders_total")),
+                    (Arc::from("service"), Arc::from(format!("oms-{}", i % 4))),
+                    (Arc::from("venue"), Arc::from(format!("XNAS{i}"))),
+                ]
+            })
+            .collect();
+        let series = || {
+            labels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (i as u64 * 64, l.as_slice()))
+        };
+        let (mut plain, mut packed, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        frame(&mut plain, TYPE_SERIES, |o| series_payload(o, series()));
+        frame_compressed(&mut packed, &mut scratch, TYPE_SERIES, |o| {
+            series_payload(o, series())
+        });
+        assert!(
+            packed.len() * 3 < plain.len(),
+            "{} vs {}",
+            packed.len(),
+            plain.len()
+        );
+        let (t, p, _) = parse_frame(&packed).unwrap().unwrap();
+        assert_eq!(t, TYPE_SERIES | COMPRESSED);
+        let (t0, p0, _) = parse_frame(&plain).unwrap().unwrap();
+        assert_eq!(decode(t, p).unwrap(), decode(t0, p0).unwrap());
+        // A payload that does not compress is stored plain.
+        let mut small = Vec::new();
+        frame_compressed(&mut small, &mut scratch, TYPE_SERIES, |o| {
+            series_payload(o, std::iter::once((1u64, &labels[0][..1])))
+        });
+        assert_eq!(parse_frame(&small).unwrap().unwrap().0, TYPE_SERIES);
+    }
+
+    #[test]
+    fn broken_compressed_payloads_are_errors() {
+        // Not snappy at all, and a header announcing more than MAX_PAYLOAD bytes.
+        assert!(decode(TYPE_SERIES | COMPRESSED, &[0xff, 0xff, 0xff]).is_err());
+        assert!(decode(TYPE_SERIES | COMPRESSED, &[0x80, 0x80, 0x80, 0x80, 0x08, 0]).is_err());
+        // Valid snappy of a payload that is not a series record.
+        let z = snap::raw::Encoder::new().compress_vec(&[5, 1, 2]).unwrap();
+        assert!(decode(TYPE_SERIES | COMPRESSED, &z).is_err());
+        assert!(decode(0x7f | COMPRESSED, &z).is_err());
     }
 }
