@@ -16,6 +16,8 @@ use gmc_model::Histogram;
 
 pub use xor::XorAppender;
 
+pub(crate) use bits::{get_uvarint, put_uvarint};
+
 use crate::error::{Error, Result};
 use crate::querier::{Sample, SampleValue};
 
@@ -25,6 +27,33 @@ pub const ENCODING_XOR: u8 = xor::ENCODING;
 pub const ENCODING_PACKED: u8 = packed::ENCODING;
 /// Native histogram chunk.
 pub const ENCODING_HISTOGRAM: u8 = histogram::ENCODING;
+
+/// The parts of an [`ENCODING_PACKED`] chunk, for a block writer that stores identical
+/// timestamp parts once: the chunk is `header ++ params ++ timestamps ++ values`, and
+/// `header ++ timestamps` (count, unit, first timestamp, timestamp stream) is identical
+/// for every series sampled at the same instants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackedParts<'a> {
+    /// Sample count, timestamp unit code and first timestamp.
+    pub(crate) header: &'a [u8],
+    /// Value mode and its parameters.
+    pub(crate) params: &'a [u8],
+    /// Timestamp stream length and stream.
+    pub(crate) timestamps: &'a [u8],
+    /// Value stream.
+    pub(crate) values: &'a [u8],
+}
+
+/// Split an [`ENCODING_PACKED`] chunk into its parts (checking its header).
+pub(crate) fn packed_parts(bytes: &[u8]) -> Result<PackedParts<'_>> {
+    let l = packed::layout(bytes)?;
+    Ok(PackedParts {
+        header: &bytes[..l.mode_at],
+        params: &bytes[l.mode_at..l.ts_len_at],
+        timestamps: &bytes[l.ts_len_at..l.values_at],
+        values: &bytes[l.values_at..],
+    })
+}
 
 /// Encode float samples (strictly increasing timestamps) with the closed-chunk codec.
 /// Returns `(encoding, bytes)`.

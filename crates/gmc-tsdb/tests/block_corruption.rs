@@ -139,3 +139,44 @@ fn chunk_damage_is_invisible_to_open_but_reported_by_verify_with_offset() {
         other => panic!("expected a chunk checksum error, got {other:?}"),
     }
 }
+
+#[test]
+fn damage_to_a_shared_timestamp_base_fails_its_sharers_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Series 0..6 share one sampling pattern, series 6..12 another (shifted by 1 µs), so
+    // each pattern's first chunk in a segment is the base of the others.
+    let series: Vec<_> = (0..12)
+        .map(|i| {
+            let t0 = if i < 6 { 0 } else { 1_000 };
+            (
+                series_labels("m", i),
+                floats(t0, 1_000_000, 90, i as u64 + 7),
+            )
+        })
+        .collect();
+    let meta = write_block(tmp.path(), &series, 30, Resolution::Raw);
+    let dir = tmp.path().join(meta.id);
+    let seg = dir.join("chunks").join("000001");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    // The first record of the segment is a base: damage its data.
+    bytes[8 + 25 + 2] ^= 0x55;
+    std::fs::write(&seg, &bytes).unwrap();
+    let b = Block::open(&dir).unwrap();
+    let (mut ok, mut failed) = (0, 0);
+    for (_, metas) in b.all_series().unwrap() {
+        let first = &metas[0];
+        if first.segment() != 1 {
+            continue;
+        }
+        match b.read_chunk(first) {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_typed(&e, "000001");
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed >= 2, "the base and its sharers fail ({failed})");
+    assert!(ok >= 1, "the other pattern still reads ({ok})");
+    assert!(b.verify().is_err());
+}

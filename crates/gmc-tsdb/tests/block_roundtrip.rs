@@ -138,3 +138,63 @@ fn block_ids_are_unique_and_sort_by_creation() {
     assert_eq!(a.len(), 26);
     assert!(a[..10] <= b[..10]);
 }
+
+/// 600 one-second samples from `t0` with ±1 ms jitter on some ticks (the same ticks for
+/// every series) and values of their own.
+fn jittered(t0: i64, seed: u64) -> helpers::Floats {
+    (0..600i64)
+        .map(|k| {
+            let jitter = match k % 7 {
+                0 => 1_000_000,
+                3 => -1_000_000,
+                _ => 0,
+            };
+            let v = ((k as u64 * 2_654_435_761 + seed * 97) % 10_007) as f64 / 100.0;
+            (t0 + k * 1_000_000_000 + jitter, v)
+        })
+        .collect()
+}
+
+fn chunk_bytes(block_dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(block_dir.join("chunks"))
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn series_sampled_together_store_their_timestamps_once() {
+    const T0: i64 = 1_700_000_000_000_000_000;
+    let together: Vec<_> = (0..50)
+        .map(|i| (series_labels("m", i), jittered(T0, i as u64)))
+        .collect();
+    // The same values, each series sampled at its own instants.
+    let apart: Vec<_> = (0..50)
+        .map(|i| {
+            (
+                series_labels("m", i),
+                jittered(T0 + i as i64 * 1_000_000, i as u64),
+            )
+        })
+        .collect();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let ma = write_block(a.path(), &together, 200, Resolution::Raw);
+    let mb = write_block(b.path(), &apart, 200, Resolution::Raw);
+    let (sa, sb) = (
+        chunk_bytes(&a.path().join(&ma.id)),
+        chunk_bytes(&b.path().join(&mb.id)),
+    );
+    // Each shared chunk saves its header and timestamp stream (tens of bytes) and costs a
+    // few; the first chunk of each segment and pattern is stored whole.
+    assert!(sa + 50 * 3 * 20 < sb, "shared {sa} B, apart {sb} B");
+    for (dir, meta, series) in [(&a, &ma, &together), (&b, &mb, &apart)] {
+        let blk = Block::open(&dir.path().join(&meta.id)).unwrap();
+        let all = read_all(&blk);
+        for (labels, samples) in series.iter() {
+            let want: Vec<(i64, u64)> = samples.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+            assert_eq!(all.get(labels), Some(&want));
+        }
+        let v = blk.verify().unwrap();
+        assert_eq!((v.series, v.samples), (50, 50 * 600));
+    }
+}

@@ -1,18 +1,35 @@
 //! Chunk segment files `chunks/000001…`: a header, then records of
 //! `len | encoding | num_samples | mint | maxt | bytes | crc32` (spec: `docs/format/block.md`).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use super::{Error, Result};
+use crate::chunk::{self, get_uvarint, put_uvarint, ENCODING_PACKED};
 use crate::index::ChunkMeta;
 
 /// First bytes of every chunk segment: magic, version, three zero bytes.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"GMCC";
-/// Current chunk segment format version.
-pub const SEGMENT_VERSION: u8 = 1;
+/// Current chunk segment format version (2 added shared-timestamp records; version 1
+/// segments are still read).
+pub const SEGMENT_VERSION: u8 = 2;
+/// Record encoding found only in chunk segments of version 2: a `PACKED` chunk whose
+/// count, unit, first timestamp and timestamp stream are those of an earlier `PACKED`
+/// record of the same segment (series sampled at the same instants, such as the series of
+/// one scrape or one sender, have identical timestamp parts). Readers return the
+/// rebuilt `PACKED` chunk; the codecs never see this encoding.
+pub(super) const ENCODING_SHARED_TS: u8 = 4;
+/// Distinct timestamp parts the writer remembers per segment: bounds its memory when
+/// every series has timestamps of its own.
+const MAX_SHARED_KEYS: usize = 1 << 16;
+/// Base records whose timestamp parts a reader keeps decoded.
+const MAX_CACHED_BASES: usize = 1 << 12;
 pub(super) const SEGMENT_HEADER_LEN: u64 = 8;
 /// `len u32 | encoding u8 | num_samples u32 | mint i64 | maxt i64`.
 pub(super) const RECORD_HEADER_LEN: usize = 4 + 1 + 4 + 8 + 8;
@@ -81,6 +98,11 @@ pub(super) struct SegmentWriter {
     max_bytes: u64,
     current: Option<(BufWriter<File>, PathBuf, u32, u64)>,
     next_segment: u32,
+    /// Timestamp parts (`header ++ timestamps` of `chunk::PackedParts`) of the current
+    /// segment's `PACKED` records, with the offset of the first record holding each.
+    shared: HashMap<Vec<u8>, u32>,
+    /// Scratch for a shared-timestamp record's data.
+    scratch: Vec<u8>,
 }
 
 impl SegmentWriter {
@@ -91,12 +113,14 @@ impl SegmentWriter {
             max_bytes: max_bytes.clamp(1 << 10, u64::from(u32::MAX)),
             current: None,
             next_segment: 1,
+            shared: HashMap::new(),
+            scratch: Vec::new(),
         }
     }
 
     /// Write one record; returns its reference.
     pub(super) fn append(&mut self, c: &ChunkData<'_>) -> Result<u64> {
-        let len = u32::try_from(c.bytes.len()).map_err(|_| Error::InvalidChunk {
+        let plain_len = u32::try_from(c.bytes.len()).map_err(|_| Error::InvalidChunk {
             reason: "chunk larger than 4 GiB",
         })?;
         let rec_len = (RECORD_HEADER_LEN + c.bytes.len() + 4) as u64;
@@ -115,6 +139,7 @@ impl SegmentWriter {
                 .and_then(|()| w.write_all(&[SEGMENT_VERSION, 0, 0, 0]))
                 .map_err(io("write chunk segment", &path))?;
             self.current = Some((w, path, n, SEGMENT_HEADER_LEN));
+            self.shared.clear();
         }
         let Some((w, path, n, pos)) = self.current.as_mut() else {
             return Err(Error::InvalidChunk {
@@ -126,18 +151,27 @@ impl SegmentWriter {
                 reason: "chunk does not fit a segment",
             });
         }
+        // Offsets fit 32 bits (checked above); shared records only shrink the record.
+        let here = *pos as u32;
+        let (encoding, data) = match share_timestamps(&mut self.shared, &mut self.scratch, c, here)
+        {
+            Some(d) => (ENCODING_SHARED_TS, d),
+            None => (c.encoding, c.bytes),
+        };
+        let len = u32::try_from(data.len()).unwrap_or(plain_len);
+        let rec_len = (RECORD_HEADER_LEN + data.len() + 4) as u64;
         let mut head = [0u8; RECORD_HEADER_LEN];
         head[..4].copy_from_slice(&len.to_le_bytes());
-        head[4] = c.encoding;
+        head[4] = encoding;
         head[5..9].copy_from_slice(&c.num_samples.to_le_bytes());
         head[9..17].copy_from_slice(&c.mint_nanos.to_le_bytes());
         head[17..25].copy_from_slice(&c.maxt_nanos.to_le_bytes());
         let mut h = crc32fast::Hasher::new();
         h.update(&head[4..]);
-        h.update(c.bytes);
+        h.update(data);
         let crc = h.finalize();
         w.write_all(&head)
-            .and_then(|()| w.write_all(c.bytes))
+            .and_then(|()| w.write_all(data))
             .and_then(|()| w.write_all(&crc.to_le_bytes()))
             .map_err(io("write chunk segment", path))?;
         let r = (u64::from(*n) << 32) | *pos;
@@ -145,6 +179,7 @@ impl SegmentWriter {
         Ok(r)
     }
 
+    /// Close the current segment (fsynced).
     fn close_current(&mut self) -> Result<()> {
         if let Some((w, path, _, _)) = self.current.take() {
             let f = w.into_inner().map_err(|e| Error::Io {
@@ -163,12 +198,53 @@ impl SegmentWriter {
     }
 }
 
+/// The data of a shared-timestamp record for `c` (written at offset `here`) when an
+/// earlier record of the segment has the same timestamp part and sharing saves bytes;
+/// otherwise remembers `c`'s timestamp part (when it has one) and returns `None`.
+///
+/// Data: `uvarint base offset | uvarint params length | params | value stream`.
+fn share_timestamps<'s>(
+    shared: &mut HashMap<Vec<u8>, u32>,
+    scratch: &'s mut Vec<u8>,
+    c: &ChunkData<'_>,
+    here: u32,
+) -> Option<&'s [u8]> {
+    if c.encoding != ENCODING_PACKED {
+        return None;
+    }
+    let p = chunk::packed_parts(c.bytes).ok()?;
+    let mut key = Vec::with_capacity(p.header.len() + p.timestamps.len());
+    key.extend_from_slice(p.header);
+    key.extend_from_slice(p.timestamps);
+    let Some(&base) = shared.get(&key) else {
+        if shared.len() < MAX_SHARED_KEYS {
+            shared.insert(key, here);
+        }
+        return None;
+    };
+    scratch.clear();
+    put_uvarint(scratch, u64::from(base));
+    put_uvarint(scratch, p.params.len() as u64);
+    scratch.extend_from_slice(p.params);
+    scratch.extend_from_slice(p.values);
+    (scratch.len() < c.bytes.len()).then_some(scratch.as_slice())
+}
+
 /// Random-access reader over a block's segments (positional reads, no shared cursor, so
 /// concurrent queries need no lock).
 #[derive(Debug)]
 pub(super) struct SegmentReader {
-    segments: Vec<(File, PathBuf, u64)>,
+    /// File, path, size, format version.
+    segments: Vec<(File, PathBuf, u64, u8)>,
+    /// Timestamp parts of base records of shared-timestamp records, by chunk ref:
+    /// `(header ++ timestamps, header length)`. Few (one per sampling pattern and
+    /// segment) and small, so queries read each base once.
+    bases: RwLock<HashMap<u64, Arc<SharedPart>>>,
 }
+
+/// A base record's timestamp part: `header ++ timestamps` of `chunk::PackedParts`, and the
+/// header's length.
+type SharedPart = (Vec<u8>, usize);
 
 impl SegmentReader {
     /// Open `dir/000001…` in order; numbering must be contiguous from 1.
@@ -218,15 +294,18 @@ impl SegmentReader {
                     reason: "reserved segment header bytes are not zero",
                 });
             }
-            if head[4] != SEGMENT_VERSION {
+            if !(1..=SEGMENT_VERSION).contains(&head[4]) {
                 return Err(Error::UnsupportedVersion {
                     path,
                     version: u32::from(head[4]),
                 });
             }
-            segments.push((f, path, size));
+            segments.push((f, path, size, head[4]));
         }
-        Ok(SegmentReader { segments })
+        Ok(SegmentReader {
+            segments,
+            bases: RwLock::new(HashMap::new()),
+        })
     }
 
     /// Total bytes of all segments.
@@ -235,19 +314,95 @@ impl SegmentReader {
     }
 
     /// Read and CRC-check the chunk `meta` points at; its header must agree with `meta`.
+    /// A shared-timestamp record comes back as the `PACKED` chunk it stands for.
     pub(super) fn read(&self, meta: &ChunkMeta) -> Result<Chunk> {
         let seg = meta.segment();
         let offset = u64::from(meta.offset());
-        let Some((f, path, size)) = seg
-            .checked_sub(1)
+        let mut chunk = self.read_record(seg, offset)?;
+        let (_, path, _, version) = self.segment(seg, offset)?;
+        let corrupt = |reason| Error::CorruptChunk {
+            path: path.clone(),
+            offset,
+            reason,
+        };
+        if chunk.mint_nanos != meta.mint_nanos || chunk.maxt_nanos != meta.maxt_nanos {
+            return Err(corrupt("chunk time range disagrees with the index"));
+        }
+        if chunk.encoding == ENCODING_SHARED_TS {
+            if *version < 2 {
+                return Err(corrupt("shared-timestamp record in a version 1 segment"));
+            }
+            chunk.bytes = self.unshare(seg, offset, &chunk.bytes).map_err(corrupt)?;
+            chunk.encoding = ENCODING_PACKED;
+        }
+        Ok(chunk)
+    }
+
+    /// Segment `seg` (1-based), or the error for a ref naming a missing one.
+    fn segment(&self, seg: u32, offset: u64) -> Result<&(File, PathBuf, u64, u8)> {
+        seg.checked_sub(1)
             .and_then(|i| self.segments.get(i as usize))
-        else {
-            return Err(Error::CorruptChunk {
+            .ok_or_else(|| Error::CorruptChunk {
                 path: PathBuf::from(segment_name(seg)),
                 offset,
                 reason: "chunk ref names a missing segment",
-            });
+            })
+    }
+
+    /// The `PACKED` chunk a shared-timestamp record at `seg`/`offset` with `data` stands
+    /// for: its base record's count, unit, first timestamp and timestamp stream around its
+    /// own value mode, parameters and value stream.
+    fn unshare(
+        &self,
+        seg: u32,
+        offset: u64,
+        data: &[u8],
+    ) -> std::result::Result<Vec<u8>, &'static str> {
+        let mut pos = 0;
+        let base = get_uvarint(data, &mut pos).ok_or("bad shared-timestamp base")?;
+        let params_len = get_uvarint(data, &mut pos)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or("bad shared-timestamp parameters")?;
+        let own = &data[pos..];
+        if base >= offset || params_len > own.len() {
+            return Err("bad shared-timestamp record");
+        }
+        let key = (u64::from(seg) << 32) | base;
+        let cached = self.bases.read().get(&key).cloned();
+        let parts = match cached {
+            Some(p) => p,
+            None => {
+                let b = self
+                    .read_record(seg, base)
+                    .map_err(|_| "unreadable shared-timestamp base record")?;
+                if b.encoding != ENCODING_PACKED {
+                    return Err("shared-timestamp base is not a PACKED chunk");
+                }
+                let p =
+                    chunk::packed_parts(&b.bytes).map_err(|_| "corrupt shared-timestamp base")?;
+                let mut v = Vec::with_capacity(p.header.len() + p.timestamps.len());
+                v.extend_from_slice(p.header);
+                v.extend_from_slice(p.timestamps);
+                let p = Arc::new((v, p.header.len()));
+                let mut cache = self.bases.write();
+                if cache.len() < MAX_CACHED_BASES {
+                    cache.insert(key, Arc::clone(&p));
+                }
+                p
+            }
         };
+        let (shared, header_len) = (&parts.0, parts.1);
+        let mut out = Vec::with_capacity(shared.len() + own.len());
+        out.extend_from_slice(&shared[..header_len]);
+        out.extend_from_slice(&own[..params_len]);
+        out.extend_from_slice(&shared[header_len..]);
+        out.extend_from_slice(&own[params_len..]);
+        Ok(out)
+    }
+
+    /// Read and CRC-check the record at `seg`/`offset`, as stored.
+    fn read_record(&self, seg: u32, offset: u64) -> Result<Chunk> {
+        let (f, path, size, _) = self.segment(seg, offset)?;
         let corrupt = |reason| Error::CorruptChunk {
             path: path.clone(),
             offset,
@@ -285,16 +440,12 @@ impl SegmentReader {
             });
         }
         body.truncate(crc_at);
-        let chunk = Chunk {
+        Ok(Chunk {
             encoding: head[4],
             num_samples: le32(&head[5..9]),
             mint_nanos: le64(&head[9..17]),
             maxt_nanos: le64(&head[17..25]),
             bytes: body,
-        };
-        if chunk.mint_nanos != meta.mint_nanos || chunk.maxt_nanos != meta.maxt_nanos {
-            return Err(corrupt("chunk time range disagrees with the index"));
-        }
-        Ok(chunk)
+        })
     }
 }

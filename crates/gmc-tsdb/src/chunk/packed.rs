@@ -230,9 +230,37 @@ fn corrupt(reason: &'static str) -> Error {
     }
 }
 
-impl<'a> PackedIter<'a> {
-    /// Parse the header.
-    pub(crate) fn new(bytes: &'a [u8]) -> Result<Self> {
+/// Where the parts of an encoding-2 chunk lie (see [`layout`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Start of the value mode byte; before it: count, unit code, first timestamp.
+    pub(crate) mode_at: usize,
+    /// Start of the timestamp stream's length; before it (from `mode_at`): the value mode
+    /// and its parameters.
+    pub(crate) ts_len_at: usize,
+    /// Start of the value stream; before it (from `ts_len_at`): the timestamp stream's
+    /// length and the stream.
+    pub(crate) values_at: usize,
+}
+
+/// Locate the parts of an encoding-2 chunk, checking its header.
+pub(crate) fn layout(bytes: &[u8]) -> Result<Layout> {
+    Header::parse(bytes).map(|h| h.layout)
+}
+
+/// A parsed encoding-2 header.
+struct Header {
+    count: u64,
+    unit: u8,
+    t0: i64,
+    vals: Values,
+    layout: Layout,
+    /// The timestamp stream (`ts_len_at..values_at` without the length).
+    ts_start: usize,
+}
+
+impl Header {
+    fn parse(bytes: &[u8]) -> Result<Header> {
         let mut pos = 0;
         let count = get_uvarint(bytes, &mut pos).ok_or_else(|| corrupt("bad count"))?;
         let unit = *bytes.get(pos).ok_or_else(|| corrupt("short header"))?;
@@ -241,6 +269,7 @@ impl<'a> PackedIter<'a> {
             return Err(corrupt("bad timestamp unit"));
         }
         let t0 = get_varint(bytes, &mut pos).ok_or_else(|| corrupt("bad first timestamp"))?;
+        let mode_at = pos;
         let mode = *bytes.get(pos).ok_or_else(|| corrupt("short header"))?;
         pos += 1;
         let vals = match mode {
@@ -277,17 +306,41 @@ impl<'a> PackedIter<'a> {
             }
             _ => return Err(corrupt("unknown value mode")),
         };
+        let ts_len_at = pos;
         let ts_len = get_uvarint(bytes, &mut pos).ok_or_else(|| corrupt("bad stream length"))?;
         let ts_end = usize::try_from(ts_len)
             .ok()
             .and_then(|l| pos.checked_add(l))
-            .ok_or_else(|| corrupt("bad stream length"))?;
-        let tstream = bytes
-            .get(pos..ts_end)
+            .filter(|&e| e <= bytes.len())
             .ok_or_else(|| corrupt("short timestamp stream"))?;
-        let vstream = bytes
-            .get(ts_end..)
-            .ok_or_else(|| corrupt("short value stream"))?;
+        Ok(Header {
+            count,
+            unit,
+            t0,
+            vals,
+            layout: Layout {
+                mode_at,
+                ts_len_at,
+                values_at: ts_end,
+            },
+            ts_start: pos,
+        })
+    }
+}
+
+impl<'a> PackedIter<'a> {
+    /// Parse the header.
+    pub(crate) fn new(bytes: &'a [u8]) -> Result<Self> {
+        let Header {
+            count,
+            unit,
+            t0,
+            vals,
+            layout,
+            ts_start,
+        } = Header::parse(bytes)?;
+        let tstream = &bytes[ts_start..layout.values_at];
+        let vstream = &bytes[layout.values_at..];
         // Every sample after the first takes at least one bit of the value stream; this bounds
         // allocations driven by a corrupt count.
         let room = |s: &[u8]| (s.len() as u64) * 8 + 1;
