@@ -180,3 +180,30 @@ fn damage_to_a_shared_timestamp_base_fails_its_sharers_only() {
     assert!(ok >= 1, "the other pattern still reads ({ok})");
     assert!(b.verify().is_err());
 }
+
+#[test]
+fn version_1_segments_still_read_but_may_not_hold_shared_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Every series at its own instants: no shared records, as a version 1 writer wrote.
+    let own: Vec<_> = (0..6)
+        .map(|i| (series_labels("m", i), floats(i as i64, 1_000, 90, i as u64)))
+        .collect();
+    let shared: Vec<_> = (0..6)
+        .map(|i| (series_labels("m", i), floats(0, 1_000, 90, i as u64)))
+        .collect();
+    for (series, readable) in [(own, true), (shared, false)] {
+        let meta = write_block(tmp.path(), &series, 30, Resolution::Raw);
+        let dir = tmp.path().join(meta.id);
+        for e in std::fs::read_dir(dir.join("chunks")).unwrap() {
+            let p = e.unwrap().path();
+            let mut bytes = std::fs::read(&p).unwrap();
+            bytes[4] = 1;
+            std::fs::write(&p, &bytes).unwrap();
+        }
+        match (check(&dir), readable) {
+            (Ok(()), true) => {}
+            (Err(e), false) => assert_typed(&e, "chunks/"),
+            (r, _) => panic!("version 1 segment: {r:?}"),
+        }
+    }
+}
