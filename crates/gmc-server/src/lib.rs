@@ -33,7 +33,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use error::{Error, Result};
-pub use state::AppState;
+pub use state::{AppState, SharedState};
 
 /// Build the router over `state` (used by `run` and by in-process tests).
 pub fn router(state: AppState) -> Router {

@@ -11,9 +11,20 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::metrics::ServerMetrics;
 
-/// Cloned into every handler (cheap: all fields are `Arc`s).
+/// Cloned into every handler and, by axum, into every route's service per connection:
+/// one reference count, however many fields the state grows.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct SharedState {
     /// The embedded store.
     pub db: Arc<gmc_tsdb::Db>,
     /// Effective configuration.
@@ -78,7 +89,7 @@ impl AppState {
 
     /// Build the state for `config` over `db`.
     pub fn new(config: Config, db: Arc<gmc_tsdb::Db>) -> Self {
-        AppState {
+        AppState(Arc::new(SharedState {
             db,
             write_slots: Arc::new(Semaphore::new(config.server.max_inflight_writes)),
             query_slots: Arc::new(Semaphore::new(config.query.max_concurrent)),
@@ -94,7 +105,7 @@ impl AppState {
             scrape_status: Arc::new(Mutex::new(Vec::new())),
             last_storage_error: Arc::new(Mutex::new(None)),
             started: Instant::now(),
-        }
+        }))
     }
 
     /// Note the newest timestamp seen per service in a stored batch.
