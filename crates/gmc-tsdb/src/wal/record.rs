@@ -245,7 +245,7 @@ pub(crate) fn metadata_payload(out: &mut Vec<u8>, m: &[Metadata]) {
 }
 
 /// Decode a record payload of type `typ` (a compressed one is decompressed first, to at
-/// most [`MAX_PAYLOAD`] bytes).
+/// most 512 MiB).
 pub fn decode(typ: u8, payload: &[u8]) -> Result<Record, DecodeError> {
     if typ & COMPRESSED != 0 {
         let n = snap::raw::decompress_len(payload)
