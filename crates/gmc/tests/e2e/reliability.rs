@@ -1,5 +1,7 @@
 //! Crash loop: a writer records what gmc acknowledged while gmc is SIGKILLed at random
-//! moments and restarted; every acknowledged sample must be readable afterwards.
+//! moments and restarted; every acknowledged sample must be readable afterwards. A second
+//! thread flushes the head every few tens of milliseconds, so kills also land inside
+//! flushes (block write, dropping emptied series, WAL checkpoint).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,6 +51,17 @@ fn crash_loop_loses_no_acknowledged_sample() {
                 s
             })
         };
+        let flusher = {
+            let stop = stop.clone();
+            let url = g.url("/api/v1/admin/flush");
+            std::thread::spawn(move || {
+                let c = client();
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = c.post(&url).send();
+                    std::thread::sleep(Duration::from_millis(30));
+                }
+            })
+        };
         rng = rng
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -56,6 +69,7 @@ fn crash_loop_loses_no_acknowledged_sample() {
         g.kill9();
         stop.store(true, Ordering::Relaxed);
         seq = writer.join().unwrap();
+        flusher.join().unwrap();
         g.restart();
         assert!(cycle < 10_000);
     }
