@@ -29,7 +29,7 @@ impl HeadOnly {
     /// Validate and store `batch` (no WAL); returns accepted float samples.
     pub fn append(&mut self, batch: &WriteBatch<'_>) -> usize {
         let plan = self.head.prepare(batch, i64::MIN);
-        self.head.commit(batch, &plan);
+        self.head.commit(batch, &plan, 0);
         plan.accepted(batch).0
     }
 }

@@ -237,8 +237,8 @@ impl Db {
         }
         let new_meta = inner.head.changed_metadata(batch.metadata());
         let buf = encode::wal_records(batch, &plan, &new_meta);
-        inner.wal.append(&buf)?;
-        inner.head.commit(batch, &plan);
+        let segment = inner.wal.append(&buf)?;
+        inner.head.commit(batch, &plan, segment);
         let (f, h) = plan.accepted(batch);
         inner.metrics.appended_floats.fetch_add(f as u64, Relaxed);
         inner
@@ -343,13 +343,10 @@ impl Inner {
         let _one = self.flush_lock.lock();
         let started = Instant::now();
         let upto = {
-            // Cut and take under one hold of the append gate: every sample in a segment
-            // after the cut was appended after the take, so it is still in the head and its
-            // series is not empty. That lets the empty series go before the checkpoint is
-            // written (below) without a later segment referring to a series the
-            // checkpoint no longer defines.
             let _gate = self.gate.write();
-            let upto = self.wal.cut()?;
+            self.wal.cut()?
+        };
+        {
             // Registered under the lock readers take after reading the head, so data is
             // always visible in the head, here, or both.
             let mut frozen = self.frozen.write();
@@ -357,8 +354,7 @@ impl Inner {
             if f.len() > 0 {
                 frozen.push(Arc::new(f));
             }
-            upto
-        };
+        }
         let pending: Vec<Arc<Frozen>> = self.frozen.read().clone();
         let mut report = FlushReport::default();
         for f in &pending {
@@ -379,10 +375,11 @@ impl Inner {
         // Series left empty by the take (idle since) leave the head first, so the
         // checkpoint holds only series that can still receive samples: after a backfill
         // or on a fleet that rotates instances this keeps the WAL from carrying every
-        // label set the block already has.
+        // label set the block already has. A series whose last samples went to a segment
+        // after the cut stays (that segment outlives the checkpoint and refers to it).
         report.series_removed = {
             let _gate = self.gate.write();
-            self.head.gc_empty_series()
+            self.head.gc_empty_series(upto)
         };
         let records = encode::checkpoint_records(&self.head);
         self.wal.checkpoint(upto, &records)?;

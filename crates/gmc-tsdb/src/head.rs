@@ -516,14 +516,16 @@ impl Head {
         replaced
     }
 
-    /// Drop series holding no data; the caller excludes concurrent appends.
-    pub(crate) fn gc_empty_series(&self) -> usize {
+    /// Drop series holding no data whose newest samples were logged in WAL segment
+    /// `upto` or earlier (a series with samples in a later segment must outlive the
+    /// checkpoint of `upto`); the caller excludes concurrent appends.
+    pub(crate) fn gc_empty_series(&self, upto: u64) -> usize {
         let mut removed = 0;
         for shard in self.shards.iter() {
             let mut g = shard.lock();
             let dead: Vec<(u64, u64)> = g
                 .values()
-                .filter(|s| s.is_empty())
+                .filter(|s| s.is_empty() && s.last_segment <= upto)
                 .map(|s| (label_set_hash(&s.labels), s.ref_id))
                 .collect();
             for (hash, r) in dead {

@@ -180,13 +180,14 @@ impl Wal {
         Ok(())
     }
 
-    /// Write `buf` (whole records) and make it durable per the sync policy. On error
-    /// nothing of `buf` counts as written and the segment is cut back to its last good end.
-    pub(crate) fn append(&self, buf: &[u8]) -> Result<()> {
+    /// Write `buf` (whole records) and make it durable per the sync policy; returns the
+    /// segment it went to (the current one when `buf` is empty). On error nothing of `buf`
+    /// counts as written and the segment is cut back to its last good end.
+    pub(crate) fn append(&self, buf: &[u8]) -> Result<u64> {
         if buf.is_empty() {
-            return Ok(());
+            return Ok(self.inner.lock().seq);
         }
-        let my = {
+        let (my, seq) = {
             let mut g = self.inner.lock();
             if g.file.is_none() {
                 self.create_current(&mut g)
@@ -223,12 +224,13 @@ impl Wal {
             self.metrics
                 .wal_bytes
                 .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            g.written
+            (g.written, g.seq)
         };
         match self.policy {
-            SyncPolicy::GroupCommit { window } => self.group_sync(my, window),
-            SyncPolicy::Batch | SyncPolicy::None => Ok(()),
+            SyncPolicy::GroupCommit { window } => self.group_sync(my, window)?,
+            SyncPolicy::Batch | SyncPolicy::None => {}
         }
+        Ok(seq)
     }
 
     fn count_failure(&self) {

@@ -151,8 +151,8 @@ impl Head {
         plan
     }
 
-    /// Phase 3 (after the WAL write): store the samples of accepted series.
-    pub(crate) fn commit(&self, batch: &WriteBatch<'_>, plan: &Plan) {
+    /// Phase 3 (after the WAL write to `segment`): store the samples of accepted series.
+    pub(crate) fn commit(&self, batch: &WriteBatch<'_>, plan: &Plan, segment: u64) {
         let (cs, range) = (self.settings.chunk_samples, self.settings.range_nanos);
         let mut conflicts = 0u64;
         let mut chunk_delta = 0i64;
@@ -172,6 +172,7 @@ impl Head {
                     continue;
                 };
                 series.wal_logged = true;
+                series.last_segment = segment;
                 let before = series.chunk_count() as i64;
                 for f in s.floats {
                     lo = lo.min(f.ts_nanos);

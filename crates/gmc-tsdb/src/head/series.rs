@@ -53,6 +53,9 @@ pub(crate) struct MemSeries {
     pub(crate) key: Box<[u8]>,
     /// Whether a WAL series record for `ref_id` is durable in the current WAL.
     pub(crate) wal_logged: bool,
+    /// WAL segment of the newest samples appended (0 for replayed ones, whose segments
+    /// precede any cut made after the replay).
+    pub(crate) last_segment: u64,
     pub(crate) closed: Vec<Chunk>,
     pub(crate) open: Open,
     open_mint: i64,
@@ -82,6 +85,7 @@ impl MemSeries {
             labels,
             key,
             wal_logged: false,
+            last_segment: 0,
             closed: Vec::new(),
             open: Open::Empty,
             open_mint: i64::MIN,
