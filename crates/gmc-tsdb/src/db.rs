@@ -156,7 +156,7 @@ impl Db {
             Arc::clone(&metrics),
         ));
         let started = Instant::now();
-        let stats = replay::replay_into(&wal_dir, &head)?;
+        let (stats, unknown_series_samples) = replay::replay_into(&wal_dir, &head)?;
         metrics.replay_nanos.store(
             u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
             Relaxed,
@@ -170,7 +170,7 @@ impl Db {
             .fetch_add(stats.corruptions, Relaxed);
         metrics
             .replay_unknown_series_samples
-            .fetch_add(stats.unknown_series_samples, Relaxed);
+            .fetch_add(unknown_series_samples, Relaxed);
         if stats.corruptions > 0 {
             tracing::warn!(
                 dropped_bytes = stats.dropped_bytes,

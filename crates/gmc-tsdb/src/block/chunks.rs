@@ -103,6 +103,8 @@ pub(super) struct SegmentWriter {
     shared: HashMap<Vec<u8>, u32>,
     /// Scratch for a shared-timestamp record's data.
     scratch: Vec<u8>,
+    /// Scratch for the timestamp part looked up in `shared` (copied only when inserted).
+    key: Vec<u8>,
 }
 
 impl SegmentWriter {
@@ -115,6 +117,7 @@ impl SegmentWriter {
             next_segment: 1,
             shared: HashMap::new(),
             scratch: Vec::new(),
+            key: Vec::new(),
         }
     }
 
@@ -153,11 +156,11 @@ impl SegmentWriter {
         }
         // Offsets fit 32 bits (checked above); shared records only shrink the record.
         let here = *pos as u32;
-        let (encoding, data) = match share_timestamps(&mut self.shared, &mut self.scratch, c, here)
-        {
-            Some(d) => (ENCODING_SHARED_TS, d),
-            None => (c.encoding, c.bytes),
-        };
+        let (encoding, data) =
+            match share_timestamps(&mut self.shared, &mut self.key, &mut self.scratch, c, here) {
+                Some(d) => (ENCODING_SHARED_TS, d),
+                None => (c.encoding, c.bytes),
+            };
         let len = u32::try_from(data.len()).unwrap_or(plain_len);
         let rec_len = (RECORD_HEADER_LEN + data.len() + 4) as u64;
         let mut head = [0u8; RECORD_HEADER_LEN];
@@ -205,6 +208,7 @@ impl SegmentWriter {
 /// Data: `uvarint base offset | uvarint params length | params | value stream`.
 fn share_timestamps<'s>(
     shared: &mut HashMap<Vec<u8>, u32>,
+    key: &mut Vec<u8>,
     scratch: &'s mut Vec<u8>,
     c: &ChunkData<'_>,
     here: u32,
@@ -213,12 +217,12 @@ fn share_timestamps<'s>(
         return None;
     }
     let p = chunk::packed_parts(c.bytes).ok()?;
-    let mut key = Vec::with_capacity(p.header.len() + p.timestamps.len());
+    key.clear();
     key.extend_from_slice(p.header);
     key.extend_from_slice(p.timestamps);
-    let Some(&base) = shared.get(&key) else {
+    let Some(&base) = shared.get(key.as_slice()) else {
         if shared.len() < MAX_SHARED_KEYS {
-            shared.insert(key, here);
+            shared.insert(key.clone(), here);
         }
         return None;
     };
@@ -234,13 +238,15 @@ fn share_timestamps<'s>(
 /// concurrent queries need no lock).
 #[derive(Debug)]
 pub(super) struct SegmentReader {
-    /// File, path, size, format version.
-    segments: Vec<(File, PathBuf, u64, u8)>,
+    segments: Vec<Segment>,
     /// Timestamp parts of base records of shared-timestamp records, by chunk ref:
     /// `(header ++ timestamps, header length)`. Few (one per sampling pattern and
     /// segment) and small, so queries read each base once.
     bases: RwLock<HashMap<u64, Arc<SharedPart>>>,
 }
+
+/// An open chunk segment: file, path, size, format version.
+type Segment = (File, PathBuf, u64, u8);
 
 /// A base record's timestamp part: `header ++ timestamps` of `chunk::PackedParts`, and the
 /// header's length.
@@ -318,8 +324,9 @@ impl SegmentReader {
     pub(super) fn read(&self, meta: &ChunkMeta) -> Result<Chunk> {
         let seg = meta.segment();
         let offset = u64::from(meta.offset());
-        let mut chunk = self.read_record(seg, offset)?;
-        let (_, path, _, version) = self.segment(seg, offset)?;
+        let segment = self.segment(seg, offset)?;
+        let mut chunk = Self::read_record(segment, offset)?;
+        let (_, path, _, version) = segment;
         let corrupt = |reason| Error::CorruptChunk {
             path: path.clone(),
             offset,
@@ -332,14 +339,16 @@ impl SegmentReader {
             if *version < 2 {
                 return Err(corrupt("shared-timestamp record in a version 1 segment"));
             }
-            chunk.bytes = self.unshare(seg, offset, &chunk.bytes).map_err(corrupt)?;
+            chunk.bytes = self
+                .unshare(seg, segment, offset, &chunk.bytes)
+                .map_err(corrupt)?;
             chunk.encoding = ENCODING_PACKED;
         }
         Ok(chunk)
     }
 
     /// Segment `seg` (1-based), or the error for a ref naming a missing one.
-    fn segment(&self, seg: u32, offset: u64) -> Result<&(File, PathBuf, u64, u8)> {
+    fn segment(&self, seg: u32, offset: u64) -> Result<&Segment> {
         seg.checked_sub(1)
             .and_then(|i| self.segments.get(i as usize))
             .ok_or_else(|| Error::CorruptChunk {
@@ -355,6 +364,7 @@ impl SegmentReader {
     fn unshare(
         &self,
         seg: u32,
+        segment: &Segment,
         offset: u64,
         data: &[u8],
     ) -> std::result::Result<Vec<u8>, &'static str> {
@@ -372,8 +382,7 @@ impl SegmentReader {
         let parts = match cached {
             Some(p) => p,
             None => {
-                let b = self
-                    .read_record(seg, base)
+                let b = Self::read_record(segment, base)
                     .map_err(|_| "unreadable shared-timestamp base record")?;
                 if b.encoding != ENCODING_PACKED {
                     return Err("shared-timestamp base is not a PACKED chunk");
@@ -401,8 +410,7 @@ impl SegmentReader {
     }
 
     /// Read and CRC-check the record at `seg`/`offset`, as stored.
-    fn read_record(&self, seg: u32, offset: u64) -> Result<Chunk> {
-        let (f, path, size, _) = self.segment(seg, offset)?;
+    fn read_record((f, path, size, _): &Segment, offset: u64) -> Result<Chunk> {
         let corrupt = |reason| Error::CorruptChunk {
             path: path.clone(),
             offset,

@@ -21,8 +21,10 @@ const QUEUE_DEPTH: usize = 8;
 
 type Batch = Vec<(u64, i64, SampleValue)>;
 
-/// Replay the WAL in `wal_dir` into `head`, mapping WAL series refs to head refs.
-pub(super) fn replay_into(wal_dir: &Path, head: &Head) -> Result<wal::ReplayStats> {
+/// Replay the WAL in `wal_dir` into `head`, mapping WAL series refs to head refs. Returns
+/// the WAL's replay statistics and the number of samples skipped because no series record
+/// defined their ref.
+pub(super) fn replay_into(wal_dir: &Path, head: &Head) -> Result<(wal::ReplayStats, u64)> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -43,7 +45,7 @@ pub(super) fn replay_into(wal_dir: &Path, head: &Head) -> Result<wal::ReplayStat
         }
         let mut refmap: HashMap<u64, u64, BuildHasherDefault<U64Hasher>> = HashMap::default();
         let mut pending_series: Vec<(u64, u64)> = Vec::new();
-        let mut stats = wal::replay(wal_dir, |rec| match rec {
+        let stats = wal::replay(wal_dir, |rec| match rec {
             Record::Series(v) => {
                 // Series are created here, before any later record's samples are sent,
                 // so workers always find them.
@@ -78,10 +80,7 @@ pub(super) fn replay_into(wal_dir: &Path, head: &Head) -> Result<wal::ReplayStat
                 "WAL samples of unknown series skipped (their series record was lost)"
             );
         }
-        if let Ok(stats) = &mut stats {
-            stats.unknown_series_samples = unknown;
-        }
-        stats
+        stats.map(|s| (s, unknown))
     })
 }
 
@@ -92,7 +91,7 @@ pub(super) fn replay_into(wal_dir: &Path, head: &Head) -> Result<wal::ReplayStat
 fn dispatch<V>(
     senders: &[SyncSender<Batch>],
     refmap: &HashMap<u64, u64, BuildHasherDefault<U64Hasher>>,
-    samples: Vec<(u64, i64, V)>,
+    mut samples: Vec<(u64, i64, V)>,
     value: impl Fn(V) -> SampleValue,
 ) {
     let workers = senders.len().max(1);
@@ -105,8 +104,9 @@ fn dispatch<V>(
         }
     };
     let mut counts = [0usize; SHARDS];
-    for x in &samples {
-        counts[Head::shard_of_ref(map(x.0))] += 1;
+    for x in &mut samples {
+        x.0 = map(x.0);
+        counts[Head::shard_of_ref(x.0)] += 1;
     }
     // Start offset of each shard inside its worker's part, and each part's length.
     let mut starts = [0usize; SHARDS];
@@ -121,7 +121,6 @@ fn dispatch<V>(
         .map(|&n| vec![(0, 0, SampleValue::Float(0.0)); n])
         .collect();
     for (r, ts, v) in samples {
-        let r = map(r);
         let shard = Head::shard_of_ref(r);
         let at = starts[shard];
         starts[shard] += 1;

@@ -253,7 +253,9 @@ pub fn decode(typ: u8, payload: &[u8]) -> Result<Record, DecodeError> {
         if n > MAX_PAYLOAD {
             return Err(DecodeError("implausible decompressed length"));
         }
-        // Sized from the checked header, so the output is bounded.
+        // Sized from the checked header, so the output is bounded: the technique of
+        // `gmc_wire::snappy::decompress_capped`, which the store cannot call (it must not
+        // depend on the protocol crate).
         let mut plain = vec![0u8; n];
         let got = snap::raw::Decoder::new()
             .decompress(payload, &mut plain)

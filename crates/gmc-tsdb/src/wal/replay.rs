@@ -22,9 +22,6 @@ pub(crate) struct ReplayStats {
     pub(crate) corruptions: u64,
     /// Highest segment number present (0 when none).
     pub(crate) last_seq: u64,
-    /// Samples skipped because no series record defined their ref (filled in by the
-    /// caller that applies the records).
-    pub(crate) unknown_series_samples: u64,
 }
 
 /// Checkpoint directories `(covered segment, path)`, ascending; unfinished ones are removed.
