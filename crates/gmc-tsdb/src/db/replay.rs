@@ -95,17 +95,15 @@ fn dispatch<V>(
     value: impl Fn(V) -> SampleValue,
 ) {
     let workers = senders.len().max(1);
-    // Refs differ only when a series was recorded twice under different refs.
-    let map = |r: u64| {
-        if refmap.is_empty() {
-            r
-        } else {
-            refmap.get(&r).copied().unwrap_or(r)
+    // Refs differ only when a series was recorded twice under different refs (rare: the
+    // common case reads the samples without writing them).
+    if !refmap.is_empty() {
+        for x in &mut samples {
+            x.0 = refmap.get(&x.0).copied().unwrap_or(x.0);
         }
-    };
+    }
     let mut counts = [0usize; SHARDS];
-    for x in &mut samples {
-        x.0 = map(x.0);
+    for x in &samples {
         counts[Head::shard_of_ref(x.0)] += 1;
     }
     // Start offset of each shard inside its worker's part, and each part's length.
