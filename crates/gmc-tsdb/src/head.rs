@@ -232,7 +232,9 @@ pub(crate) struct Head {
     postings: RwLock<MemPostings>,
     interner: Mutex<Interner>,
     per_metric: Mutex<HashMap<Arc<str>, usize>>,
-    metadata: RwLock<BTreeMap<String, Metadata>>,
+    /// Family metadata by family name, copy-on-write: a querier takes the current map
+    /// by reference count, and the rare change (a new family or new help text) copies it.
+    metadata: RwLock<Arc<BTreeMap<String, Metadata>>>,
     next_seq: AtomicU64,
     series_count: AtomicUsize,
     /// Oldest and newest sample timestamps since the last flush.
@@ -249,7 +251,7 @@ impl Head {
             postings: RwLock::new(MemPostings::default()),
             interner: Mutex::new(Interner::default()),
             per_metric: Mutex::new(HashMap::new()),
-            metadata: RwLock::new(BTreeMap::new()),
+            metadata: RwLock::new(Arc::new(BTreeMap::new())),
             next_seq: AtomicU64::new(1),
             series_count: AtomicUsize::new(0),
             min_time: AtomicI64::new(i64::MAX),
@@ -426,9 +428,17 @@ impl Head {
         if m.is_empty() {
             return;
         }
-        let mut map = self.metadata.write();
+        let differs =
+            |map: &BTreeMap<String, Metadata>, x: &Metadata| map.get(&x.metric_family) != Some(x);
+        // Senders repeat the same metadata with every request: check under the read lock
+        // first, so the map (possibly shared with queriers) is copied only on a change.
+        if !m.iter().any(|x| differs(&self.metadata.read(), x)) {
+            return;
+        }
+        let mut guard = self.metadata.write();
+        let map = Arc::make_mut(&mut guard);
         for x in m {
-            if map.get(&x.metric_family) != Some(x) {
+            if differs(map, x) {
                 map.insert(x.metric_family.clone(), x.clone());
             }
         }
@@ -446,9 +456,9 @@ impl Head {
             .collect()
     }
 
-    /// All metadata.
-    pub(crate) fn metadata(&self) -> Vec<Metadata> {
-        self.metadata.read().values().cloned().collect()
+    /// All metadata, by family name (a shared snapshot: cloning the `Arc` is the cost).
+    pub(crate) fn metadata(&self) -> Arc<BTreeMap<String, Metadata>> {
+        Arc::clone(&self.metadata.read())
     }
 
     /// Refs and labels of every series (for a WAL checkpoint).

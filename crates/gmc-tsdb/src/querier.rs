@@ -488,7 +488,8 @@ pub struct Querier {
     mint: i64,
     maxt: i64,
     set: Arc<dyn SourceSet>,
-    metadata: Vec<Metadata>,
+    /// The head's metadata when the querier was made (shared, not copied).
+    metadata: Arc<BTreeMap<String, Metadata>>,
 }
 
 impl std::fmt::Debug for Querier {
@@ -510,7 +511,7 @@ impl Querier {
         mint: i64,
         maxt: i64,
         set: Arc<dyn SourceSet>,
-        metadata: Vec<Metadata>,
+        metadata: Arc<BTreeMap<String, Metadata>>,
     ) -> Self {
         Querier {
             mint,
@@ -739,10 +740,9 @@ impl Querier {
 
     /// Metadata of all families, or of `metric` only.
     pub fn metadata(&self, metric: Option<&str>) -> Vec<Metadata> {
-        self.metadata
-            .iter()
-            .filter(|m| metric.is_none_or(|n| m.metric_family == n))
-            .cloned()
-            .collect()
+        match metric {
+            Some(n) => self.metadata.get(n).cloned().into_iter().collect(),
+            None => self.metadata.values().cloned().collect(),
+        }
     }
 }

@@ -67,7 +67,7 @@ pub(super) fn checkpoint_records(head: &Head) -> Vec<u8> {
             record::series_payload(o, part.iter().map(|(r, l)| (*r, &l[..])))
         });
     }
-    let md = head.metadata();
+    let md: Vec<Metadata> = head.metadata().values().cloned().collect();
     if !md.is_empty() {
         frame(&mut out, record::TYPE_METADATA, |o| {
             record::metadata_payload(o, &md)

@@ -45,7 +45,7 @@ fn select(
     if matchers.is_empty() || mint > maxt {
         return Ok(Vec::new());
     }
-    let raw = |lo: i64| Querier::new(lo, maxt, Arc::clone(set), Vec::new()).select(matchers);
+    let raw = |lo: i64| Querier::new(lo, maxt, Arc::clone(set), Arc::default()).select(matchers);
     if res == Resolution::Raw {
         return raw(mint);
     }
