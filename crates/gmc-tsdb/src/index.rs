@@ -146,6 +146,18 @@ pub(crate) trait Source {
     fn values(&self, name: &str) -> Vec<&str>;
     /// Postings of one label pair (empty when absent).
     fn postings(&self, name: &str, value: &str) -> Result<Cow<'_, [u32]>>;
+    /// How many series carry one label pair (a bound is enough: it orders intersections).
+    fn postings_len(&self, name: &str, value: &str) -> Result<usize> {
+        Ok(self.postings(name, value)?.len())
+    }
+    /// The ids of sorted `candidates` that carry one label pair. Sources that store
+    /// postings encoded answer without decoding the whole list.
+    fn postings_filter(&self, name: &str, value: &str, candidates: &[u32]) -> Result<Vec<u32>> {
+        Ok(postings::intersect(
+            candidates,
+            &self.postings(name, value)?,
+        ))
+    }
 }
 
 /// Union of the postings of `name`'s values for which `pred` holds.
@@ -186,7 +198,19 @@ pub(crate) fn select<S: Source + ?Sized>(s: &S, matchers: &[Matcher]) -> Result<
     }
     let mut positive: Vec<Vec<u32>> = Vec::new();
     let mut negative: Vec<Vec<u32>> = Vec::new();
+    // Equality matchers are looked up by size first and read only as filters of the
+    // smaller running result (a point lookup's `service="a",pair="b"` then decodes one
+    // short list instead of three).
+    let mut equal: Vec<(usize, &Matcher)> = Vec::new();
     for m in matchers {
+        if m.op == MatchOp::Equal && !m.matches_empty() {
+            let n = s.postings_len(&m.name, &m.value)?;
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+            equal.push((n, m));
+            continue;
+        }
         if m.matches_empty() {
             // Accepts absent labels: keep everything except series whose value is rejected.
             negative.push(match m.op {
@@ -204,12 +228,27 @@ pub(crate) fn select<S: Source + ?Sized>(s: &S, matchers: &[Matcher]) -> Result<
     }
     // Intersect smallest first: every step can only shrink the running result.
     positive.sort_by_key(Vec::len);
-    let mut acc = match positive.first() {
-        Some(first) => first.clone(),
-        None => s.all_refs()?.into_owned(),
+    equal.sort_by_key(|&(n, _)| n);
+    let smallest_equal = equal
+        .first()
+        .is_some_and(|&(n, _)| positive.first().is_none_or(|p| n <= p.len()));
+    let mut equal = equal.into_iter().map(|(_, m)| m);
+    let mut acc = match (smallest_equal, positive.first()) {
+        (true, _) | (false, None) => match equal.next() {
+            Some(m) => s.postings(&m.name, &m.value)?.into_owned(),
+            None => s.all_refs()?.into_owned(),
+        },
+        (false, Some(first)) => first.clone(),
     };
-    for p in positive.iter().skip(1) {
+    let skip = usize::from(!smallest_equal && !positive.is_empty());
+    for p in positive.iter().skip(skip) {
         acc = postings::intersect(&acc, p);
+        if acc.is_empty() {
+            return Ok(acc);
+        }
+    }
+    for m in equal {
+        acc = s.postings_filter(&m.name, &m.value, &acc)?;
         if acc.is_empty() {
             return Ok(acc);
         }

@@ -240,6 +240,84 @@ pub(crate) fn decode(buf: &[u8], limit: u32) -> Result<Vec<u32>, &'static str> {
     Ok(out)
 }
 
+/// The number of ids in an encoded list, read from its header alone.
+pub(crate) fn count(buf: &[u8], limit: u32) -> Result<u64, &'static str> {
+    let mut c = Cursor::new(buf);
+    let _enc = c.u8()?;
+    let n = c.uvarint()?;
+    if n > u64::from(limit) {
+        return Err("postings count exceeds series count");
+    }
+    Ok(n)
+}
+
+/// The ids of sorted `candidates` that the encoded list holds, without decoding the list
+/// into memory: a bitmap is probed once per candidate, a delta list is merged with the
+/// candidates as it is read and left as soon as they run out. Equals
+/// `intersect(candidates, &decode(buf, limit)?)` on a valid list; the part of a corrupt
+/// list that is read fails as `decode` would.
+pub(crate) fn filter(buf: &[u8], limit: u32, candidates: &[u32]) -> Result<Vec<u32>, &'static str> {
+    let mut c = Cursor::new(buf);
+    let enc = c.u8()?;
+    let count = c.uvarint()?;
+    if count == 0 || candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    if count > u64::from(limit) {
+        return Err("postings count exceeds series count");
+    }
+    let first = c.uvarint32()?;
+    if first >= limit {
+        return Err("series id out of range");
+    }
+    let mut out = Vec::with_capacity(candidates.len().min(count as usize));
+    match enc {
+        ENC_DELTA => {
+            let mut id = u64::from(first);
+            let mut left = count - 1;
+            let mut cands = candidates.iter().map(|&x| u64::from(x)).peekable();
+            while let Some(&want) = cands.peek() {
+                if want < id {
+                    cands.next();
+                    continue;
+                }
+                if want == id {
+                    out.push(id as u32);
+                    cands.next();
+                }
+                if left == 0 {
+                    break;
+                }
+                id += c.uvarint()? + 1;
+                left -= 1;
+                if id >= u64::from(limit) {
+                    return Err("series id out of range");
+                }
+            }
+        }
+        ENC_BITMAP => {
+            let n = c.len_prefix()?;
+            let bits = c.bytes(n)?;
+            if bits.first().is_none_or(|b| b & 1 == 0) {
+                return Err("bitmap does not start with its first id");
+            }
+            for &x in candidates {
+                let Some(off) = x.checked_sub(first) else {
+                    continue;
+                };
+                let off = off as usize;
+                match bits.get(off / 8) {
+                    Some(b) if b & (1 << (off % 8)) != 0 => out.push(x),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+        }
+        _ => return Err("unknown postings encoding"),
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,5 +342,35 @@ mod tests {
         assert_eq!(subtract(&[1, 2, 3, 4], &[2, 4, 8]), vec![1, 3]);
         assert!(intersects(&[1, 7], &[7]));
         assert!(!intersects(&[1, 7], &[2]));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn filter_equals_intersect_of_the_decoded_list(
+            ids in proptest::collection::btree_set(0u32..3000, 0..400),
+            cands in proptest::collection::btree_set(0u32..3200, 0..400),
+            dense in proptest::bool::ANY,
+        ) {
+            // `dense` adds a run so that both encodings are exercised.
+            let mut ids: Vec<u32> = ids.into_iter().collect();
+            if dense {
+                ids.extend(3000..3100);
+            }
+            let cands: Vec<u32> = cands.into_iter().collect();
+            let mut buf = Vec::new();
+            encode(&ids, &mut buf);
+            proptest::prop_assert_eq!(count(&buf, 4000), Ok(ids.len() as u64));
+            proptest::prop_assert_eq!(filter(&buf, 4000, &cands), Ok(intersect(&cands, &ids)));
+        }
+
+        #[test]
+        fn filter_never_panics_on_garbage(
+            buf in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            cands in proptest::collection::btree_set(0u32..5000, 0..50),
+        ) {
+            let cands: Vec<u32> = cands.into_iter().collect();
+            let _ = filter(&buf, 4000, &cands);
+            let _ = count(&buf, 4000);
+        }
     }
 }

@@ -339,10 +339,24 @@ impl Reader {
     }
 
     fn decode_postings(&self, e: &Entry) -> Result<Vec<u32>> {
+        let (start, bytes) = self.postings_bytes(e);
+        postings::decode(bytes, self.num_series())
+            .map_err(|r| self.corrupt("postings", start as u64, r))
+    }
+
+    /// Where an entry's encoded postings start in the file, and their bytes.
+    fn postings_bytes(&self, e: &Entry) -> (usize, &[u8]) {
         let start = self.postings.start + e.range.0 as usize;
         let end = self.postings.start + e.range.1 as usize;
-        postings::decode(&self.data[start..end], self.num_series())
-            .map_err(|r| self.corrupt("postings", start as u64, r))
+        (start, &self.data[start..end])
+    }
+
+    /// The postings entry of one label pair, if the block has it.
+    fn postings_entry(&self, name: &str, value: &str) -> Option<&Entry> {
+        let vsym = self.symbol_id(value)?;
+        let entries = self.entries(name);
+        let i = entries.binary_search_by_key(&vsym, |e| e.value).ok()?;
+        entries.get(i)
     }
 }
 
@@ -366,14 +380,29 @@ impl Source for Reader {
     }
 
     fn postings(&self, name: &str, value: &str) -> Result<Cow<'_, [u32]>> {
-        let Some(vsym) = self.symbol_id(value) else {
-            return Ok(Cow::Borrowed(&[]));
-        };
-        let entries = self.entries(name);
-        match entries.binary_search_by_key(&vsym, |e| e.value) {
-            Ok(i) => Ok(Cow::Owned(self.decode_postings(&entries[i])?)),
-            Err(_) => Ok(Cow::Borrowed(&[])),
+        match self.postings_entry(name, value) {
+            Some(e) => Ok(Cow::Owned(self.decode_postings(e)?)),
+            None => Ok(Cow::Borrowed(&[])),
         }
+    }
+
+    fn postings_len(&self, name: &str, value: &str) -> Result<usize> {
+        let Some(e) = self.postings_entry(name, value) else {
+            return Ok(0);
+        };
+        let (start, bytes) = self.postings_bytes(e);
+        postings::count(bytes, self.num_series())
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+            .map_err(|r| self.corrupt("postings", start as u64, r))
+    }
+
+    fn postings_filter(&self, name: &str, value: &str, candidates: &[u32]) -> Result<Vec<u32>> {
+        let Some(e) = self.postings_entry(name, value) else {
+            return Ok(Vec::new());
+        };
+        let (start, bytes) = self.postings_bytes(e);
+        postings::filter(bytes, self.num_series(), candidates)
+            .map_err(|r| self.corrupt("postings", start as u64, r))
     }
 }
 
