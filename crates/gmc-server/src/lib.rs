@@ -12,6 +12,7 @@
 //! ```
 
 pub mod api_error;
+mod blocking;
 pub mod config;
 pub mod error;
 mod host;
@@ -149,7 +150,11 @@ pub async fn serve_on(
             tracing::debug!(error = %e, "TCP_NODELAY not set");
         }
     });
-    let result = axum::serve(listener, app)
+    // One router shared by every connection. Served directly, axum 0.8 rebuilds the
+    // whole router for each new connection (`Router::with_state(())` re-wraps every
+    // route) and frees it when the connection closes: on one-request connections (most
+    // HTTP clients of a query API) that cost more CPU than a point lookup's evaluation.
+    let result = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(Error::Serve);

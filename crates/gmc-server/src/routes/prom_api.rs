@@ -118,7 +118,7 @@ where
         })?
         .map_err(|_| ApiError::unavailable("server is shutting down"))?;
     let db = Arc::clone(&state.db);
-    let res = tokio::task::spawn_blocking(move || {
+    let res = crate::blocking::run(move || {
         let _permit = permit;
         f(&engine, &db)
     })
@@ -328,7 +328,7 @@ fn time_range_ns(p: &Params) -> Result<(i64, i64), ApiError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+    crate::blocking::run(f)
         .await
         .map_err(|e| ApiError::internal(format!("lookup task failed: {e}")))?
 }
