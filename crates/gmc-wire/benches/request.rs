@@ -17,7 +17,7 @@ const LE: [&str; 12] = [
 ];
 
 /// One series: sorted labels, one sample at `ts`.
-pub fn series(mut labels: Vec<(String, String)>, value: f64, ts: i64) -> proto::TimeSeries {
+pub(crate) fn series(mut labels: Vec<(String, String)>, value: f64, ts: i64) -> proto::TimeSeries {
     labels.sort();
     proto::TimeSeries {
         labels: labels
@@ -33,7 +33,7 @@ pub fn series(mut labels: Vec<(String, String)>, value: f64, ts: i64) -> proto::
 }
 
 /// The loadgen workload's first 5 services: 5 × (200 × 6 + 20 × 14 + 5 × 2 + 4 × 3) series.
-pub fn request() -> proto::WriteRequest {
+pub(crate) fn request() -> proto::WriteRequest {
     let ts = 1_700_000_000_000i64;
     let mut out = Vec::new();
     let mut v = 1.0f64;
