@@ -95,7 +95,7 @@ fn engine_for(state: &AppState, p: &Params) -> Result<Arc<gmc_promql::Engine>, A
     )))
 }
 
-/// Run a query on the blocking pool under the concurrency limit.
+/// Run a query off the async tasks (see [`crate::blocking`]) under the concurrency limit.
 async fn run_query<F>(
     state: &AppState,
     engine: Arc<gmc_promql::Engine>,
@@ -324,7 +324,8 @@ fn time_range_ns(p: &Params) -> Result<(i64, i64), ApiError> {
     Ok((ns(start), ns(end)))
 }
 
-/// Run a metadata lookup on the blocking pool (index reads can touch disk).
+/// Run a metadata lookup off the async tasks (index reads can touch disk; see
+/// [`crate::blocking`]).
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -387,7 +388,7 @@ pub(crate) async fn series(
 }
 
 /// Sorted union of `lookup` over every matcher set (all series when there is none), read
-/// on the blocking pool.
+/// off the async tasks.
 async fn union_lookup(
     state: &AppState,
     mint: i64,

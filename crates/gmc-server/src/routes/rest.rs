@@ -120,10 +120,9 @@ pub(crate) async fn latest(
     let mint = now - i64::try_from(lookback.as_nanos()).unwrap_or(i64::MAX / 2);
     let st = state.clone();
     let svc = service.clone();
-    let series =
-        tokio::task::spawn_blocking(move || select_service(&st, &svc, None, mint, i64::MAX))
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))??;
+    let series = crate::blocking::run(move || select_service(&st, &svc, None, mint, i64::MAX))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
     if series.is_empty() {
         return Err(ApiError::not_found(format!(
             "no series with service or job {service:?} in the last {}",
@@ -334,7 +333,7 @@ pub(crate) async fn history(
     if let (Some(step), true) = (step, resolution != Resolution::Raw) {
         let st = state.clone();
         let svc = service.clone();
-        let parts: Vec<Vec<Series>> = tokio::task::spawn_blocking(move || {
+        let parts: Vec<Vec<Series>> = crate::blocking::run(move || {
             rollup_aggregates(agg)
                 .iter()
                 .map(|&a| {
@@ -377,7 +376,7 @@ pub(crate) async fn history(
     }
     let st = state.clone();
     let svc = service.clone();
-    let series = tokio::task::spawn_blocking(move || select_service(&st, &svc, metric, from, to))
+    let series = crate::blocking::run(move || select_service(&st, &svc, metric, from, to))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
     if series.is_empty() {
