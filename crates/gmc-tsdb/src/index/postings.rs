@@ -181,18 +181,11 @@ pub(crate) fn encode(ids: &[u32], out: &mut Vec<u8>) -> u8 {
 /// Decode one list; every id must be `< limit`. Fails (never panics) on hostile input.
 pub(crate) fn decode(buf: &[u8], limit: u32) -> Result<Vec<u32>, &'static str> {
     let mut c = Cursor::new(buf);
-    let enc = c.u8()?;
-    let count = c.uvarint()?;
+    let (enc, count) = header(&mut c, limit)?;
     if count == 0 {
         return Ok(Vec::new());
     }
-    if count > u64::from(limit) {
-        return Err("postings count exceeds series count");
-    }
-    let first = c.uvarint32()?;
-    if first >= limit {
-        return Err("series id out of range");
-    }
+    let first = first_id(&mut c, limit)?;
     let mut out = Vec::with_capacity(count as usize);
     out.push(first);
     match enc {
@@ -242,13 +235,26 @@ pub(crate) fn decode(buf: &[u8], limit: u32) -> Result<Vec<u32>, &'static str> {
 
 /// The number of ids in an encoded list, read from its header alone.
 pub(crate) fn count(buf: &[u8], limit: u32) -> Result<u64, &'static str> {
-    let mut c = Cursor::new(buf);
-    let _enc = c.u8()?;
-    let n = c.uvarint()?;
-    if n > u64::from(limit) {
+    header(&mut Cursor::new(buf), limit).map(|(_, n)| n)
+}
+
+/// A list's encoding byte and id count, checked against `limit`.
+fn header(c: &mut Cursor<'_>, limit: u32) -> Result<(u8, u64), &'static str> {
+    let enc = c.u8()?;
+    let count = c.uvarint()?;
+    if count > u64::from(limit) {
         return Err("postings count exceeds series count");
     }
-    Ok(n)
+    Ok((enc, count))
+}
+
+/// A non-empty list's first id, checked against `limit`.
+fn first_id(c: &mut Cursor<'_>, limit: u32) -> Result<u32, &'static str> {
+    let first = c.uvarint32()?;
+    if first >= limit {
+        return Err("series id out of range");
+    }
+    Ok(first)
 }
 
 /// The ids of sorted `candidates` that the encoded list holds, without decoding the list
@@ -258,18 +264,11 @@ pub(crate) fn count(buf: &[u8], limit: u32) -> Result<u64, &'static str> {
 /// list that is read fails as `decode` would.
 pub(crate) fn filter(buf: &[u8], limit: u32, candidates: &[u32]) -> Result<Vec<u32>, &'static str> {
     let mut c = Cursor::new(buf);
-    let enc = c.u8()?;
-    let count = c.uvarint()?;
+    let (enc, count) = header(&mut c, limit)?;
     if count == 0 || candidates.is_empty() {
         return Ok(Vec::new());
     }
-    if count > u64::from(limit) {
-        return Err("postings count exceeds series count");
-    }
-    let first = c.uvarint32()?;
-    if first >= limit {
-        return Err("series id out of range");
-    }
+    let first = first_id(&mut c, limit)?;
     let mut out = Vec::with_capacity(candidates.len().min(count as usize));
     match enc {
         ENC_DELTA => {
