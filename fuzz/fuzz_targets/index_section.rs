@@ -13,14 +13,21 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let names = r.label_names(None).unwrap_or_default();
+    let mut pairs = Vec::new();
     for n in names.iter().take(4) {
         let values = r.label_values(n, None).unwrap_or_default();
         for v in values.iter().take(4) {
             let _ = r.select(&[Matcher::equal(n.as_str(), v.as_str())]);
+            pairs.push(Matcher::equal(n.as_str(), v.as_str()));
         }
         if let Ok(m) = Matcher::new(MatchOp::NotRegex, n.as_str(), "x.*") {
             let _ = r.select(&[m]);
         }
+    }
+    // Several equality matchers: the smallest list is decoded, the others filter it on
+    // their encoded postings.
+    for w in pairs.windows(3) {
+        let _ = r.select(w);
     }
     for id in 0..r.num_series().min(64) {
         let _ = r.series(id);
