@@ -28,17 +28,17 @@ pub struct SharedState {
     /// The embedded store.
     pub db: Arc<gmc_tsdb::Db>,
     /// Effective configuration.
-    pub config: Arc<Config>,
+    pub config: Config,
     /// Server self-metrics.
-    pub metrics: Arc<ServerMetrics>,
+    pub metrics: ServerMetrics,
     /// Admission control: one permit per write being decoded and appended.
     pub write_slots: Arc<Semaphore>,
     /// Newest sample timestamp (ns) per service, for freshness in `/system/status`.
-    pub services: Arc<Mutex<HashMap<String, i64>>>,
+    pub services: Mutex<HashMap<String, i64>>,
     /// Latest result of every scrape target.
-    pub scrape_status: Arc<Mutex<Vec<TargetStatus>>>,
+    pub scrape_status: Mutex<Vec<TargetStatus>>,
     /// Last write failure of the store, cleared by the next success.
-    pub last_storage_error: Arc<Mutex<Option<(Instant, String)>>>,
+    pub last_storage_error: Mutex<Option<(Instant, String)>>,
     /// When the server started.
     pub started: Instant,
     /// PromQL engine.
@@ -99,11 +99,11 @@ impl AppState {
                 timeout: config.query.timeout,
                 ..gmc_promql::EngineOptions::default()
             })),
-            config: Arc::new(config),
-            metrics: Arc::new(ServerMetrics::default()),
-            services: Arc::new(Mutex::new(HashMap::new())),
-            scrape_status: Arc::new(Mutex::new(Vec::new())),
-            last_storage_error: Arc::new(Mutex::new(None)),
+            config,
+            metrics: ServerMetrics::default(),
+            services: Mutex::new(HashMap::new()),
+            scrape_status: Mutex::new(Vec::new()),
+            last_storage_error: Mutex::new(None),
             started: Instant::now(),
         }))
     }

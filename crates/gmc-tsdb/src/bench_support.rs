@@ -30,6 +30,7 @@ impl HeadOnly {
     pub fn append(&mut self, batch: &WriteBatch<'_>) -> usize {
         let plan = self.head.prepare(batch, i64::MIN);
         self.head.commit(batch, &plan, 0);
+        self.head.set_metadata(batch.metadata());
         plan.accepted(batch).0
     }
 }

@@ -239,6 +239,8 @@ impl Db {
         let buf = encode::wal_records(batch, &plan, &new_meta);
         let segment = inner.wal.append(&buf)?;
         inner.head.commit(batch, &plan, segment);
+        // Exactly what was logged, so the head holds what a replay would rebuild.
+        inner.head.set_metadata(&new_meta);
         let (f, h) = plan.accepted(batch);
         inner.metrics.appended_floats.fetch_add(f as u64, Relaxed);
         inner

@@ -428,17 +428,13 @@ impl Head {
         if m.is_empty() {
             return;
         }
-        let differs =
-            |map: &BTreeMap<String, Metadata>, x: &Metadata| map.get(&x.metric_family) != Some(x);
-        // Senders repeat the same metadata with every request: check under the read lock
-        // first, so the map (possibly shared with queriers) is copied only on a change.
-        if !m.iter().any(|x| differs(&self.metadata.read(), x)) {
-            return;
-        }
+        // The append path passes only what changed (`changed_metadata`), so the copy
+        // `make_mut` makes while queriers hold the map is paid on a real change, not on
+        // every request.
         let mut guard = self.metadata.write();
         let map = Arc::make_mut(&mut guard);
         for x in m {
-            if differs(map, x) {
+            if map.get(&x.metric_family) != Some(x) {
                 map.insert(x.metric_family.clone(), x.clone());
             }
         }

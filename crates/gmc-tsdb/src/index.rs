@@ -226,28 +226,26 @@ pub(crate) fn select<S: Source + ?Sized>(s: &S, matchers: &[Matcher]) -> Result<
             positive.push(p);
         }
     }
-    // Intersect smallest first: every step can only shrink the running result.
+    // Intersect smallest first: every step can only shrink the running result. The
+    // smallest equality list is decoded when it is the smallest of all.
     positive.sort_by_key(Vec::len);
     equal.sort_by_key(|&(n, _)| n);
-    let smallest_equal = equal
-        .first()
-        .is_some_and(|&(n, _)| positive.first().is_none_or(|p| n <= p.len()));
-    let mut equal = equal.into_iter().map(|(_, m)| m);
-    let mut acc = match (smallest_equal, positive.first()) {
-        (true, _) | (false, None) => match equal.next() {
-            Some(m) => s.postings(&m.name, &m.value)?.into_owned(),
-            None => s.all_refs()?.into_owned(),
-        },
-        (false, Some(first)) => first.clone(),
+    let mut equal = equal.into_iter().peekable();
+    if let Some((_, m)) = equal.next_if(|&(n, _)| positive.first().is_none_or(|p| n <= p.len())) {
+        positive.insert(0, s.postings(&m.name, &m.value)?.into_owned());
+    }
+    let mut lists = positive.into_iter();
+    let mut acc = match lists.next() {
+        Some(first) => first,
+        None => s.all_refs()?.into_owned(),
     };
-    let skip = usize::from(!smallest_equal && !positive.is_empty());
-    for p in positive.iter().skip(skip) {
-        acc = postings::intersect(&acc, p);
+    for p in lists {
+        acc = postings::intersect(&acc, &p);
         if acc.is_empty() {
             return Ok(acc);
         }
     }
-    for m in equal {
+    for (_, m) in equal {
         acc = s.postings_filter(&m.name, &m.value, &acc)?;
         if acc.is_empty() {
             return Ok(acc);

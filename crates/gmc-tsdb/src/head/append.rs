@@ -202,6 +202,5 @@ impl Head {
             // first stored wins and the other is dropped here.
             self.metrics.reject("duplicate_sample", conflicts);
         }
-        self.set_metadata(batch.metadata());
     }
 }
