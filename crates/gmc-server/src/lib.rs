@@ -127,6 +127,8 @@ pub async fn serve_on(
     shutdown: impl Future<Output = ()> + Send + 'static,
     local: std::net::SocketAddr,
 ) -> Result<()> {
+    // Around a flush: hand freed pages back before the writer's and the next query's peaks.
+    db.set_release_hook(Box::new(memory::release_around_flush));
     let state = AppState::new(config, db);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut background = Vec::new();

@@ -60,6 +60,14 @@ pub fn release_after_query(series_selected: u64, peak_samples: u64) {
     }
 }
 
+/// When a head flush starts writing and when it has freed the head (called by the store
+/// on the flushing thread, never an async worker): return free pages to the kernel. On
+/// the peerbench workload the process kept 251 MiB resident after a flush that left ~90
+/// MiB in use, and the first large query's peak then stacked on top of the stale pages.
+pub fn release_around_flush() {
+    sys::trim();
+}
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 mod sys {

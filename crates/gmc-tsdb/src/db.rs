@@ -79,8 +79,14 @@ struct Inner {
     closed: AtomicBool,
     stop: Mutex<bool>,
     stop_cv: Condvar,
+    /// Called around a flush, when much memory has just been freed (see
+    /// [`Db::set_release_hook`]).
+    release_hook: std::sync::OnceLock<ReleaseHook>,
     _lock_file: File,
 }
+
+/// A callback run after the store has released a large amount of memory.
+pub type ReleaseHook = Box<dyn Fn() + Send + Sync>;
 
 impl SourceSet for Inner {
     fn sources(&self) -> Vec<Arc<dyn Source>> {
@@ -206,6 +212,7 @@ impl Db {
             closed: AtomicBool::new(false),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
+            release_hook: std::sync::OnceLock::new(),
             _lock_file: lock_file,
         });
         inner.update_disk_bytes();
@@ -253,6 +260,15 @@ impl Db {
             new_series: plan.created,
             rejected: plan.rejected,
         })
+    }
+
+    /// Run `hook` on the flushing thread when a flush (manual or background) starts
+    /// writing and again once the flushed head data is freed. The server uses it to hand
+    /// free heap pages back to the kernel: memory freed by ingest and by the flush
+    /// otherwise stays resident under the block writer's and the next query's peaks.
+    /// Only the first hook set is kept; returns whether this one was.
+    pub fn set_release_hook(&self, hook: ReleaseHook) -> bool {
+        self.inner.release_hook.set(hook).is_ok()
     }
 
     /// A read view over `[mint_nanos, maxt_nanos]`. Cheap; reads take short locks only.
@@ -358,6 +374,9 @@ impl Inner {
             }
         }
         let pending: Vec<Arc<Frozen>> = self.frozen.read().clone();
+        // Before the block writer allocates: pages the allocator holds from freed
+        // ingest buffers go back first, so the writer's memory does not stack on them.
+        self.release_memory();
         let mut report = FlushReport::default();
         for f in &pending {
             let written = blocks::write(&self.dir, f).inspect_err(|_| {
@@ -374,6 +393,9 @@ impl Inner {
             });
             self.frozen.write().retain(|x| !Arc::ptr_eq(x, f));
         }
+        // The last references to the written head data: free it before the checkpoint
+        // is built and the release hook runs.
+        drop(pending);
         // Series left empty by the take (idle since) leave the head first, so the
         // checkpoint holds only series that can still receive samples: after a backfill
         // or on a fleet that rotates instances this keeps the WAL from carrying every
@@ -388,7 +410,14 @@ impl Inner {
         report.duration = started.elapsed();
         self.metrics.flush.observe(report.duration);
         self.update_disk_bytes();
+        self.release_memory();
         Ok(report)
+    }
+
+    fn release_memory(&self) {
+        if let Some(hook) = self.release_hook.get() {
+            hook();
+        }
     }
 
     fn update_disk_bytes(&self) {

@@ -4,6 +4,7 @@
 
 mod encoding;
 mod mem;
+mod packed;
 pub mod postings;
 mod reader;
 mod writer;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use gmc_model::{ErrorClass, MatchOp, Matcher};
 
 pub use mem::MemPostings;
+pub use packed::{LabelSet, PackedLabels};
 pub use reader::Reader;
 pub use writer::{encode, write};
 

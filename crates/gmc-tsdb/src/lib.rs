@@ -44,7 +44,7 @@ pub mod retention;
 pub mod wal;
 
 pub use config::{Config, SyncPolicy};
-pub use db::{AppendReport, Db, FlushReport, MaintenanceReport, Rejection};
+pub use db::{AppendReport, Db, FlushReport, MaintenanceReport, Rejection, ReleaseHook};
 pub use error::{Error, Result, SampleError};
 pub use metrics::Metrics;
 pub use querier::{FloatSeries, LazySeries, Querier, Sample, SampleValue, Selected, Series};

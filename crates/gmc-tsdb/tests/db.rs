@@ -316,6 +316,26 @@ fn flushing_keeps_every_sample_readable_and_durable() {
 }
 
 #[test]
+fn release_hook_runs_before_and_after_each_flush_and_only_the_first_is_kept() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), config()).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    assert!(db.set_release_hook(Box::new(move || {
+        c.fetch_add(1, SeqCst);
+    })));
+    assert!(!db.set_release_hook(Box::new(|| panic!("a second hook must not run"))));
+    db.append(&batch(&[("f", 1)], T0, 1.0)).unwrap();
+    assert_eq!(calls.load(SeqCst), 0, "appends never release");
+    db.flush().unwrap();
+    assert_eq!(calls.load(SeqCst), 2);
+    db.flush().unwrap();
+    assert_eq!(calls.load(SeqCst), 4, "an empty flush releases too");
+    assert_eq!(floats(&db, "f")[0].1.len(), 1);
+}
+
+#[test]
 fn db_and_querier_are_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Db>();

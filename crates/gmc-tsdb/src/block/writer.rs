@@ -10,7 +10,7 @@ use gmc_model::Labels;
 use super::chunks::{ChunkData, SegmentWriter, DEFAULT_SEGMENT_BYTES};
 use super::meta::{BlockMeta, Compaction, Resolution, Stats, META_VERSION};
 use super::{fsync_dir, new_block_id, Error, Result};
-use crate::index::{self, ChunkMeta};
+use crate::index::{self, ChunkMeta, LabelSet, PackedLabels};
 
 /// Builds a block. Series may be added in any order: chunk bytes are written to the
 /// segment files as they arrive, and only labels and chunk metas are buffered; `finish`
@@ -25,7 +25,9 @@ pub struct Writer {
     id: String,
     tmp: PathBuf,
     segments: Option<SegmentWriter>,
-    series: Vec<(Labels, Vec<ChunkMeta>)>,
+    /// Labels packed (two allocations per series, not two per label: a flush buffers
+    /// every head series here).
+    series: Vec<(PackedLabels, Vec<ChunkMeta>)>,
     /// Label hash → indexes into `series` (labels are stored once, in `series`: a flush
     /// writes every head series, so a second copy here would be a large transient cost).
     by_hash: HashMap<u64, Vec<usize>>,
@@ -120,11 +122,17 @@ impl Writer {
             self.maxt_nanos = self.maxt_nanos.max(c.maxt_nanos);
         }
         let slots = self.by_hash.entry(labels.hash()).or_default();
-        match slots.iter().find(|&&i| self.series[i].0 == *labels) {
+        match slots
+            .iter()
+            .find(|&&i| self.series[i].0.pairs().eq(labels.iter()))
+        {
             Some(&i) => self.series[i].1.extend(metas),
             None => {
+                let packed = PackedLabels::new(labels).ok_or(Error::InvalidChunk {
+                    reason: "label set over 4 GiB",
+                })?;
                 slots.push(self.series.len());
-                self.series.push((labels.clone(), metas));
+                self.series.push((packed, metas));
             }
         }
         Ok(())
@@ -141,7 +149,7 @@ impl Writer {
         }
         let mut series = std::mem::take(&mut self.series);
         self.by_hash = HashMap::new();
-        series.sort_by(|a, b| a.0.cmp(&b.0));
+        series.sort_by(|a, b| a.0.pairs().cmp(b.0.pairs()));
         for (_, metas) in &mut series {
             metas.sort();
         }

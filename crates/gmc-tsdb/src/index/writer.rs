@@ -5,10 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::Path;
 
-use gmc_model::Labels;
-
 use super::encoding::{put_uvarint, put_varint};
-use super::{postings, ChunkMeta, Error, Result, FORMAT_VERSION, MAGIC};
+use super::{postings, ChunkMeta, Error, LabelSet, Result, FORMAT_VERSION, MAGIC};
 
 /// Appends `len u32 | payload | crc32 u32` and returns the section's offset.
 fn put_section(out: &mut Vec<u8>, payload: &[u8], what: &'static str) -> Result<u64> {
@@ -22,9 +20,9 @@ fn put_section(out: &mut Vec<u8>, payload: &[u8], what: &'static str) -> Result<
 
 /// Encode an index over `series`, which must be in strictly increasing label order (the
 /// position in the slice becomes the series id). Chunk metas are stored as given.
-pub fn encode(series: &[(Labels, Vec<ChunkMeta>)]) -> Result<Vec<u8>> {
+pub fn encode<L: LabelSet>(series: &[(L, Vec<ChunkMeta>)]) -> Result<Vec<u8>> {
     for (i, w) in series.windows(2).enumerate() {
-        if w[0].0 >= w[1].0 {
+        if w[0].0.pairs().cmp(w[1].0.pairs()).is_ge() {
             return Err(Error::UnsortedSeries { position: i + 1 });
         }
     }
@@ -38,7 +36,7 @@ pub fn encode(series: &[(Labels, Vec<ChunkMeta>)]) -> Result<Vec<u8>> {
     // postings keyed by (name sym, value sym) come out sorted by (name, value).
     let syms: BTreeSet<&str> = series
         .iter()
-        .flat_map(|(l, _)| l.iter().flat_map(|(n, v)| [n, v]))
+        .flat_map(|(l, _)| l.pairs().flat_map(|(n, v)| [n, v]))
         .collect();
     let sym_ids: HashMap<&str, u32> = syms
         .iter()
@@ -67,8 +65,8 @@ pub fn encode(series: &[(Labels, Vec<ChunkMeta>)]) -> Result<Vec<u8>> {
             what: "series section over 4 GiB",
         })?;
         offsets.extend_from_slice(&at.to_le_bytes());
-        put_uvarint(&mut p, labels.len() as u64);
-        for (name, value) in labels.iter() {
+        put_uvarint(&mut p, labels.label_count() as u64);
+        for (name, value) in labels.pairs() {
             let key = (sym(name), sym(value));
             put_uvarint(&mut p, key.0);
             put_uvarint(&mut p, key.1);
@@ -120,7 +118,7 @@ pub fn encode(series: &[(Labels, Vec<ChunkMeta>)]) -> Result<Vec<u8>> {
 }
 
 /// Encode (see [`encode`]) and write to `path`, fsynced. Returns the file size in bytes.
-pub fn write(path: &Path, series: &[(Labels, Vec<ChunkMeta>)]) -> Result<u64> {
+pub fn write<L: LabelSet>(path: &Path, series: &[(L, Vec<ChunkMeta>)]) -> Result<u64> {
     let bytes = encode(series)?;
     let io = |op: &'static str| {
         move |source| Error::Io {
