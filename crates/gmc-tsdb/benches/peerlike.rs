@@ -86,6 +86,78 @@ pub struct GenSeries {
 /// Generate `services` services over `ticks` seconds; `latency_decimals` < 0 keeps full
 /// precision.
 pub fn generate(services: usize, ticks: u64, latency_decimals: i32) -> Vec<GenSeries> {
+    generate_with_floor(services, ticks, latency_decimals, &mut Floor::default())
+}
+
+/// Information floor of the generated values: per kind, the sum over samples of the
+/// entropy (bits) of each sample's distribution given everything the generator knew
+/// before drawing it (its parameters, the load curve, earlier draws, and for derived
+/// series the draws they derive from). No codec that does not know the random stream
+/// can average fewer bits; timestamps and labels are not counted. Approximations are
+/// chosen to err low: see `ENTROPY FLOOR` notes at each kind.
+#[derive(Default, Debug)]
+pub struct Floor {
+    pub bits: std::collections::BTreeMap<Kind, (f64, u64)>,
+}
+
+impl Floor {
+    fn add(&mut self, kind: Kind, bits: f64) {
+        let e = self.bits.entry(kind).or_default();
+        e.0 += bits.max(0.0);
+        e.1 += 1;
+    }
+}
+
+/// Entropy in bits of Poisson(`lambda`): exact sum for small means, the asymptotic
+/// expansion (accurate to ~1e-3 bits) above.
+pub fn h_poisson(lambda: f64) -> f64 {
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    if lambda > 50.0 {
+        let e = std::f64::consts::E;
+        return 0.5 * (2.0 * std::f64::consts::PI * e * lambda).log2()
+            - 1.0 / (12.0 * lambda * std::f64::consts::LN_2);
+    }
+    let (mut h, mut p) = (0.0, (-lambda).exp());
+    let kmax = (lambda + 12.0 * lambda.sqrt() + 30.0) as u64;
+    for k in 0..=kmax {
+        if p > 0.0 {
+            h -= p * p.log2();
+        }
+        p *= lambda / (k + 1) as f64;
+    }
+    h
+}
+
+/// Entropy in bits of a normal with standard deviation `sd` rounded to a unit grid
+/// (pmf by the midpoint rule, exact enough for `sd` ≥ 0.3; smaller `sd` counts 0).
+pub fn h_rounded_normal(sd: f64) -> f64 {
+    if sd < 0.3 {
+        return 0.0;
+    }
+    if sd > 20.0 {
+        return sd.log2() + 0.5 * (2.0 * std::f64::consts::PI * std::f64::consts::E).log2();
+    }
+    let n = (sd * 10.0) as i64 + 10;
+    let pmf: Vec<f64> = (-n..=n)
+        .map(|k| (-(k as f64).powi(2) / (2.0 * sd * sd)).exp())
+        .collect();
+    let z: f64 = pmf.iter().sum();
+    -pmf.iter()
+        .map(|p| p / z)
+        .filter(|p| *p > 0.0)
+        .map(|p| p * p.log2())
+        .sum::<f64>()
+}
+
+/// [`generate`], adding each value's information floor to `floor`.
+pub fn generate_with_floor(
+    services: usize,
+    ticks: u64,
+    latency_decimals: i32,
+    floor: &mut Floor,
+) -> Vec<GenSeries> {
     let seed = 42u64;
     let start_ms: i64 = 1_763_000_000_000;
     let lat_scale = if latency_decimals >= 0 {
@@ -131,10 +203,36 @@ pub fn generate(services: usize, ticks: u64, latency_decimals: i32) -> Vec<GenSe
                 filled += n - rj;
                 rejected += rj;
                 trades += r.poisson(n * 0.6);
-                let p50 = (lat_mu + 0.25 * (load(seed, t) - 1.0) + 0.12 * r.normal()).exp();
+                // ENTROPY FLOOR, counters: filled grows by n - rj with n ~ Poisson(l);
+                // H(n - rj) ≥ H(n) - H(rj). rejected and trades are Poisson given n.
+                let h_rj = h_poisson(n * reject_p * boost);
+                floor.add(Kind::Counter, h_poisson(l) - h_rj);
+                floor.add(Kind::Counter, h_rj);
+                floor.add(Kind::Counter, h_poisson(n * 0.6));
+                let mu = lat_mu + 0.25 * (load(seed, t) - 1.0);
+                let p50 = (mu + 0.12 * r.normal()).exp();
                 let p99 = p50 * (1.4 + 0.3 * r.normal()).exp();
                 pnl =
                     ((pnl + pnl_sigma * load(seed, t).sqrt() * r.normal()) * 100.0).round() / 100.0;
+                // ENTROPY FLOOR, latency gauges: log-normal, locally normal with sd
+                // sigma * value (the median value, which errs low), on the grid of the
+                // rounding; p99 given p50. Full precision: the 52 mantissa bits of a
+                // continuous value, less the bits the distribution's width leaves fixed.
+                // PnL: a cent-rounded normal step.
+                let (m50, m99) = (mu.exp(), p50 * 1.4f64.exp());
+                if lat_scale > 0.0 {
+                    floor.add(Kind::Latency, h_rounded_normal(0.12 * m50 * lat_scale));
+                    floor.add(Kind::Latency, h_rounded_normal(0.3 * m99 * lat_scale));
+                } else {
+                    for (m, sd) in [(m50, 0.12), (m99, 0.3)] {
+                        let ulp = f64::EPSILON * 2f64.powi(m.log2().floor() as i32);
+                        floor.add(Kind::Latency, h_rounded_normal(sd * m / ulp).min(52.0));
+                    }
+                }
+                floor.add(
+                    Kind::Pnl,
+                    h_rounded_normal(pnl_sigma * load(seed, t).sqrt() * 100.0),
+                );
                 let (p50, p99) = if lat_scale > 0.0 {
                     (
                         (p50 * lat_scale).round() / lat_scale,
@@ -191,9 +289,17 @@ pub fn generate(services: usize, ticks: u64, latency_decimals: i32) -> Vec<GenSe
                     let l = lam * load(seed, t);
                     let tail = if load(seed, t) > 2.0 { 1.8 } else { 1.0 };
                     let mut cum = 0.0;
+                    // ENTROPY FLOOR, bucket i grows by the sum of buckets ≤ i's Poisson
+                    // draws; the sum (rounded to 1/1000) by at least the widest of its
+                    // uniform terms on that grid; the count like the last bucket.
+                    let mut mean = 0.0;
+                    let mut widest: f64 = 0.0;
                     for i in 0..12 {
                         let pw = if i >= 7 { probs[i] * tail } else { probs[i] };
+                        mean += l * pw;
+                        floor.add(Kind::HistBucket, h_poisson(mean));
                         let inc = r.poisson(l * pw);
+                        widest = widest.max(0.2 * inc * mids[i] * 1000.0);
                         counts[i] += inc;
                         sum += inc * mids[i] * (0.9 + 0.2 * r.unif());
                         cum += counts[i];
@@ -201,6 +307,11 @@ pub fn generate(services: usize, ticks: u64, latency_decimals: i32) -> Vec<GenSe
                     }
                     v[12].push((ts_of(t), (sum * 1000.0).round() / 1000.0));
                     v[13].push((ts_of(t), cum));
+                    floor.add(
+                        Kind::HistBucket,
+                        if widest > 1.0 { widest.log2() } else { 0.0 },
+                    );
+                    floor.add(Kind::HistBucket, h_poisson(mean));
                 }
                 for samples in v {
                     out.push(GenSeries {
@@ -229,6 +340,9 @@ pub fn generate(services: usize, ticks: u64, latency_decimals: i32) -> Vec<GenSe
                 }
                 a.push((ts_of(t), up));
                 b.push((ts_of(t), reconnects));
+                // ENTROPY FLOOR, venues: counted as free (they are 0.03 % of the bytes).
+                floor.add(Kind::Venue, 0.0);
+                floor.add(Kind::Venue, 0.0);
             }
             out.push(GenSeries {
                 kind: Kind::Venue,
@@ -256,6 +370,13 @@ pub fn generate(services: usize, ticks: u64, latency_decimals: i32) -> Vec<GenSe
                 v[0].push((ts_of(t), (cpu * 1e4).round() / 1e4));
                 v[1].push((ts_of(t), mem));
                 v[2].push((ts_of(t), gc));
+                // ENTROPY FLOOR, host: CPU a normal on the 1e-4 grid (the clamp ignored),
+                // memory one in pages, the GC counter a uniform step of width
+                // 0.0004 * load on the grid of its float's ulp.
+                floor.add(Kind::Host, h_rounded_normal(0.05 * 1e4));
+                floor.add(Kind::Host, h_rounded_normal(2.0e6 / 4096.0));
+                let ulp = f64::EPSILON * 2f64.powi(gc.max(1e-300).log2().floor() as i32);
+                floor.add(Kind::Host, (0.0004 * ld / ulp).max(1.0).log2().min(52.0));
             }
             for samples in v {
                 out.push(GenSeries {

@@ -1,4 +1,5 @@
-//! Bytes per sample of the chunk codecs on the peerbench-like workload.
+//! Bytes per sample of the chunk codecs on the peerbench-like workload, next to the
+//! information floor of the values (`peerlike::Floor`: what no codec can beat).
 //! `cargo run --release -p gmc-tsdb --example chunk_bytes [services] [ticks] [chunk_samples]`
 #![allow(clippy::print_stdout, clippy::expect_used, missing_docs)]
 
@@ -18,7 +19,8 @@ fn main() {
     let ticks = args.get(1).copied().unwrap_or(720) as u64;
     let per_chunk = args.get(2).copied().unwrap_or(120);
     for decimals in [-1, 0] {
-        let data = peerlike::generate(services, ticks, decimals);
+        let mut floor = peerlike::Floor::default();
+        let data = peerlike::generate_with_floor(services, ticks, decimals, &mut floor);
         let mut by_kind: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
         let (mut total_b, mut total_n, mut xor_b) = (0usize, 0usize, 0usize);
         for s in &data {
@@ -43,9 +45,19 @@ fn main() {
             total_b as f64 / total_n as f64,
             xor_b as f64 / total_n as f64
         );
+        let floor_bits: f64 = floor.bits.values().map(|(b, _)| b).sum();
+        println!(
+            "  information floor of the values: {:.3} B/sample",
+            floor_bits / 8.0 / total_n as f64
+        );
         for (k, (b, n, c)) in by_kind {
+            let f = floor
+                .bits
+                .iter()
+                .find(|(fk, _)| format!("{fk:?}") == k)
+                .map_or(0.0, |(_, (bits, m))| bits / 8.0 / *m as f64);
             println!(
-                "  {k:<10} {:>7} chunks {:.3} B/sample",
+                "  {k:<10} {:>7} chunks {:.3} B/sample (floor {f:.3})",
                 c,
                 b as f64 / n as f64
             );
