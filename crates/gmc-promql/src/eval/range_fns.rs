@@ -8,6 +8,7 @@ use gmc_model::{Histogram, Labels, METRIC_NAME};
 use promql_parser::parser::{Call, Expr};
 
 use super::aggregate::{kahan_inc, quantile};
+use super::window_sums::{self, WindowSums};
 use super::{unparen, Evaluator, Grid, LazyInput, Pv, RangeInput, Raw, Series, Val};
 use crate::error::{Error, Result};
 use crate::hist;
@@ -802,6 +803,7 @@ impl Evaluator<'_> {
             |part: Vec<Raw>| -> Result<(Vec<Series>, Notes)> {
                 let mut notes = Notes::default();
                 let mut prefix: Vec<f64> = Vec::new();
+                let mut sums = WindowSums::default();
                 let mut done = Vec::with_capacity(part.len());
                 for (k, r) in part.into_iter().enumerate() {
                     if k % 64 == 63 && Instant::now() > deadline {
@@ -817,6 +819,7 @@ impl Evaluator<'_> {
                         params,
                         grid,
                         &mut prefix,
+                        &mut sums,
                         &mut notes,
                     );
                     if s.points() > 0 {
@@ -868,16 +871,16 @@ impl Evaluator<'_> {
         let (out, states) = self.stream_series(
             series,
             work,
-            |mut r, (notes, prefix): &mut (Notes, Vec<f64>)| {
+            |mut r, (notes, prefix, sums): &mut (Notes, Vec<f64>, WindowSums)| {
                 // Stale markers end a series for instant selectors only; windows skip them.
                 r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
                 range_series(
-                    r, func, counter, keep, range, ends, params, grid, prefix, notes,
+                    r, func, counter, keep, range, ends, params, grid, prefix, sums, notes,
                 )
             },
         )?;
         let mut notes = Notes::default();
-        for (n, _) in states {
+        for (n, _, _) in states {
             notes.merge(n);
         }
         Ok((out, notes))
@@ -931,6 +934,7 @@ fn range_series(
     params: &[Vec<f64>],
     grid: Grid,
     prefix: &mut Vec<f64>,
+    window_sums: &mut WindowSums,
     notes: &mut Notes,
 ) -> Series {
     let mut s = Series::new(r.labels, !keep);
@@ -946,6 +950,13 @@ fn range_series(
             prefix.push(acc);
         }
     }
+    // Overlapping windows of a float series' sum or average: O(1) per step from prefix
+    // sums (`window_sums`); a window they cannot answer exactly is summed directly.
+    let sums = (matches!(func, RangeFn::SumOverTime | RangeFn::AvgOverTime)
+        && ends.len() > 1
+        && r.hists.is_empty()
+        && window_sums.build(r.floats.iter().map(|f| f.1)))
+    .then_some(&*window_sums);
     let (mut f0, mut f1, mut h0, mut h1) = (0usize, 0usize, 0usize, 0usize);
     let mut prev_end = i64::MIN;
     for (i, &end) in ends.iter().enumerate() {
@@ -967,6 +978,14 @@ fn range_series(
             h0 += 1;
         }
         if f0 == f1 && h0 == h1 {
+            continue;
+        }
+        if let Some(dd) = sums.and_then(|p| p.window(f0, f1)) {
+            let v = match func {
+                RangeFn::AvgOverTime => window_sums::avg_of(dd, f1 - f0),
+                _ => window_sums::sum_of(dd),
+            };
+            super::binary::push_point(&mut s, grid.ts(i), Pv::F(v));
             continue;
         }
         let w = Window {
