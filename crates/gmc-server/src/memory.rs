@@ -65,7 +65,12 @@ pub fn release_after_query(series_selected: u64, peak_samples: u64) {
 /// the peerbench workload the process kept 251 MiB resident after a flush that left ~90
 /// MiB in use, and the first large query's peak then stacked on top of the stale pages.
 pub fn release_around_flush() {
+    let started = std::time::Instant::now();
     sys::trim();
+    tracing::debug!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "Returned free heap pages to the kernel around a flush."
+    );
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

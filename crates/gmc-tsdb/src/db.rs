@@ -85,7 +85,7 @@ struct Inner {
     _lock_file: File,
 }
 
-/// A callback run after the store has released a large amount of memory.
+/// A callback the store runs where much memory has just been freed (around head flushes).
 pub type ReleaseHook = Box<dyn Fn() + Send + Sync>;
 
 impl SourceSet for Inner {
