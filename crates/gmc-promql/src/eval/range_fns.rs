@@ -153,7 +153,8 @@ pub(crate) struct Window<'s> {
     t: i64,
     /// Scalar parameters at this step.
     p: [f64; 2],
-    /// Counter-reset correction prefix sums of the series and the window's first index.
+    /// Counter-reset correction prefix sums of the series and the window's first index;
+    /// an empty slice when the series never resets (`None`: scan the window).
     resets: Option<(&'s [f64], usize)>,
 }
 
@@ -240,6 +241,8 @@ fn extrapolated_rate(
         result_f = w.floats[nf - 1].1 - w.floats[0].1;
         if counter {
             match w.resets {
+                // The series has no reset anywhere.
+                Some(([], _)) => {}
                 // Prefix sums of the reset corrections over the whole series.
                 Some((pre, f0)) => result_f += pre[f0 + nf - 1] - pre[f0],
                 None => {
@@ -939,8 +942,11 @@ fn range_series(
 ) -> Series {
     let mut s = Series::new(r.labels, !keep);
     s.floats.reserve(ends.len());
-    if counter && r.floats.len() > 2 {
-        prefix.clear();
+    prefix.clear();
+    // Most counters never reset: one compare per sample finds that out, and their
+    // windows then need no correction at all (an empty prefix below), where building
+    // the prefix costs a dependent add per sample.
+    if counter && r.floats.len() > 2 && r.floats.windows(2).any(|w| w[1].1 < w[0].1) {
         prefix.push(0.0);
         let mut acc = 0.0;
         for w in r.floats.windows(2) {
