@@ -7,6 +7,7 @@ mod aggregate;
 mod binary;
 mod functions;
 mod range_fns;
+mod window_extrema;
 mod window_sums;
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};

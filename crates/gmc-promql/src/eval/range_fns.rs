@@ -8,7 +8,15 @@ use gmc_model::{Histogram, Labels, METRIC_NAME};
 use promql_parser::parser::{Call, Expr};
 
 use super::aggregate::{kahan_inc, quantile};
+use super::window_extrema::WindowExtrema;
 use super::window_sums::{self, WindowSums};
+
+/// Per-thread scratch of the sliding-window functions, reused across series.
+#[derive(Debug, Default)]
+pub(crate) struct WindowScratch {
+    sums: WindowSums,
+    extrema: WindowExtrema,
+}
 use super::{unparen, Evaluator, Grid, LazyInput, Pv, RangeInput, Raw, Series, Val};
 use crate::error::{Error, Result};
 use crate::hist;
@@ -806,7 +814,7 @@ impl Evaluator<'_> {
             |part: Vec<Raw>| -> Result<(Vec<Series>, Notes)> {
                 let mut notes = Notes::default();
                 let mut prefix: Vec<f64> = Vec::new();
-                let mut sums = WindowSums::default();
+                let mut scratch = WindowScratch::default();
                 let mut done = Vec::with_capacity(part.len());
                 for (k, r) in part.into_iter().enumerate() {
                     if k % 64 == 63 && Instant::now() > deadline {
@@ -822,7 +830,7 @@ impl Evaluator<'_> {
                         params,
                         grid,
                         &mut prefix,
-                        &mut sums,
+                        &mut scratch,
                         &mut notes,
                     );
                     if s.points() > 0 {
@@ -874,11 +882,11 @@ impl Evaluator<'_> {
         let (out, states) = self.stream_series(
             series,
             work,
-            |mut r, (notes, prefix, sums): &mut (Notes, Vec<f64>, WindowSums)| {
+            |mut r, (notes, prefix, scratch): &mut (Notes, Vec<f64>, WindowScratch)| {
                 // Stale markers end a series for instant selectors only; windows skip them.
                 r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
                 range_series(
-                    r, func, counter, keep, range, ends, params, grid, prefix, sums, notes,
+                    r, func, counter, keep, range, ends, params, grid, prefix, scratch, notes,
                 )
             },
         )?;
@@ -937,7 +945,7 @@ fn range_series(
     params: &[Vec<f64>],
     grid: Grid,
     prefix: &mut Vec<f64>,
-    window_sums: &mut WindowSums,
+    scratch: &mut WindowScratch,
     notes: &mut Notes,
 ) -> Series {
     let mut s = Series::new(r.labels, !keep);
@@ -961,8 +969,16 @@ fn range_series(
     let sums = (matches!(func, RangeFn::SumOverTime | RangeFn::AvgOverTime)
         && ends.len() > 1
         && r.hists.is_empty()
-        && window_sums.build(r.floats.iter().map(|f| f.1)))
-    .then_some(&*window_sums);
+        && scratch.sums.build(r.floats.iter().map(|f| f.1)))
+    .then_some(&scratch.sums);
+    // Their extremes: a monotonic queue slides with the windows (`window_extrema`).
+    let mut extrema = (matches!(func, RangeFn::MaxOverTime | RangeFn::MinOverTime)
+        && ends.len() > 1
+        && r.hists.is_empty())
+    .then(|| {
+        scratch.extrema.start(func == RangeFn::MinOverTime);
+        &mut scratch.extrema
+    });
     let (mut f0, mut f1, mut h0, mut h1) = (0usize, 0usize, 0usize, 0usize);
     let mut prev_end = i64::MIN;
     for (i, &end) in ends.iter().enumerate() {
@@ -984,6 +1000,10 @@ fn range_series(
             h0 += 1;
         }
         if f0 == f1 && h0 == h1 {
+            continue;
+        }
+        if let Some(v) = extrema.as_mut().and_then(|e| e.window(&r.floats, f0, f1)) {
+            super::binary::push_point(&mut s, grid.ts(i), Pv::F(v));
             continue;
         }
         if let Some(dd) = sums.and_then(|p| p.window(f0, f1)) {
