@@ -10,6 +10,9 @@ use promql_parser::parser::{Call, Expr};
 use super::aggregate::{kahan_inc, quantile};
 use super::window_extrema::WindowExtrema;
 use super::window_sums::{self, WindowSums};
+use super::{unparen, Evaluator, Grid, LazyInput, Pv, RangeInput, Raw, Series, Val};
+use crate::error::{Error, Result};
+use crate::hist;
 
 /// Per-thread scratch of the sliding-window functions, reused across series.
 #[derive(Debug, Default)]
@@ -17,9 +20,6 @@ pub(crate) struct WindowScratch {
     sums: WindowSums,
     extrema: WindowExtrema,
 }
-use super::{unparen, Evaluator, Grid, LazyInput, Pv, RangeInput, Raw, Series, Val};
-use crate::error::{Error, Result};
-use crate::hist;
 
 /// Names of the functions taking a range vector.
 pub(crate) const RANGE_FUNCTIONS: &[&str] = &[
