@@ -17,8 +17,9 @@ fuzz_target!(|data: &[u8]| {
     for n in names.iter().take(4) {
         let values = r.label_values(n, None).unwrap_or_default();
         for v in values.iter().take(4) {
-            let _ = r.select(&[Matcher::equal(n.as_str(), v.as_str())]);
-            pairs.push(Matcher::equal(n.as_str(), v.as_str()));
+            let m = Matcher::equal(n.as_str(), v.as_str());
+            let _ = r.select(std::slice::from_ref(&m));
+            pairs.push(m);
         }
         if let Ok(m) = Matcher::new(MatchOp::NotRegex, n.as_str(), "x.*") {
             let _ = r.select(&[m]);

@@ -21,7 +21,7 @@ fn main() {
     for decimals in [-1, 0] {
         let mut floor = peerlike::Floor::default();
         let data = peerlike::generate_with_floor(services, ticks, decimals, &mut floor);
-        let mut by_kind: BTreeMap<String, (usize, usize, usize)> = BTreeMap::new();
+        let mut by_kind: BTreeMap<peerlike::Kind, (usize, usize, usize)> = BTreeMap::new();
         let (mut total_b, mut total_n, mut xor_b) = (0usize, 0usize, 0usize);
         for s in &data {
             for c in s.samples.chunks(per_chunk) {
@@ -31,7 +31,7 @@ fn main() {
                     a.append(t, v);
                 }
                 xor_b += a.bytes().len();
-                let e = by_kind.entry(format!("{:?}", s.kind)).or_default();
+                let e = by_kind.entry(s.kind).or_default();
                 e.0 += b.len();
                 e.1 += c.len();
                 e.2 += 1;
@@ -45,19 +45,16 @@ fn main() {
             total_b as f64 / total_n as f64,
             xor_b as f64 / total_n as f64
         );
-        let floor_bits: f64 = floor.bits.values().map(|(b, _)| b).sum();
+        let floor_bits: f64 = floor.bits.values().sum();
         println!(
             "  information floor of the values: {:.3} B/sample",
             floor_bits / 8.0 / total_n as f64
         );
         for (k, (b, n, c)) in by_kind {
-            let f = floor
-                .bits
-                .iter()
-                .find(|(fk, _)| format!("{fk:?}") == k)
-                .map_or(0.0, |(_, (bits, m))| bits / 8.0 / *m as f64);
+            let f = floor.bits.get(&k).copied().unwrap_or(0.0) / 8.0 / n as f64;
             println!(
-                "  {k:<10} {:>7} chunks {:.3} B/sample (floor {f:.3})",
+                "  {:<10} {:>7} chunks {:.3} B/sample (floor {f:.3})",
+                format!("{k:?}"),
                 c,
                 b as f64 / n as f64
             );

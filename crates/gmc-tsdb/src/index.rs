@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use gmc_model::{ErrorClass, MatchOp, Matcher};
 
 pub use mem::MemPostings;
-pub use packed::{LabelSet, PackedLabels};
+pub use packed::{LabelPairs, PackedLabels};
 pub use reader::Reader;
 pub use writer::{encode, write};
 

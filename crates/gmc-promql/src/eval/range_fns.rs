@@ -14,11 +14,66 @@ use super::{unparen, Evaluator, Grid, LazyInput, Pv, RangeInput, Raw, Series, Va
 use crate::error::{Error, Result};
 use crate::hist;
 
-/// Per-thread scratch of the sliding-window functions, reused across series.
+/// Per-thread scratch of the range functions, reused across series: the counter-reset
+/// prefix of `rate`-like functions and the sliding state of the `*_over_time` functions
+/// that answer a window without visiting its samples.
 #[derive(Debug, Default)]
 pub(crate) struct WindowScratch {
+    /// Counter-reset correction prefix sums; empty when the series never resets.
+    resets: Vec<f64>,
     sums: WindowSums,
     extrema: WindowExtrema,
+}
+
+impl WindowScratch {
+    /// Prepare for one series of `func`. Returns whether [`Self::slide`] may answer its
+    /// windows: a range query (`steps` > 1) of a float-only series and a function with
+    /// a sliding form whose preconditions the series meets.
+    fn start(&mut self, func: RangeFn, counter: bool, r: &Raw, steps: usize) -> bool {
+        self.resets.clear();
+        // Most counters never reset: one compare per sample finds that out, and their
+        // windows then need no correction at all, where building the prefix costs a
+        // dependent add per sample.
+        if counter && r.floats.len() > 2 && r.floats.windows(2).any(|w| w[1].1 < w[0].1) {
+            self.resets.push(0.0);
+            let mut acc = 0.0;
+            for w in r.floats.windows(2) {
+                if w[1].1 < w[0].1 {
+                    acc += w[0].1;
+                }
+                self.resets.push(acc);
+            }
+        }
+        if steps <= 1 || !r.hists.is_empty() {
+            return false;
+        }
+        match func {
+            // O(1) per step from prefix sums (`window_sums`).
+            RangeFn::SumOverTime | RangeFn::AvgOverTime => {
+                self.sums.build(r.floats.iter().map(|f| f.1))
+            }
+            // A monotonic queue slides with the windows (`window_extrema`).
+            RangeFn::MaxOverTime | RangeFn::MinOverTime => {
+                self.extrema.start(func == RangeFn::MinOverTime);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// `func` over `floats[f0..f1]` from the sliding state, or `None` when the window
+    /// must be evaluated directly (e.g. sums the prefixes cannot give to full precision).
+    fn slide(&mut self, func: RangeFn, floats: &[(i64, f64)], f0: usize, f1: usize) -> Option<f64> {
+        match func {
+            RangeFn::SumOverTime => self.sums.window(f0, f1).map(window_sums::sum_of),
+            RangeFn::AvgOverTime => self
+                .sums
+                .window(f0, f1)
+                .map(|dd| window_sums::avg_of(dd, f1 - f0)),
+            RangeFn::MaxOverTime | RangeFn::MinOverTime => self.extrema.window(floats, f0, f1),
+            _ => None,
+        }
+    }
 }
 
 /// Names of the functions taking a range vector.
@@ -802,7 +857,7 @@ impl Evaluator<'_> {
         } = input;
         let counter = matches!(func, RangeFn::Rate | RangeFn::Increase);
         // Series are independent: large inputs are split over the cores, each part with
-        // its own prefix buffer and notes (merged below), in order.
+        // its own window scratch and notes (merged below), in order.
         let deadline = self.deadline;
         let timeout = self.opts.timeout;
         let ends = &ends;
@@ -813,7 +868,6 @@ impl Evaluator<'_> {
             work,
             |part: Vec<Raw>| -> Result<(Vec<Series>, Notes)> {
                 let mut notes = Notes::default();
-                let mut prefix: Vec<f64> = Vec::new();
                 let mut scratch = WindowScratch::default();
                 let mut done = Vec::with_capacity(part.len());
                 for (k, r) in part.into_iter().enumerate() {
@@ -829,7 +883,6 @@ impl Evaluator<'_> {
                         ends,
                         params,
                         grid,
-                        &mut prefix,
                         &mut scratch,
                         &mut notes,
                     );
@@ -882,16 +935,16 @@ impl Evaluator<'_> {
         let (out, states) = self.stream_series(
             series,
             work,
-            |mut r, (notes, prefix, scratch): &mut (Notes, Vec<f64>, WindowScratch)| {
+            |mut r, (notes, scratch): &mut (Notes, WindowScratch)| {
                 // Stale markers end a series for instant selectors only; windows skip them.
                 r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
                 range_series(
-                    r, func, counter, keep, range, ends, params, grid, prefix, scratch, notes,
+                    r, func, counter, keep, range, ends, params, grid, scratch, notes,
                 )
             },
         )?;
         let mut notes = Notes::default();
-        for (n, _, _) in states {
+        for (n, _) in states {
             notes.merge(n);
         }
         Ok((out, notes))
@@ -932,8 +985,8 @@ impl Evaluator<'_> {
 }
 
 /// One series of a range function over every window: the pure part of
-/// [`Evaluator::eval_range_call`], run on several threads for large inputs. `prefix` is a
-/// reusable buffer.
+/// [`Evaluator::eval_range_call`], run on several threads for large inputs. `scratch` is
+/// reused across series.
 #[allow(clippy::too_many_arguments)]
 fn range_series(
     r: Raw,
@@ -944,41 +997,12 @@ fn range_series(
     ends: &[i64],
     params: &[Vec<f64>],
     grid: Grid,
-    prefix: &mut Vec<f64>,
     scratch: &mut WindowScratch,
     notes: &mut Notes,
 ) -> Series {
+    let sliding = scratch.start(func, counter, &r, ends.len());
     let mut s = Series::new(r.labels, !keep);
     s.floats.reserve(ends.len());
-    prefix.clear();
-    // Most counters never reset: one compare per sample finds that out, and their
-    // windows then need no correction at all (an empty prefix below), where building
-    // the prefix costs a dependent add per sample.
-    if counter && r.floats.len() > 2 && r.floats.windows(2).any(|w| w[1].1 < w[0].1) {
-        prefix.push(0.0);
-        let mut acc = 0.0;
-        for w in r.floats.windows(2) {
-            if w[1].1 < w[0].1 {
-                acc += w[0].1;
-            }
-            prefix.push(acc);
-        }
-    }
-    // Overlapping windows of a float series' sum or average: O(1) per step from prefix
-    // sums (`window_sums`); a window they cannot answer exactly is summed directly.
-    let sums = (matches!(func, RangeFn::SumOverTime | RangeFn::AvgOverTime)
-        && ends.len() > 1
-        && r.hists.is_empty()
-        && scratch.sums.build(r.floats.iter().map(|f| f.1)))
-    .then_some(&scratch.sums);
-    // Their extremes: a monotonic queue slides with the windows (`window_extrema`).
-    let mut extrema = (matches!(func, RangeFn::MaxOverTime | RangeFn::MinOverTime)
-        && ends.len() > 1
-        && r.hists.is_empty())
-    .then(|| {
-        scratch.extrema.start(func == RangeFn::MinOverTime);
-        &mut scratch.extrema
-    });
     let (mut f0, mut f1, mut h0, mut h1) = (0usize, 0usize, 0usize, 0usize);
     let mut prev_end = i64::MIN;
     for (i, &end) in ends.iter().enumerate() {
@@ -1002,15 +1026,10 @@ fn range_series(
         if f0 == f1 && h0 == h1 {
             continue;
         }
-        if let Some(v) = extrema.as_mut().and_then(|e| e.window(&r.floats, f0, f1)) {
-            super::binary::push_point(&mut s, grid.ts(i), Pv::F(v));
-            continue;
-        }
-        if let Some(dd) = sums.and_then(|p| p.window(f0, f1)) {
-            let v = match func {
-                RangeFn::AvgOverTime => window_sums::avg_of(dd, f1 - f0),
-                _ => window_sums::sum_of(dd),
-            };
+        if let Some(v) = sliding
+            .then(|| scratch.slide(func, &r.floats, f0, f1))
+            .flatten()
+        {
             super::binary::push_point(&mut s, grid.ts(i), Pv::F(v));
             continue;
         }
@@ -1024,7 +1043,7 @@ fn range_series(
                 params.first().map_or(f64::NAN, |p| p[i]),
                 params.get(1).map_or(f64::NAN, |p| p[i]),
             ],
-            resets: (counter && r.floats.len() > 2).then_some((prefix.as_slice(), f0)),
+            resets: (counter && r.floats.len() > 2).then_some((scratch.resets.as_slice(), f0)),
         };
         if let Some(v) = apply(func, &w, notes) {
             super::binary::push_point(&mut s, grid.ts(i), v);

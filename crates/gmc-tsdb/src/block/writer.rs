@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use gmc_model::Labels;
+use gmc_model::series_hash;
 
 use super::chunks::{ChunkData, SegmentWriter, DEFAULT_SEGMENT_BYTES};
 use super::meta::{BlockMeta, Compaction, Resolution, Stats, META_VERSION};
 use super::{fsync_dir, new_block_id, Error, Result};
-use crate::index::{self, ChunkMeta, LabelSet, PackedLabels};
+use crate::index::{self, ChunkMeta, LabelPairs, PackedLabels};
 
 /// Builds a block. Series may be added in any order: chunk bytes are written to the
 /// segment files as they arrive, and only labels and chunk metas are buffered; `finish`
@@ -96,7 +96,11 @@ impl Writer {
 
     /// Add a series with its chunks (any order; chunk metas are sorted by time).
     /// A series without chunks is ignored.
-    pub fn add_series(&mut self, labels: &Labels, chunks: &[ChunkData<'_>]) -> Result<()> {
+    pub fn add_series(
+        &mut self,
+        labels: &(impl LabelPairs + ?Sized),
+        chunks: &[ChunkData<'_>],
+    ) -> Result<()> {
         if chunks.is_empty() {
             return Ok(());
         }
@@ -121,10 +125,10 @@ impl Writer {
             self.mint_nanos = self.mint_nanos.min(c.mint_nanos);
             self.maxt_nanos = self.maxt_nanos.max(c.maxt_nanos);
         }
-        let slots = self.by_hash.entry(labels.hash()).or_default();
+        let slots = self.by_hash.entry(series_hash(labels.pairs())).or_default();
         match slots
             .iter()
-            .find(|&&i| self.series[i].0.pairs().eq(labels.iter()))
+            .find(|&&i| self.series[i].0.pairs().eq(labels.pairs()))
         {
             Some(&i) => self.series[i].1.extend(metas),
             None => {

@@ -10,7 +10,7 @@ use gmc_model::{Labels, Matcher};
 use crate::block::{self, Block, ChunkData, Resolution};
 use crate::chunk;
 use crate::error::Result;
-use crate::head::{to_labels, Frozen};
+use crate::head::Frozen;
 use crate::querier::{
     finish_floats, finish_samples, FloatRead, Pending, Sample, SampleValue, SeriesData, Source,
 };
@@ -248,7 +248,7 @@ pub(super) fn write(dir: &Path, frozen: &Frozen) -> Result<Option<(Arc<BlockSour
             })
             .collect();
         chunks += data.len();
-        w.add_series(&to_labels(labels), &data)?;
+        w.add_series(&**labels, &data)?;
     }
     let meta = w.finish()?;
     let block = Block::open(&dir.join(&meta.id))?;

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::encoding::{put_uvarint, put_varint};
-use super::{postings, ChunkMeta, Error, LabelSet, Result, FORMAT_VERSION, MAGIC};
+use super::{postings, ChunkMeta, Error, LabelPairs, Result, FORMAT_VERSION, MAGIC};
 
 /// Appends `len u32 | payload | crc32 u32` and returns the section's offset.
 fn put_section(out: &mut Vec<u8>, payload: &[u8], what: &'static str) -> Result<u64> {
@@ -20,7 +20,7 @@ fn put_section(out: &mut Vec<u8>, payload: &[u8], what: &'static str) -> Result<
 
 /// Encode an index over `series`, which must be in strictly increasing label order (the
 /// position in the slice becomes the series id). Chunk metas are stored as given.
-pub fn encode<L: LabelSet>(series: &[(L, Vec<ChunkMeta>)]) -> Result<Vec<u8>> {
+pub fn encode<L: LabelPairs>(series: &[(L, Vec<ChunkMeta>)]) -> Result<Vec<u8>> {
     for (i, w) in series.windows(2).enumerate() {
         if w[0].0.pairs().cmp(w[1].0.pairs()).is_ge() {
             return Err(Error::UnsortedSeries { position: i + 1 });
@@ -118,7 +118,7 @@ pub fn encode<L: LabelSet>(series: &[(L, Vec<ChunkMeta>)]) -> Result<Vec<u8>> {
 }
 
 /// Encode (see [`encode`]) and write to `path`, fsynced. Returns the file size in bytes.
-pub fn write<L: LabelSet>(path: &Path, series: &[(L, Vec<ChunkMeta>)]) -> Result<u64> {
+pub fn write<L: LabelPairs>(path: &Path, series: &[(L, Vec<ChunkMeta>)]) -> Result<u64> {
     let bytes = encode(series)?;
     let io = |op: &'static str| {
         move |source| Error::Io {
