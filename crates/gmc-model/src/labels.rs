@@ -300,8 +300,10 @@ impl ValidationLimits {
 }
 
 /// Whether `b` holds an ASCII control character (never valid in names).
-fn has_control(b: &[u8]) -> bool {
-    b.iter().any(|&c| c < 0x20 || c == 0x7f)
+pub(crate) fn has_control(b: &[u8]) -> bool {
+    // No early exit: names are short, and a branch per byte cost more than the bytes.
+    b.iter()
+        .fold(false, |bad, &c| bad | (c < 0x20) | (c == 0x7f))
 }
 
 /// Builds a validated [`Labels`] from unsorted pairs.

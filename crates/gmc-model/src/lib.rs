@@ -27,7 +27,10 @@ mod matcher;
 mod metadata;
 mod time;
 
-pub use batch::{BatchSeries, FloatSample, HistogramSample, SeriesEntry, SeriesWriter, WriteBatch};
+pub use batch::{
+    BatchSeries, FloatSample, HistogramSample, KeyLabels, LabelFinder, SeriesEntry, SeriesWriter,
+    WriteBatch,
+};
 pub use error::{Error, ErrorClass, Result};
 pub use histogram::{CounterResetHint, Histogram, Span};
 pub use labels::{

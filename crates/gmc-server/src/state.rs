@@ -115,8 +115,12 @@ impl AppState {
         // Senders group series by service, so consecutive series mostly share one: keep a
         // running maximum and touch the map only when the service changes.
         let mut run: Option<(&str, i64)> = None;
+        let (service, job) = (
+            gmc_model::LabelFinder::new("service"),
+            gmc_model::LabelFinder::new("job"),
+        );
         for s in batch.iter() {
-            let Some(svc) = s.label("service").or_else(|| s.label("job")) else {
+            let Some(svc) = service.find(&s).or_else(|| job.find(&s)) else {
                 continue;
             };
             let newest = s

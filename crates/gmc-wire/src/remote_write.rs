@@ -134,6 +134,8 @@ pub fn decode_part<'a>(part: Part<'a>, limits: &Limits) -> Result<Decoded<'a>> {
     // never written costs no physical memory.
     let guess = buf.len() / 128;
     out.batch.reserve(guess, guess);
+    // Identity keys are shorter than the labels' encoding: this never regrows.
+    out.batch.reserve_key_bytes(buf.len());
     let mut r = Reader::at(buf, part.offset);
     let mut index = part.first_series;
     let mut scratch = Vec::with_capacity(16);
@@ -197,13 +199,25 @@ fn decode_series<'a>(
         run_end = r.position();
     }
     let run = std::str::from_utf8(&buf[..run_end]).ok();
-    for &(n, v) in scratch.iter() {
-        // `str::get` refuses non-boundaries (possible with odd unknown fields): slow path.
-        let fast = run.and_then(|w| Some((w.get(n.0..n.1)?, w.get(v.0..v.1)?)));
-        match fast.map_or_else(|| label_strs(buf, r.base(), (n, v)), Ok) {
-            Ok(pair) => push_label(&mut s, pair, &mut metric_name, &mut labels, max_labels),
-            Err(e) => {
-                bad.get_or_insert(e);
+    // `str::get` refuses non-boundaries (possible with odd unknown fields): such a pair
+    // reads as an empty name, which the fast path declines, and the slow path reports.
+    let pair = |w: &'a str, (n, v): LabelRanges| Some((w.get(n.0..n.1)?, w.get(v.0..v.1)?));
+    let sorted = run.is_some_and(|w| {
+        s.sorted_labels(scratch.iter().map(|&nv| pair(w, nv).unwrap_or(("", ""))))
+    });
+    if sorted {
+        // Valid; the metric name is looked up only for an error message (below).
+        labels = scratch.len();
+    } else {
+        for &(n, v) in scratch.iter() {
+            match run
+                .and_then(|w| pair(w, (n, v)))
+                .map_or_else(|| label_strs(buf, r.base(), (n, v)), Ok)
+            {
+                Ok(pair) => push_label(&mut s, pair, &mut metric_name, &mut labels, max_labels),
+                Err(e) => {
+                    bad.get_or_insert(e);
+                }
             }
         }
     }
@@ -266,6 +280,15 @@ fn decode_series<'a>(
     };
     out.report.skip("exemplar", exemplars);
     if let Err(e) = result {
+        if sorted {
+            if let Some(w) = run {
+                let name = scratch
+                    .iter()
+                    .filter_map(|&nv| pair(w, nv))
+                    .find(|(n, _)| *n == METRIC_NAME);
+                metric_name = name.map_or("", |(_, v)| v);
+            }
+        }
         out.report.reject(&name_series(e, index, metric_name));
     }
     Ok(())
@@ -549,11 +572,10 @@ pub fn to_proto(batch: &WriteBatch<'_>) -> proto::WriteRequest {
         .iter()
         .map(|s| proto::TimeSeries {
             labels: s
-                .labels
-                .iter()
-                .map(|l| proto::Label {
-                    name: l.name.to_string(),
-                    value: l.value.to_string(),
+                .labels()
+                .map(|(name, value)| proto::Label {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
                 })
                 .collect(),
             samples: s
@@ -681,7 +703,7 @@ mod tests {
     }
 
     #[test]
-    fn decodes_samples_and_borrows_labels() {
+    fn decodes_samples_and_labels() {
         let req = proto::WriteRequest {
             timeseries: vec![series(
                 &[("__name__", "up"), ("job", "api")],
@@ -696,8 +718,10 @@ mod tests {
         let d = decode(&buf, &Limits::default()).unwrap();
         assert_eq!(d.report.samples_accepted, 2);
         let s = d.batch.get(0).unwrap();
-        assert!(matches!(s.labels[0].name, Cow::Borrowed(_)));
-        assert!(matches!(s.labels[1].value, Cow::Borrowed(_)));
+        assert_eq!(
+            s.labels().collect::<Vec<_>>(),
+            [("__name__", "up"), ("job", "api")]
+        );
         assert_eq!(s.label("job"), Some("api"));
         assert_eq!(s.floats[0].ts_nanos, 1_700_000_000_000_000_000);
         assert!(is_stale_nan(s.floats[1].value));
@@ -720,6 +744,52 @@ mod tests {
         assert_eq!(d.report.rejected["duplicate_label_name"], 1);
         assert!(
             d.report.messages[1].contains("#2 (dup)"),
+            "{:?}",
+            d.report.messages
+        );
+    }
+
+    #[test]
+    fn sorted_and_unsorted_labels_give_one_identity_and_errors_name_the_metric() {
+        let sorted = [("__name__", "m"), ("env", "prod"), ("job", "oms")];
+        let shuffled = [
+            ("job", "oms"),
+            ("__name__", "m"),
+            ("env", "prod"),
+            ("x", ""),
+        ];
+        let bad_hist = proto::Histogram {
+            count: Some(proto::histogram::Count::CountInt(1)),
+            positive_spans: vec![proto::BucketSpan {
+                offset: 0,
+                length: 2,
+            }],
+            positive_deltas: vec![1],
+            timestamp: 1,
+            ..Default::default()
+        };
+        let req = proto::WriteRequest {
+            timeseries: vec![
+                series(&sorted, &[(1, 1.0)]),
+                series(&shuffled, &[(2, 2.0)]),
+                proto::TimeSeries {
+                    labels: vec![label("__name__", "lat"), label("svc", "a")],
+                    histograms: vec![bad_hist],
+                    ..Default::default()
+                },
+            ],
+            metadata: vec![],
+        };
+        let buf = req.encode_to_vec();
+        let d = decode(&buf, &Limits::default()).unwrap();
+        assert_eq!(d.batch.len_series(), 2);
+        let (a, b) = (d.batch.get(0).unwrap(), d.batch.get(1).unwrap());
+        assert_eq!(a.key, b.key);
+        assert_eq!(a.hash, b.hash);
+        assert_eq!(a.labels().collect::<Vec<_>>(), sorted);
+        assert_eq!(d.report.rejected_total(), 1);
+        assert!(
+            d.report.messages[0].contains("#2 (lat)"),
             "{:?}",
             d.report.messages
         );

@@ -89,7 +89,7 @@ impl Inner {
 }
 
 fn check_series(
-    s: &BatchSeries<'_, '_>,
+    s: &BatchSeries<'_>,
     sources: &[Flushed],
     window: i64,
 ) -> Result<Option<SampleError>> {

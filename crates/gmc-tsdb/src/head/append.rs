@@ -83,8 +83,14 @@ impl Head {
                 let Some(s) = batch.get(i) else { continue };
                 let r = match shard.find(s.hash, s.key) {
                     Some(r) => r,
-                    None => match self.create(shard_idx, &mut shard, s.hash, s.labels, s.key, None)
-                    {
+                    None => match self.create(
+                        shard_idx,
+                        &mut shard,
+                        s.hash,
+                        &s.label_refs(),
+                        s.key,
+                        None,
+                    ) {
                         Ok(r) => {
                             plan.created += 1;
                             r

@@ -27,9 +27,8 @@ pub fn dump(batch: &WriteBatch<'_>, report: &DecodeReport) -> String {
     let mut out = String::new();
     for s in batch.iter() {
         let labels: Vec<String> = s
-            .labels
-            .iter()
-            .map(|l| format!("{}={:?}", l.name, l.value))
+            .labels()
+            .map(|(name, value)| format!("{name}={value:?}"))
             .collect();
         let _ = writeln!(out, "series {{{}}}", labels.join(", "));
         for f in s.floats {

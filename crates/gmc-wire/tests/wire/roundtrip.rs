@@ -488,7 +488,7 @@ proptest! {
             for (k, v) in &s.labels {
                 prop_assert_eq!(got.label(k), Some(v.as_str()));
             }
-            prop_assert_eq!(got.labels.len(), s.labels.len() + 1);
+            prop_assert_eq!(got.labels().count(), s.labels.len() + 1);
             let f = got.floats[0];
             if s.value.is_nan() {
                 prop_assert!(f.value.is_nan());
