@@ -25,6 +25,14 @@ impl BitWriter {
         Self::default()
     }
 
+    /// An empty writer with room for `bytes` bytes.
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        BitWriter {
+            buf: Vec::with_capacity(bytes),
+            ..Self::default()
+        }
+    }
+
     /// Write the low `n` bits of `v` (`n` ≤ 64).
     #[inline]
     pub(crate) fn write(&mut self, v: u64, n: u32) {
@@ -46,8 +54,12 @@ impl BitWriter {
         let whole = self.nbits / 8;
         if whole > 0 {
             let rem = self.nbits % 8;
-            let bytes = (self.acc >> rem).to_be_bytes();
-            self.buf.extend_from_slice(&bytes[8 - whole as usize..]);
+            // The whole bytes, moved to the top of a word: one fixed 8-byte append and a
+            // truncate, where a slice of variable length cost a `memmove` call per write.
+            let top = (self.acc >> rem) << (64 - 8 * whole);
+            let len = self.buf.len() + whole as usize;
+            self.buf.extend_from_slice(&top.to_be_bytes());
+            self.buf.truncate(len);
             self.nbits = rem;
             self.acc &= mask(rem);
         }

@@ -129,6 +129,15 @@ impl XorAppender {
         }
     }
 
+    /// An empty chunk with room for `bytes` bytes of samples (a series' previous chunk
+    /// tells how many its next one needs: the appender then never regrows).
+    pub fn with_capacity(bytes: usize) -> Self {
+        XorAppender {
+            w: BitWriter::with_capacity(bytes),
+            ..Self::new()
+        }
+    }
+
     /// Number of samples.
     pub fn len(&self) -> usize {
         usize::from(self.count)

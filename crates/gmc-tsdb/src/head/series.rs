@@ -273,7 +273,13 @@ impl MemSeries {
             (Open::Float(a), SampleValue::Float(f)) => a.append(ts, *f),
             (Open::Hist(h), SampleValue::Histogram(x)) => h.push((ts, Arc::clone(x))),
             (open, SampleValue::Float(f)) => {
-                let mut a = XorAppender::new();
+                // Room for as much as the chunk just closed took, and an eighth more.
+                let hint = self
+                    .closed
+                    .last()
+                    .filter(|c| c.encoding == chunk::ENCODING_XOR)
+                    .map_or(0, |c| c.bytes.len() + c.bytes.len() / 8);
+                let mut a = XorAppender::with_capacity(hint);
                 a.append(ts, *f);
                 *open = Open::Float(a);
                 self.open_mint = ts;
