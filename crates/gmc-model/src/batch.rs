@@ -105,21 +105,10 @@ impl<'b> BatchSeries<'b> {
         )
     }
 
-    /// Value of label `name`, if present. Compares bytes and stops at the first name
-    /// past `name` (the key is sorted): it runs for every series of every request.
+    /// Value of label `name`, if present (for code that looks up the same name in many
+    /// series, [`LabelFinder`] is faster).
     pub fn label(&self, name: &str) -> Option<&'b str> {
-        let target = name.as_bytes();
-        let mut rest = self.key;
-        loop {
-            let n_end = memchr::memchr(0xff, rest)?;
-            let after = rest.get(n_end + 1..)?;
-            let v_end = memchr::memchr(0xff, after)?;
-            match rest[..n_end].cmp(target) {
-                std::cmp::Ordering::Equal => return std::str::from_utf8(&after[..v_end]).ok(),
-                std::cmp::Ordering::Greater => return None,
-                std::cmp::Ordering::Less => rest = after.get(v_end + 1..)?,
-            }
-        }
+        self.labels().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 
