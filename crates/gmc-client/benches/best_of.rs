@@ -11,6 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 const N: u64 = 10_000_000;
+
+/// The bare time-stamp counter read the anchors measured (`quanta` adds a clock-kind
+/// match); only for the span baseline row.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+fn rdtsc() -> u64 {
+    // SAFETY: `rdtsc` has no preconditions on x86-64; it only reads the counter.
+    unsafe { std::arch::x86_64::_rdtsc() }
+}
 const REPEATS: usize = 25;
 
 /// ns per operation: the best of `REPEATS` loops of `N` operations.
@@ -95,6 +105,19 @@ fn main() {
             best(|_| {
                 let a = gmc_client::clock::now();
                 black_box(gmc_client::clock::now().0.wrapping_sub(a.0));
+            }),
+        ),
+        #[cfg(target_arch = "x86_64")]
+        (
+            "two raw rdtsc + reference sketch record (span baseline)",
+            best(|i| {
+                let a = rdtsc();
+                let x = (rdtsc().wrapping_sub(a) + (i & 1)) | 1;
+                let lz = x.leading_zeros() as usize;
+                let idx = ((63 - lz) << 5) | ((x << lz >> 58) & 31) as usize;
+                let b = &sketch[idx];
+                b.store(b.load(Relaxed) + 1, Relaxed);
+                sketch[2048].store(sketch[2048].load(Relaxed).wrapping_add(x), Relaxed);
             }),
         ),
         (

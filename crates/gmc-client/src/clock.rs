@@ -1,14 +1,53 @@
-//! The cheap clock behind spans: raw TSC ticks via `quanta` (one `rdtsc`, ~10 ns here),
-//! converted to nanoseconds with an integer multiply and shift when a span ends, so the
-//! histogram stays in exact nanosecond buckets.
+//! The cheap clock behind spans: raw TSC ticks via `quanta` (one `rdtsc`, ~10 ns here).
+//! A span records its tick delta as read: [`tick_index`] puts it straight into the
+//! nanosecond bucket of `ticks × ns_per_tick` (a rotated bucket table, see
+//! [`gmc_histogram::ScaledIndex`]), and its sum, min and max are converted to nanoseconds
+//! with an integer multiply and shift at collection. No multiply on the record path.
 
 use std::sync::OnceLock;
 
-static CLOCK: OnceLock<quanta::Clock> = OnceLock::new();
+use gmc_histogram::ScaledIndex;
+
+/// The calibrated clock and the bucket table of its tick.
+struct State {
+    clock: quanta::Clock,
+    index: ScaledIndex,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+
+#[inline(always)]
+fn state() -> &'static State {
+    STATE.get_or_init(|| {
+        let clock = quanta::Clock::new();
+        // ns per tick to ~12 significant digits: the scaled length of 2^40 ticks.
+        const SPAN: u64 = 1 << 40;
+        let ns_per_tick = clock.delta_as_nanos(0, SPAN) as f64 / SPAN as f64;
+        // A tick outside 2^-40..2^40 ns is no clock; fall back to whole nanoseconds, which
+        // is what `quanta` then reports too (its monotonic source).
+        let index = ScaledIndex::new(ns_per_tick).unwrap_or_else(ScaledIndex::identity);
+        State { clock, index }
+    })
+}
 
 #[inline(always)]
 fn clock() -> &'static quanta::Clock {
-    CLOCK.get_or_init(quanta::Clock::new)
+    &state().clock
+}
+
+/// The bucket table of a raw tick delta: `tick_index().position(end - start)` is the
+/// dense position of the delta's nanosecond value.
+#[inline(always)]
+pub(crate) fn tick_index() -> &'static ScaledIndex {
+    &state().index
+}
+
+/// Nanoseconds in a tick count (a sum or extreme of deltas). Integer scaling only.
+pub(crate) fn delta_to_nanos(ticks: u64) -> u64 {
+    if ticks == 0 {
+        return 0;
+    }
+    clock().delta_as_nanos(0, ticks)
 }
 
 /// A raw clock reading (TSC ticks where the CPU has an invariant TSC, else nanoseconds).

@@ -19,8 +19,14 @@ const SUM: usize = POSITIONS;
 const MAX: usize = POSITIONS + 1;
 /// Slot of the complemented min (`!min`), so a zeroed shard reads as "no min yet".
 const MIN_C: usize = POSITIONS + 2;
+/// Sum, max and complemented min of the values recorded as raw clock-tick deltas
+/// (spans): their buckets are nanosecond buckets already, these three are converted at
+/// collection, so the record path has no multiply.
+const TICK_SUM: usize = POSITIONS + 3;
+const TICK_MAX: usize = POSITIONS + 4;
+const TICK_MIN_C: usize = POSITIONS + 5;
 /// Slots one histogram shard takes.
-pub(crate) const SLOTS: usize = POSITIONS + 3;
+pub(crate) const SLOTS: usize = POSITIONS + 6;
 
 pub(crate) type Shard = [AtomicU64; SLOTS];
 
@@ -72,16 +78,43 @@ impl Histogram {
         }
     }
 
-    /// Record the time between two clock readings, in nanoseconds.
+    /// Record the time between two clock readings (0 if `end` is before `start`). The
+    /// tick delta is recorded as read; it is converted to nanoseconds at collection.
     #[inline(always)]
     pub fn record_ticks(&self, start: Ticks, end: Ticks) {
-        self.record(clock::ticks_to_nanos(start, end));
+        match arena::cells().get(self.base..self.base + SLOTS) {
+            Some(shard) => {
+                if let Ok(shard) = <&Shard>::try_from(shard) {
+                    record_ticks_shard(shard, start, end);
+                }
+            }
+            None => self.record_ticks_slow(start, end),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_ticks_slow(&self, start: Ticks, end: Ticks) {
+        if let Some(Ok(shard)) = arena::attach()
+            .get(self.base..self.base + SLOTS)
+            .map(<&Shard>::try_from)
+        {
+            record_ticks_shard(shard, start, end);
+        }
     }
 
     /// Record the time since `start` (reads the clock once).
     #[inline(always)]
     pub fn record_since(&self, start: Ticks) {
-        self.record_ticks(start, clock::now());
+        // The shard first, the clock last: the thread-local lookup stays off the path
+        // from the clock read to the record.
+        match arena::cells()
+            .get(self.base..self.base + SLOTS)
+            .map(<&Shard>::try_from)
+        {
+            Some(Ok(shard)) => record_ticks_shard(shard, start, clock::now()),
+            _ => self.record_ticks_slow(start, clock::now()),
+        }
     }
 
     /// Record the time since an [`Instant`] (the portable, slower clock: ~2× the TSC path).
@@ -136,6 +169,19 @@ pub(crate) fn record_shard(shard: &Shard, v: u64) {
     bump(&shard[SUM], v);
 }
 
+/// Record the tick delta `end - start` in a shard: the bucket of its nanosecond value,
+/// and its ticks into the tick sum, max and min.
+#[inline(always)]
+pub(crate) fn record_ticks_shard(shard: &Shard, start: Ticks, end: Ticks) {
+    let d = end.0.saturating_sub(start.0);
+    raise(&shard[TICK_MAX], d);
+    raise(&shard[TICK_MIN_C], !d);
+    if let Some(b) = shard.get(clock::tick_index().position(d)) {
+        bump(b, 1);
+    }
+    bump(&shard[TICK_SUM], d);
+}
+
 /// A running timed span; records the elapsed nanoseconds into its histogram on drop.
 #[derive(Debug)]
 #[must_use = "a span records when dropped; bind it to a variable"]
@@ -167,8 +213,7 @@ impl<'a, H: HistogramHandle> Span<'a, H> {
 impl<H: HistogramHandle> Drop for Span<'_, H> {
     #[inline(always)]
     fn drop(&mut self) {
-        self.hist
-            .record(clock::ticks_to_nanos(self.start, clock::now()));
+        self.hist.record_since(self.start);
     }
 }
 
@@ -183,20 +228,49 @@ pub(crate) fn merge_shards(
         let Some(shard) = a.get(base..base + SLOTS) else {
             continue;
         };
-        let max = shard[MAX].load(Relaxed);
-        let min_c = shard[MIN_C].load(Relaxed);
-        if max == 0 && min_c == 0 {
-            // Any record moves one of the two: this shard is empty.
-            continue;
+        // The nanosecond records' stats, then the tick records' converted: `(lo, hi)`
+        // bounds the positions either kind can have touched.
+        let mut stats: Option<(u128, u64, u64, usize, usize)> = None;
+        let mut note = |sum: u128, min: u64, max: u64, lo: usize, hi: usize| {
+            stats = Some(match stats {
+                None => (sum, min, max, lo, hi),
+                Some((s, mn, mx, l, h)) => {
+                    (s + sum, mn.min(min), mx.max(max), l.min(lo), h.max(hi))
+                }
+            });
+        };
+        let (max, min_c) = (shard[MAX].load(Relaxed), shard[MIN_C].load(Relaxed));
+        // Any record moves one of the two: both zero means no record of that kind.
+        if max != 0 || min_c != 0 {
+            let min = !min_c;
+            let sum = u128::from(shard[SUM].load(Relaxed));
+            note(sum, min, max, position(min), position(max));
         }
-        let min = !min_c;
-        let (lo, hi) = (position(min), position(max));
-        let sum = shard[SUM].load(Relaxed);
+        let (tmax, tmin_c) = (
+            shard[TICK_MAX].load(Relaxed),
+            shard[TICK_MIN_C].load(Relaxed),
+        );
+        if tmax != 0 || tmin_c != 0 {
+            let tmin = !tmin_c;
+            let index = clock::tick_index();
+            let sum = u128::from(clock::delta_to_nanos(shard[TICK_SUM].load(Relaxed)));
+            let (lo, hi) = (index.position(tmin), index.position(tmax));
+            note(
+                sum,
+                clock::delta_to_nanos(tmin),
+                clock::delta_to_nanos(tmax),
+                lo,
+                hi,
+            );
+        }
+        let Some((sum, min, max, lo, hi)) = stats else {
+            continue;
+        };
         let buckets = shard[lo..=hi]
             .iter()
             .enumerate()
             .map(|(i, c)| (lo + i, c.load(Relaxed)));
-        out.merge_raw(buckets, u128::from(sum), min, max);
+        out.merge_raw(buckets, sum, min, max);
     }
 }
 
@@ -230,6 +304,63 @@ mod tests {
         assert_eq!(s, want);
         assert_eq!(s.min(), Some(0));
         assert_eq!(s.max(), Some(2000));
+    }
+
+    /// Tick deltas land in the buckets of their nanosecond values, with sum, min and
+    /// max converted at collection, and merge with nanosecond records of the same series.
+    #[test]
+    fn tick_deltas_land_in_their_nanosecond_buckets() {
+        use crate::clock::{self, Ticks};
+        let r = Registry::new();
+        let h = r.histogram("tick_seconds", "Ticks.").unwrap();
+        let local = h.local();
+        let deltas: Vec<u64> = (0..2000u64).map(|i| 1 + i * i * 37).collect();
+        let mut want = gmc_histogram::Histogram::new();
+        let mut sum = 0u64;
+        for (i, &d) in deltas.iter().enumerate() {
+            let start = Ticks(1_000_000 + i as u64);
+            if i % 2 == 0 {
+                h.record_ticks(start, Ticks(start.0 + d));
+            } else {
+                local.record_ticks(start, Ticks(start.0 + d));
+            }
+            sum += d;
+            want.merge_raw(
+                [(clock::tick_index().position(d), 1)],
+                0,
+                clock::delta_to_nanos(d),
+                clock::delta_to_nanos(d),
+            );
+        }
+        // An end before its start is a zero-length span.
+        h.record_ticks(Ticks(10), Ticks(5));
+        want.record(0);
+        h.record(123_456);
+        want.record(123_456);
+        let got = h.snapshot();
+        assert_eq!(got.count(), want.count());
+        assert_eq!(
+            got.buckets().collect::<Vec<_>>(),
+            want.buckets().collect::<Vec<_>>()
+        );
+        assert_eq!(got.min(), Some(0));
+        let max = clock::delta_to_nanos(*deltas.last().unwrap());
+        assert_eq!(got.max(), Some(max.max(123_456)));
+        let tick_sum = u128::from(clock::delta_to_nanos(sum));
+        assert_eq!(got.sum(), tick_sum + 123_456);
+        // Every quantile is within the error bound of the exact nanosecond values.
+        let ns_per_tick = clock::delta_to_nanos(1 << 40) as f64 / (1u64 << 40) as f64;
+        let mut exact: Vec<f64> = deltas.iter().map(|&d| d as f64 * ns_per_tick).collect();
+        exact.extend([0.0, 123_456.0]);
+        exact.sort_by(f64::total_cmp);
+        for q in [0.01, 0.25, 0.5, 0.9, 0.99, 0.999] {
+            let rank = ((q * exact.len() as f64).ceil() as usize).max(1) - 1;
+            let (e, g) = (exact[rank], got.quantile(q).unwrap());
+            assert!(
+                (g - e).abs() <= e * gmc_histogram::RELATIVE_ERROR + 1.0,
+                "q={q}: {g} vs exact {e}"
+            );
+        }
     }
 
     #[test]

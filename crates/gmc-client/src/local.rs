@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::arena::{self, bump};
 use crate::clock::{self, Ticks};
-use crate::histogram::{record_shard, Shard, SLOTS};
+use crate::histogram::{record_shard, record_ticks_shard, Shard, SLOTS};
 use crate::{Counter, Histogram};
 
 /// Recording into a counter-like handle; implemented by [`Counter`] and [`LocalCounter`]
@@ -33,6 +33,18 @@ pub trait CounterHandle {
 pub trait HistogramHandle {
     /// Record one value (nanoseconds by convention).
     fn record(&self, v: u64);
+
+    /// Record the time between two clock readings, in nanoseconds.
+    #[inline(always)]
+    fn record_ticks(&self, start: Ticks, end: Ticks) {
+        self.record(clock::ticks_to_nanos(start, end));
+    }
+
+    /// Record the time since `start` (reads the clock once).
+    #[inline(always)]
+    fn record_since(&self, start: Ticks) {
+        self.record_ticks(start, clock::now());
+    }
 }
 
 impl CounterHandle for Counter {
@@ -46,6 +58,16 @@ impl HistogramHandle for Histogram {
     #[inline(always)]
     fn record(&self, v: u64) {
         Histogram::record(self, v);
+    }
+
+    #[inline(always)]
+    fn record_ticks(&self, start: Ticks, end: Ticks) {
+        Histogram::record_ticks(self, start, end);
+    }
+
+    #[inline(always)]
+    fn record_since(&self, start: Ticks) {
+        Histogram::record_since(self, start);
     }
 }
 
@@ -144,10 +166,11 @@ impl LocalHistogram {
         record_shard(self.shard, v);
     }
 
-    /// Record the time between two clock readings, in nanoseconds.
+    /// Record the time between two clock readings (0 if `end` is before `start`); the
+    /// tick delta is converted to nanoseconds at collection.
     #[inline(always)]
     pub fn record_ticks(&self, start: Ticks, end: Ticks) {
-        self.record(clock::ticks_to_nanos(start, end));
+        record_ticks_shard(self.shard, start, end);
     }
 
     /// Record the time since `start` (reads the clock once).
@@ -189,6 +212,16 @@ impl HistogramHandle for LocalHistogram {
     #[inline(always)]
     fn record(&self, v: u64) {
         LocalHistogram::record(self, v);
+    }
+
+    #[inline(always)]
+    fn record_ticks(&self, start: Ticks, end: Ticks) {
+        LocalHistogram::record_ticks(self, start, end);
+    }
+
+    #[inline(always)]
+    fn record_since(&self, start: Ticks) {
+        LocalHistogram::record_since(self, start);
     }
 }
 

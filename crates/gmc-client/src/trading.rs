@@ -306,8 +306,7 @@ impl<C: CounterHandle, H: HistogramHandle> OrderFlow<C, H> {
     #[inline]
     pub fn sent(&self, decision: Ticks) -> Ticks {
         let now = clock::now();
-        self.decision_to_send
-            .record(clock::ticks_to_nanos(decision, now));
+        self.decision_to_send.record_ticks(decision, now);
         self.sent.add(1);
         now
     }
@@ -316,7 +315,7 @@ impl<C: CounterHandle, H: HistogramHandle> OrderFlow<C, H> {
     #[inline]
     pub fn acked(&self, sent: Ticks) -> Ticks {
         let now = clock::now();
-        self.send_to_ack.record(clock::ticks_to_nanos(sent, now));
+        self.send_to_ack.record_ticks(sent, now);
         self.acked.add(1);
         now
     }
@@ -324,8 +323,7 @@ impl<C: CounterHandle, H: HistogramHandle> OrderFlow<C, H> {
     /// Completely filled (`qty` in the last fill); records ack→fill.
     #[inline]
     pub fn filled(&self, acked: Ticks, qty: u64) {
-        self.ack_to_fill
-            .record(clock::ticks_to_nanos(acked, clock::now()));
+        self.ack_to_fill.record_ticks(acked, clock::now());
         self.filled.add(1);
         self.filled_qty.add(qty);
     }
@@ -333,8 +331,7 @@ impl<C: CounterHandle, H: HistogramHandle> OrderFlow<C, H> {
     /// Partially filled by `qty`; records ack→fill.
     #[inline]
     pub fn partially_filled(&self, acked: Ticks, qty: u64) {
-        self.ack_to_fill
-            .record(clock::ticks_to_nanos(acked, clock::now()));
+        self.ack_to_fill.record_ticks(acked, clock::now());
         self.partially_filled.add(1);
         self.filled_qty.add(qty);
     }

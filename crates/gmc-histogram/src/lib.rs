@@ -27,6 +27,9 @@
 //! fractions of the `f64` values Prometheus uses, so for `v ≤ 2^53` the index equals what
 //! Prometheus computes from `v as f64`.
 //!
+//! [`ScaledIndex`] does the same for values counted in another unit (raw clock ticks):
+//! a rotated table puts `ticks` straight into the bucket of `ticks × ns_per_tick`.
+//!
 //! ```
 //! use gmc_histogram::Histogram;
 //!
@@ -42,6 +45,10 @@
 //! assert_eq!(native.schema, 6);
 //! assert_eq!(native.count, 10_000.0);
 //! ```
+
+mod scaled;
+
+pub use scaled::ScaledIndex;
 
 /// Prometheus native-histogram schema of the layout (64 buckets per power of two).
 pub const SCHEMA: i32 = 6;
