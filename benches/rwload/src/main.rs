@@ -21,6 +21,8 @@ struct Args {
     /// Requests per worker left out of the latency figures (the first one creates the
     /// worker's series: a one-off cost, not the steady state).
     warmup: u64,
+    /// Print the N slowest requests (start time into the run, latency) to stderr.
+    slow: usize,
 }
 
 fn parse_args() -> Args {
@@ -32,6 +34,7 @@ fn parse_args() -> Args {
         rate: 0.0,
         duration_s: 20.0,
         warmup: 0,
+        slow: 0,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -45,8 +48,9 @@ fn parse_args() -> Args {
             "--rate" => a.rate = v.parse().expect("--rate samples/s"),
             "--duration-s" => a.duration_s = v.parse().expect("--duration-s S"),
             "--warmup" => a.warmup = v.parse().expect("--warmup N"),
+            "--slow" => a.slow = v.parse().expect("--slow N"),
             "--help" | "-h" => {
-                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20] [--warmup requests per worker left out of the latencies, 0]");
+                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20] [--warmup requests per worker left out of the latencies, 0] [--slow N: print the N slowest requests to stderr]");
                 std::process::exit(0);
             }
             other => panic!("unknown flag {other}"),
@@ -164,6 +168,8 @@ fn main() {
     let t0_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64 - 3_600_000;
     let stop = Arc::new(AtomicBool::new(false));
     let lat_us: Arc<Mutex<Vec<u64>>> = Arc::default();
+    // (scheduled start after the run's start, latency), both µs: for `--slow N`.
+    let timeline: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
@@ -176,6 +182,7 @@ fn main() {
     let mut handles = Vec::new();
     for w in 0..a.conc {
         let (a, stop, lat_us, ok, errors) = (a.clone(), stop.clone(), lat_us.clone(), ok.clone(), errors.clone());
+        let timeline = timeline.clone();
         handles.push(std::thread::spawn(move || {
             let mut conn = None;
             let mut r = 0u64;
@@ -196,7 +203,10 @@ fn main() {
                     Ok(c) if (200..300).contains(&c) => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         if r >= a.warmup {
-                            lat_us.lock().expect("lock").push(sched.elapsed().as_micros() as u64);
+                            let us = sched.elapsed().as_micros() as u64;
+                            lat_us.lock().expect("lock").push(us);
+                            let at = sched.duration_since(start).as_micros() as u64;
+                            timeline.lock().expect("lock").push((at, us));
                         }
                     }
                     Ok(_) | Err(_) => {
@@ -215,6 +225,15 @@ fn main() {
     }
     stop.store(true, Ordering::Relaxed);
     let wall = start.elapsed().as_secs_f64();
+    if a.slow > 0 {
+        let mut t = timeline.lock().expect("lock").clone();
+        t.sort_unstable_by_key(|&(_, us)| std::cmp::Reverse(us));
+        t.truncate(a.slow);
+        t.sort_unstable();
+        for (at, us) in t {
+            eprintln!("slow: at {:8.1} ms latency {:6.1} ms", at as f64 / 1000.0, us as f64 / 1000.0);
+        }
+    }
     let mut l = lat_us.lock().expect("lock").clone();
     l.sort_unstable();
     let pct = |p: f64| -> f64 {
