@@ -310,6 +310,32 @@ fn is_metric_name(n: &[u8]) -> bool {
     <[u8; 8]>::try_from(n).is_ok_and(|w| w == *b"__name__")
 }
 
+/// Whether every byte of a key is printable ASCII or the `0xff` separator: such a key's
+/// strings are valid UTF-8 without control characters. One branch-free pass (vectorizes).
+#[inline]
+fn printable_key(key: &[u8]) -> bool {
+    key.iter().fold(true, |ok, &b| {
+        ok & (((0x20..0x7f).contains(&b)) | (b == 0xff))
+    })
+}
+
+/// The exact content check of a key written from `count` labels, whose separators are
+/// known to be exactly the `2 × count` written: every string is UTF-8, names have no
+/// control characters and neither has the metric name's value.
+#[cold]
+fn strings_valid(key: &[u8], count: usize) -> bool {
+    let mut parts = key.split(|&b| b == 0xff);
+    (0..count).all(|_| {
+        let (Some(n), Some(v)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        std::str::from_utf8(n).is_ok()
+            && std::str::from_utf8(v).is_ok()
+            && !has_control(n)
+            && !(is_metric_name(n) && has_control(v))
+    })
+}
+
 /// Number of `0xff` bytes in `b`, counted in byte lanes (vectorizes; a plain
 /// `filter().count()` here did not).
 fn count_separators(b: &[u8]) -> usize {
@@ -352,14 +378,17 @@ impl<'a> SeriesWriter<'_, 'a> {
     /// non-empty values, a metric name, every rule of [`ValidationLimits::normalize`]
     /// met), or if labels were already added; the caller then adds them with
     /// [`label`](Self::label), whose normalization reports the problem.
-    pub fn sorted_labels<'s>(&mut self, labels: impl Iterator<Item = (&'s str, &'s str)>) -> bool {
+    pub fn sorted_labels<'s>(
+        &mut self,
+        labels: impl Iterator<Item = (&'s [u8], &'s [u8])>,
+    ) -> bool {
         if self.keyed || !self.batch.pending.is_empty() {
             return false;
         }
         let lim = self.batch.limits;
         let keys = &mut self.batch.keys;
         let start = self.start_key;
-        let mut prev: &str = "";
+        let mut prev: &[u8] = b"";
         let mut count = 0usize;
         let mut has_name = false;
         let mut ok = true;
@@ -367,29 +396,31 @@ impl<'a> SeriesWriter<'_, 'a> {
             count += 1;
             // `prev < n` also refuses an empty name (nothing sorts below "" but "" itself).
             if v.is_empty()
-                || !name_less(prev.as_bytes(), n.as_bytes())
+                || !name_less(prev, n)
                 || count > lim.max_labels
                 || n.len() > lim.max_name_bytes
                 || v.len() > lim.max_value_bytes
-                || has_control(n.as_bytes())
             {
                 ok = false;
                 break;
             }
-            if is_metric_name(n.as_bytes()) {
-                has_name = true;
-                if has_control(v.as_bytes()) {
-                    ok = false;
-                    break;
-                }
-            }
-            keys.extend_from_slice(n.as_bytes());
+            has_name |= is_metric_name(n);
+            keys.extend_from_slice(n);
             keys.push(0xff);
-            keys.extend_from_slice(v.as_bytes());
+            keys.extend_from_slice(v);
             keys.push(0xff);
             prev = n;
         }
-        if ok && has_name {
+        // Content rules are checked once over the whole key. A `0xff` inside a string (never
+        // UTF-8) shows as a separator too many; then printable ASCII passes every rule
+        // (UTF-8, no control characters in names and the metric name). Anything else
+        // (non-ASCII text, a tab in a value) takes the exact per-string check.
+        let key = &keys[start..];
+        if ok
+            && has_name
+            && count_separators(key) == 2 * count
+            && (printable_key(key) || strings_valid(key, count))
+        {
             self.keyed = true;
             true
         } else {
@@ -534,7 +565,7 @@ mod tests {
     fn write(limits: ValidationLimits, pairs: &[(String, String)], fast: bool) -> Written {
         let mut b = WriteBatch::with_limits(limits);
         let mut s = b.series();
-        let took = fast && s.sorted_labels(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let took = fast && s.sorted_labels(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())));
         if !took {
             for (n, v) in pairs {
                 s.label(n.as_str(), v.as_str());
@@ -558,10 +589,10 @@ mod tests {
         assert_eq!(got, write(lim, &pairs, false).1);
         let mut b = WriteBatch::new();
         let mut s = b.series();
-        assert!(s.sorted_labels(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str()))));
+        assert!(s.sorted_labels(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))));
         assert_eq!(s.label_count(), 3);
         // A second fast call, or one after `label`, is refused.
-        assert!(!s.sorted_labels([("c", "3")].into_iter()));
+        assert!(!s.sorted_labels([(&b"c"[..], &b"3"[..])].into_iter()));
         s.label("c", "3");
         s.float(1, 1.0);
         s.finish().unwrap();
@@ -610,8 +641,8 @@ mod tests {
         fn fast_and_slow_paths_agree(
             pairs in proptest::collection::vec(
                 (
-                    proptest::sample::select(vec!["", "__name__", "a", "b", "B", "ab", "c\u{7f}", "job", "zzzzzzzzz"]),
-                    proptest::sample::select(vec!["", "m", "x", "yy", "\u{1}", "long value"]),
+                    proptest::sample::select(vec!["", "__name__", "a", "b", "B", "ab", "c\u{7f}", "job", "zzzzzzzzz", "ü"]),
+                    proptest::sample::select(vec!["", "m", "x", "yy", "\u{1}", "long value", "é", "x\ty"]),
                 ),
                 0..6,
             ),
@@ -643,6 +674,44 @@ mod tests {
             proptest::prop_assert_eq!(&fast.1, &slow.1);
             if let Some((key, hash)) = &fast.1 {
                 proptest::prop_assert_eq!(*hash, series_key_hash(key));
+            }
+        }
+
+        /// Arbitrary bytes (invalid UTF-8, `0xff`, control bytes): the fast path accepts
+        /// only strings that are UTF-8 and that the slow path stores under the same key.
+        #[test]
+        fn the_fast_path_accepts_only_valid_strings(
+            tail in proptest::collection::vec(
+                (
+                    proptest::collection::vec(proptest::sample::select(vec![b'a', b'b', 0xc3, 0xa9, 0xff, 0x09, 0x80]), 1..4),
+                    proptest::collection::vec(proptest::sample::select(vec![b'v', 0xc3, 0xa9, 0xff, 0x01, 0xe0, b' ']), 1..4),
+                ),
+                0..3,
+            ),
+            name in proptest::collection::vec(proptest::sample::select(vec![b'm', 0xc3, 0xa9, 0xff, 0x0a]), 1..3),
+        ) {
+            let mut pairs = vec![(b"__name__".to_vec(), name)];
+            pairs.extend(tail.into_iter().map(|(n, v)| ([b"x".to_vec(), n].concat(), v)));
+            let mut b = WriteBatch::new();
+            let mut s = b.series();
+            let took = s.sorted_labels(pairs.iter().map(|(n, v)| (n.as_slice(), v.as_slice())));
+            s.float(1, 1.0);
+            let fast = s.finish().ok().map(|()| b.get(0).map(|v| v.key.to_vec()));
+            if took {
+                let strs: Option<Vec<(&str, &str)>> = pairs
+                    .iter()
+                    .map(|(n, v)| Some((std::str::from_utf8(n).ok()?, std::str::from_utf8(v).ok()?)))
+                    .collect();
+                proptest::prop_assert!(strs.is_some(), "took non-UTF-8 {:?}", pairs);
+                let strs = strs.unwrap_or_default();
+                let mut b2 = WriteBatch::new();
+                let mut s2 = b2.series();
+                for (n, v) in &strs {
+                    s2.label(*n, *v);
+                }
+                s2.float(1, 1.0);
+                proptest::prop_assert!(s2.finish().is_ok());
+                proptest::prop_assert_eq!(fast, Some(b2.get(0).map(|v| v.key.to_vec())));
             }
         }
     }
