@@ -1,8 +1,8 @@
 //! The cheap clock behind spans: raw TSC ticks via `quanta` (one `rdtsc`, ~10 ns here).
-//! A span records its tick delta as read: [`tick_index`] puts it straight into the
-//! nanosecond bucket of `ticks × ns_per_tick` (a rotated bucket table, see
-//! [`gmc_histogram::ScaledIndex`]), and its sum, min and max are converted to nanoseconds
-//! with an integer multiply and shift at collection. No multiply on the record path.
+//! A span records its tick delta as read: a bucket table rotated for the calibrated tick
+//! length ([`gmc_histogram::ScaledIndex`]) puts it straight into the nanosecond bucket of
+//! `ticks × ns_per_tick`, and its sum, min and max are converted to nanoseconds with an
+//! integer multiply and shift at collection. No multiply on the record path.
 
 use std::sync::OnceLock;
 
