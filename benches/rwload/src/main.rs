@@ -125,7 +125,8 @@ fn build_request(labels: &[Vec<u8>], r: u64, t0_ms: i64, raw: &mut Vec<u8>) -> V
 
 fn post(conn: &mut Option<BufReader<TcpStream>>, a: &Args, body: &[u8]) -> Result<u16, String> {
     if conn.is_none() {
-        let s = TcpStream::connect_timeout(&a.addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        let s = TcpStream::connect_timeout(&a.addr, Duration::from_secs(5))
+            .map_err(|e| e.to_string())?;
         s.set_nodelay(true).ok();
         s.set_read_timeout(Some(Duration::from_secs(30))).ok();
         *conn = Some(BufReader::new(s));
@@ -141,7 +142,11 @@ fn post(conn: &mut Option<BufReader<TcpStream>>, a: &Args, body: &[u8]) -> Resul
         s.write_all(body)?;
         let mut line = String::new();
         c.read_line(&mut line)?;
-        let code: u16 = line.split_whitespace().nth(1).and_then(|x| x.parse().ok()).unwrap_or(0);
+        let code: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0);
         let mut len = 0usize;
         loop {
             line.clear();
@@ -165,30 +170,46 @@ fn post(conn: &mut Option<BufReader<TcpStream>>, a: &Args, body: &[u8]) -> Resul
 
 fn main() {
     let a = Arc::new(parse_args());
-    let t0_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as i64 - 3_600_000;
+    let t0_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 3_600_000;
     let stop = Arc::new(AtomicBool::new(false));
     let lat_us: Arc<Mutex<Vec<u64>>> = Arc::default();
-    // (scheduled start after the run's start, latency), both µs: for `--slow N`.
-    let timeline: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+    // (scheduled start after the run's start, latency, worker, round), times in µs: for
+    // `--slow N`.
+    let timeline: Arc<Mutex<Vec<(u64, u64, usize, u64)>>> = Arc::default();
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(a.duration_s);
     let per_worker_interval = if a.rate > 0.0 {
-        Some(Duration::from_secs_f64(a.samples_per_request as f64 * a.conc as f64 / a.rate))
+        Some(Duration::from_secs_f64(
+            a.samples_per_request as f64 * a.conc as f64 / a.rate,
+        ))
     } else {
         None
     };
     let mut handles = Vec::new();
     for w in 0..a.conc {
-        let (a, stop, lat_us, ok, errors) = (a.clone(), stop.clone(), lat_us.clone(), ok.clone(), errors.clone());
+        let (a, stop, lat_us, ok, errors) = (
+            a.clone(),
+            stop.clone(),
+            lat_us.clone(),
+            ok.clone(),
+            errors.clone(),
+        );
         let timeline = timeline.clone();
         handles.push(std::thread::spawn(move || {
             let mut conn = None;
             let mut r = 0u64;
             let labels = series_labels(w, a.samples_per_request);
             let mut raw = Vec::new();
-            let mut next = Instant::now() + per_worker_interval.map(|i| i.mul_f64(w as f64 / a.conc as f64)).unwrap_or_default();
+            let mut next = Instant::now()
+                + per_worker_interval
+                    .map(|i| i.mul_f64(w as f64 / a.conc as f64))
+                    .unwrap_or_default();
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                 let body = build_request(&labels, r, t0_ms, &mut raw);
                 if per_worker_interval.is_some() {
@@ -198,7 +219,11 @@ fn main() {
                     }
                 }
                 // Open loop: latency counts from the scheduled start.
-                let sched = if per_worker_interval.is_some() { next.min(Instant::now()) } else { Instant::now() };
+                let sched = if per_worker_interval.is_some() {
+                    next.min(Instant::now())
+                } else {
+                    Instant::now()
+                };
                 match post(&mut conn, &a, &body) {
                     Ok(c) if (200..300).contains(&c) => {
                         ok.fetch_add(1, Ordering::Relaxed);
@@ -206,7 +231,7 @@ fn main() {
                             let us = sched.elapsed().as_micros() as u64;
                             lat_us.lock().expect("lock").push(us);
                             let at = sched.duration_since(start).as_micros() as u64;
-                            timeline.lock().expect("lock").push((at, us));
+                            timeline.lock().expect("lock").push((at, us, w, r));
                         }
                     }
                     Ok(_) | Err(_) => {
@@ -227,11 +252,15 @@ fn main() {
     let wall = start.elapsed().as_secs_f64();
     if a.slow > 0 {
         let mut t = timeline.lock().expect("lock").clone();
-        t.sort_unstable_by_key(|&(_, us)| std::cmp::Reverse(us));
+        t.sort_unstable_by_key(|&(_, us, _, _)| std::cmp::Reverse(us));
         t.truncate(a.slow);
         t.sort_unstable();
-        for (at, us) in t {
-            eprintln!("slow: at {:8.1} ms latency {:6.1} ms", at as f64 / 1000.0, us as f64 / 1000.0);
+        for (at, us, w, r) in t {
+            eprintln!(
+                "slow: at {:8.1} ms latency {:6.1} ms worker {w} round {r}",
+                at as f64 / 1000.0,
+                us as f64 / 1000.0
+            );
         }
     }
     let mut l = lat_us.lock().expect("lock").clone();
