@@ -12,7 +12,9 @@
 use std::time::Instant;
 
 fn main() {
-    let mode = std::env::args().nth(1).unwrap_or_else(|| "reuse".to_owned());
+    let mode = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "reuse".to_owned());
     let words = 1usize << 19; // 4 MiB of u64
     let start = Instant::now();
     let mut passes = Vec::new();
@@ -30,7 +32,10 @@ fn main() {
             }
             acc = acc.wrapping_add(keep.iter().fold(0, |a, &x| a ^ x));
         }
-        passes.push((t.duration_since(start).as_secs_f64(), t.elapsed().as_secs_f64() * 1e3));
+        passes.push((
+            t.duration_since(start).as_secs_f64(),
+            t.elapsed().as_secs_f64() * 1e3,
+        ));
     }
     let mut ms: Vec<f64> = passes.iter().map(|p| p.1).collect();
     ms.sort_by(f64::total_cmp);
