@@ -44,9 +44,6 @@ pub(crate) fn tick_index() -> &'static ScaledIndex {
 
 /// Nanoseconds in a tick count (a sum or extreme of deltas). Integer scaling only.
 pub(crate) fn delta_to_nanos(ticks: u64) -> u64 {
-    if ticks == 0 {
-        return 0;
-    }
     clock().delta_as_nanos(0, ticks)
 }
 

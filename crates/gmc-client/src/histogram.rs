@@ -45,7 +45,8 @@ impl Histogram {
     pub(crate) fn from_series(series: Arc<Series>) -> Histogram {
         let base = match &series.storage {
             Storage::Histogram(r) => r.start,
-            _ => usize::MAX,
+            // Never inside an arena, and `base + SLOTS` cannot overflow.
+            _ => usize::MAX - SLOTS,
         };
         Histogram { base, series }
     }
@@ -53,9 +54,17 @@ impl Histogram {
     /// Record one value.
     #[inline(always)]
     pub fn record(&self, v: u64) {
-        match arena::cells().get(self.base..self.base + SLOTS) {
-            Some(shard) => record_in(shard, v),
+        match self.shard() {
+            Some(shard) => record_shard(shard, v),
             None => self.record_slow(v),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn record_slow(&self, v: u64) {
+        if let Some(shard) = self.attached_shard() {
+            record_shard(shard, v);
         }
     }
 
@@ -70,24 +79,25 @@ impl Histogram {
         self.base
     }
 
+    /// The calling thread's shard; `None` until the thread's first record attaches its
+    /// cells ([`Histogram::attached_shard`]).
+    #[inline(always)]
+    fn shard(&self) -> Option<&'static Shard> {
+        shard_at(arena::cells(), self.base)
+    }
+
     #[cold]
     #[inline(never)]
-    fn record_slow(&self, v: u64) {
-        if let Some(shard) = arena::attach().get(self.base..self.base + SLOTS) {
-            record_in(shard, v);
-        }
+    fn attached_shard(&self) -> Option<&'static Shard> {
+        shard_at(arena::attach(), self.base)
     }
 
     /// Record the time between two clock readings (0 if `end` is before `start`). The
     /// tick delta is recorded as read; it is converted to nanoseconds at collection.
     #[inline(always)]
     pub fn record_ticks(&self, start: Ticks, end: Ticks) {
-        match arena::cells().get(self.base..self.base + SLOTS) {
-            Some(shard) => {
-                if let Ok(shard) = <&Shard>::try_from(shard) {
-                    record_ticks_shard(shard, start, end);
-                }
-            }
+        match self.shard() {
+            Some(shard) => record_ticks_shard(shard, start, end),
             None => self.record_ticks_slow(start, end),
         }
     }
@@ -95,10 +105,7 @@ impl Histogram {
     #[cold]
     #[inline(never)]
     fn record_ticks_slow(&self, start: Ticks, end: Ticks) {
-        if let Some(Ok(shard)) = arena::attach()
-            .get(self.base..self.base + SLOTS)
-            .map(<&Shard>::try_from)
-        {
+        if let Some(shard) = self.attached_shard() {
             record_ticks_shard(shard, start, end);
         }
     }
@@ -108,12 +115,9 @@ impl Histogram {
     pub fn record_since(&self, start: Ticks) {
         // The shard first, the clock last: the thread-local lookup stays off the path
         // from the clock read to the record.
-        match arena::cells()
-            .get(self.base..self.base + SLOTS)
-            .map(<&Shard>::try_from)
-        {
-            Some(Ok(shard)) => record_ticks_shard(shard, start, clock::now()),
-            _ => self.record_ticks_slow(start, clock::now()),
+        match self.shard() {
+            Some(shard) => record_ticks_shard(shard, start, clock::now()),
+            None => self.record_ticks_slow(start, clock::now()),
         }
     }
 
@@ -150,12 +154,10 @@ impl Histogram {
     }
 }
 
-/// Record `v` in one thread's shard (single writer: plain loads and stores).
+/// The shard at `base` in one thread's cells (`None` while the thread has none).
 #[inline(always)]
-fn record_in(shard: &[AtomicU64], v: u64) {
-    if let Ok(shard) = <&Shard>::try_from(shard) {
-        record_shard(shard, v);
-    }
+pub(crate) fn shard_at(cells: &'static [AtomicU64], base: usize) -> Option<&'static Shard> {
+    cells.get(base..base + SLOTS)?.try_into().ok()
 }
 
 /// Record `v` in a shard of the right size.
@@ -217,6 +219,51 @@ impl<H: HistogramHandle> Drop for Span<'_, H> {
     }
 }
 
+/// What one kind of record (values in nanoseconds, or tick deltas) left in a shard: its
+/// sum, min and max in nanoseconds and the positions its buckets can occupy.
+struct KindStats {
+    sum: u128,
+    min: u64,
+    max: u64,
+    lo: usize,
+    hi: usize,
+}
+
+impl KindStats {
+    /// From a kind's `[sum, max, complemented min]` slots; `to_ns` converts the kind's
+    /// unit, `pos` gives a recorded value's position. `None` when the kind has no record.
+    fn read(
+        shard: &Shard,
+        [sum, max, min_c]: [usize; 3],
+        to_ns: impl Fn(u64) -> u64,
+        pos: impl Fn(u64) -> usize,
+    ) -> Option<KindStats> {
+        let (max, min_c) = (shard[max].load(Relaxed), shard[min_c].load(Relaxed));
+        // Any record moves one of the two.
+        if max == 0 && min_c == 0 {
+            return None;
+        }
+        let min = !min_c;
+        Some(KindStats {
+            sum: u128::from(to_ns(shard[sum].load(Relaxed))),
+            min: to_ns(min),
+            max: to_ns(max),
+            lo: pos(min),
+            hi: pos(max),
+        })
+    }
+
+    fn join(self, o: KindStats) -> KindStats {
+        KindStats {
+            sum: self.sum + o.sum,
+            min: self.min.min(o.min),
+            max: self.max.max(o.max),
+            lo: self.lo.min(o.lo),
+            hi: self.hi.max(o.hi),
+        }
+    }
+}
+
 /// Add every arena's shard at `base` into `out`. Only the buckets between each shard's
 /// min and max are read, so an idle or narrow shard costs a few loads.
 pub(crate) fn merge_shards(
@@ -225,52 +272,24 @@ pub(crate) fn merge_shards(
     out: &mut gmc_histogram::Histogram,
 ) {
     for a in arenas {
-        let Some(shard) = a.get(base..base + SLOTS) else {
+        let Some(shard) = shard_at(a, base) else {
             continue;
         };
-        // The nanosecond records' stats, then the tick records' converted: `(lo, hi)`
-        // bounds the positions either kind can have touched.
-        let mut stats: Option<(u128, u64, u64, usize, usize)> = None;
-        let mut note = |sum: u128, min: u64, max: u64, lo: usize, hi: usize| {
-            stats = Some(match stats {
-                None => (sum, min, max, lo, hi),
-                Some((s, mn, mx, l, h)) => {
-                    (s + sum, mn.min(min), mx.max(max), l.min(lo), h.max(hi))
-                }
-            });
-        };
-        let (max, min_c) = (shard[MAX].load(Relaxed), shard[MIN_C].load(Relaxed));
-        // Any record moves one of the two: both zero means no record of that kind.
-        if max != 0 || min_c != 0 {
-            let min = !min_c;
-            let sum = u128::from(shard[SUM].load(Relaxed));
-            note(sum, min, max, position(min), position(max));
-        }
-        let (tmax, tmin_c) = (
-            shard[TICK_MAX].load(Relaxed),
-            shard[TICK_MIN_C].load(Relaxed),
+        let ns = KindStats::read(shard, [SUM, MAX, MIN_C], |v| v, position);
+        let ticks = KindStats::read(
+            shard,
+            [TICK_SUM, TICK_MAX, TICK_MIN_C],
+            clock::delta_to_nanos,
+            |t| clock::tick_index().position(t),
         );
-        if tmax != 0 || tmin_c != 0 {
-            let tmin = !tmin_c;
-            let index = clock::tick_index();
-            let sum = u128::from(clock::delta_to_nanos(shard[TICK_SUM].load(Relaxed)));
-            let (lo, hi) = (index.position(tmin), index.position(tmax));
-            note(
-                sum,
-                clock::delta_to_nanos(tmin),
-                clock::delta_to_nanos(tmax),
-                lo,
-                hi,
-            );
-        }
-        let Some((sum, min, max, lo, hi)) = stats else {
+        let Some(s) = [ns, ticks].into_iter().flatten().reduce(KindStats::join) else {
             continue;
         };
-        let buckets = shard[lo..=hi]
+        let buckets = shard[s.lo..=s.hi]
             .iter()
             .enumerate()
-            .map(|(i, c)| (lo + i, c.load(Relaxed)));
-        out.merge_raw(buckets, sum, min, max);
+            .map(|(i, c)| (s.lo + i, c.load(Relaxed)));
+        out.merge_raw(buckets, s.sum, s.min, s.max);
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU64;
 
 use crate::arena::{self, bump};
 use crate::clock::{self, Ticks};
-use crate::histogram::{record_shard, record_ticks_shard, Shard, SLOTS};
+use crate::histogram::{record_shard, record_ticks_shard, shard_at, Shard, SLOTS};
 use crate::{Counter, Histogram};
 
 /// Recording into a counter-like handle; implemented by [`Counter`] and [`LocalCounter`]
@@ -149,10 +149,7 @@ pub struct LocalHistogram {
 impl LocalHistogram {
     pub(crate) fn new(hist: &Histogram) -> LocalHistogram {
         let base = hist.base();
-        let shard = arena::pin()
-            .get(base..base.saturating_add(SLOTS))
-            .and_then(|s| <&Shard>::try_from(s).ok())
-            .unwrap_or(&SINK);
+        let shard = shard_at(arena::pin(), base).unwrap_or(&SINK);
         LocalHistogram {
             shard,
             hist: hist.clone(),

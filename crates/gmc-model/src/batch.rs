@@ -310,12 +310,17 @@ fn is_metric_name(n: &[u8]) -> bool {
     <[u8; 8]>::try_from(n).is_ok_and(|w| w == *b"__name__")
 }
 
-/// Whether every byte of a key is printable ASCII or the `0xff` separator: such a key's
-/// strings are valid UTF-8 without control characters. One branch-free pass (vectorizes).
+/// In one branch-free pass over a key (byte lanes, vectorizes): how many `0xff`
+/// separators it holds, and whether every other byte is printable ASCII (then its
+/// strings are valid UTF-8 without control characters).
 #[inline]
-fn printable_key(key: &[u8]) -> bool {
-    key.iter().fold(true, |ok, &b| {
-        ok & (((0x20..0x7f).contains(&b)) | (b == 0xff))
+fn key_content(key: &[u8]) -> (usize, bool) {
+    key.chunks(255).fold((0, true), |(seps, ok), c| {
+        let (n, printable) = c.iter().fold((0u8, true), |(n, ok), &b| {
+            let sep = b == 0xff;
+            (n + u8::from(sep), ok & ((0x20..0x7f).contains(&b) | sep))
+        });
+        (seps + usize::from(n), ok & printable)
     })
 }
 
@@ -369,7 +374,7 @@ impl<'a> SeriesWriter<'_, 'a> {
 
     fn key_label_count(&self) -> usize {
         let key = &self.batch.keys[self.start_key..];
-        key.iter().filter(|&&b| b == 0xff).count() / 2
+        count_separators(key) / 2
     }
 
     /// The fast path for labels that arrive sorted: validate `labels` and write the
@@ -416,11 +421,8 @@ impl<'a> SeriesWriter<'_, 'a> {
         // (UTF-8, no control characters in names and the metric name). Anything else
         // (non-ASCII text, a tab in a value) takes the exact per-string check.
         let key = &keys[start..];
-        if ok
-            && has_name
-            && count_separators(key) == 2 * count
-            && (printable_key(key) || strings_valid(key, count))
-        {
+        let (separators, printable) = key_content(key);
+        if ok && has_name && separators == 2 * count && (printable || strings_valid(key, count)) {
             self.keyed = true;
             true
         } else {
