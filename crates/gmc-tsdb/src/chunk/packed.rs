@@ -1,12 +1,13 @@
 //! Encoding 2, `PACKED`: the closed-chunk float codec, written once when a head chunk is
-//! cut or a block is written. Timestamps use the run-length grid-residual stream; values use whichever
-//! of three modes is smallest for this chunk: Gorilla XOR, decimal integers (value =
-//! m / 10^e exactly) with Rice-coded first or second differences, or Rice-coded
-//! differences of the raw IEEE bit patterns (full-precision gauges).
+//! cut or a block is written. Timestamps use the run-length grid-residual stream; values use
+//! the smaller for this chunk of Gorilla XOR and an integer mode: decimal integers (value =
+//! m / 10^e exactly) with Rice-coded first or second differences when every value is
+//! such a decimal, else Rice-coded differences of the raw IEEE bit patterns
+//! (full-precision gauges).
 
 use super::bits::{
     best_rice, get_uvarint, get_varint, put_uvarint, put_varint, read_rice, unzigzag, write_rice,
-    zigzag, BitReader, BitWriter,
+    zigzag, BitCount, BitReader, BitWriter,
 };
 use super::timestamps::{best_unit, encode_stream, StreamDecoder, UNITS};
 use super::xor::{XorValues, XorValuesDecoder};
@@ -27,16 +28,6 @@ const EXACT_INT: f64 = 9_007_199_254_740_992.0;
 const POW10: [f64; MAX_DECIMAL_EXP + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
-
-/// Smallest exponent `e` with `v == m / 10^e` exactly for an integer `m`, if any.
-#[inline]
-fn decimal_exp(v: f64) -> Option<usize> {
-    (0..=MAX_DECIMAL_EXP).find(|&e| {
-        let m = (v * POW10[e]).round();
-        // Through i64 so -0.0 (which has no integer form) is refused.
-        m.abs() < EXACT_INT && ((m as i64) as f64 / POW10[e]).to_bits() == v.to_bits()
-    })
-}
 
 /// Integer predictor shared by the encoder and decoder: order 0 predicts the constant
 /// `c`, order 1 the previous value plus `c`, order 2 the previous value plus the previous
@@ -75,7 +66,8 @@ impl Predictor {
     }
 }
 
-fn median(mut v: Vec<i64>) -> i64 {
+/// Median of `v` (reordering it); 0 when empty.
+fn median(v: &mut [i64]) -> i64 {
     if v.is_empty() {
         return 0;
     }
@@ -83,58 +75,100 @@ fn median(mut v: Vec<i64>) -> i64 {
     *v.select_nth_unstable(mid).1
 }
 
-/// The best integer coding of `x`: `(order, c, k, bits, zigzagged residuals)`.
-fn best_int_coding(x: &[i64]) -> Option<(u8, i64, u32, u64, Vec<u64>)> {
-    let first = *x.first()?;
-    let deltas: Vec<i64> = x.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
-    let candidates = [
-        (0u8, median(x.to_vec())),
-        (1, median(deltas.clone())),
-        (2, deltas.first().copied().unwrap_or(0)),
-    ];
-    let mut best: Option<(u8, i64, u32, u64, Vec<u64>)> = None;
-    for (order, c) in candidates {
-        let mut p = Predictor::new(order, c, first);
-        let us: Vec<u64> = x[1..]
-            .iter()
-            .map(|&v| {
-                let r = v.wrapping_sub(p.predict());
-                p.push(v);
-                zigzag(r)
-            })
-            .collect();
-        let (k, bits) = best_rice(&us);
-        let bits = bits + 8 * (crate::chunk::bits::varint_len(zigzag(c)) as u64);
-        if best.as_ref().is_none_or(|b| bits < b.3) {
-            best = Some((order, c, k, bits, us));
+/// An integer coding of a chunk's values: predictor `order` with constant `c`, Rice
+/// parameter `k`, its size in `bits`, and the zigzagged residuals to write.
+struct IntCoding {
+    order: u8,
+    c: i64,
+    k: u32,
+    bits: u64,
+    us: Vec<u64>,
+}
+
+/// Zigzagged residuals of `x[1..]` under predictor `order` with constant `c` (the same
+/// values [`Predictor`] produces, computed from the differences `d` of `x` in one loop
+/// per order).
+fn residuals(order: u8, c: i64, x: &[i64], d: &[i64], out: &mut Vec<u64>) {
+    out.clear();
+    match order {
+        0 => out.extend(x[1..].iter().map(|&v| zigzag(v.wrapping_sub(c)))),
+        1 => out.extend(d.iter().map(|&di| zigzag(di.wrapping_sub(c)))),
+        _ => {
+            // x[i+1] - (x[i] + d[i-1]) = d[i] - d[i-1], with d[-1] = c.
+            let prev = std::iter::once(c).chain(d.iter().copied());
+            out.extend(
+                d.iter()
+                    .zip(prev)
+                    .map(|(&di, p)| zigzag(di.wrapping_sub(p))),
+            );
         }
     }
+}
+
+/// The best integer coding of `x`.
+fn best_int_coding(x: &[i64]) -> Option<IntCoding> {
+    let first = *x.first()?;
+    let d: Vec<i64> = x.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    let mut sel = x.to_vec();
+    let c0 = median(&mut sel);
+    sel.clear();
+    sel.extend_from_slice(&d);
+    let c1 = median(&mut sel);
+    let candidates = [(0u8, c0), (1, c1), (2, d.first().copied().unwrap_or(0))];
+    let mut best: Option<IntCoding> = None;
+    let mut us = Vec::with_capacity(d.len());
+    for (order, c) in candidates {
+        residuals(order, c, x, &d, &mut us);
+        let (k, bits) = best_rice(&us);
+        let bits = bits + 8 * (crate::chunk::bits::varint_len(zigzag(c)) as u64);
+        if best.as_ref().is_none_or(|b| bits < b.bits) {
+            let fresh = IntCoding {
+                order,
+                c,
+                k,
+                bits,
+                us: std::mem::take(&mut us),
+            };
+            // Reuse the loser's buffer for the next candidate.
+            us = best.replace(fresh).map(|b| b.us).unwrap_or_default();
+        }
+    }
+    debug_assert!(best.as_ref().is_none_or(|b| {
+        let mut p = Predictor::new(b.order, b.c, first);
+        x[1..].iter().zip(&b.us).all(|(&v, &u)| {
+            let r = v.wrapping_sub(p.predict());
+            p.push(v);
+            zigzag(r) == u
+        })
+    }));
     best
 }
 
 /// Encode float samples (timestamps strictly increasing) as encoding 2.
+///
+/// The value mode is chosen by size before any value stream is written: `XOR`'s size is
+/// counted without writing it, and only the winner is written. Raw-bits mode is not tried
+/// when decimal mode is exact: a decimal value's quantum `10^-e` is then at least the
+/// float's spacing (its integer is below 2^53), so the decimal residuals are no larger.
 pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
     let unit = best_unit(samples.iter().map(|s| s.0));
     let div = UNITS[usize::from(unit)];
     let ts_stream = encode_stream(samples.iter().map(|s| s.0 / div));
 
-    // Candidate 1: XOR.
-    let mut xw = BitWriter::new();
+    // Candidate 1: XOR, counted.
+    let mut xor_bits = BitCount::default();
     let mut xe = XorValues::default();
     for &(_, v) in samples {
-        xe.push(&mut xw, v.to_bits());
+        xe.push(&mut xor_bits, v.to_bits());
     }
-    let mut best_bits = xw.len_bits() as u64;
+    let mut best_bits = xor_bits.0;
     let mut mode = MODE_XOR;
     let mut params: Vec<u8> = Vec::new();
     let mut rice: Option<(Vec<u64>, u32)> = None;
 
-    // Candidate 2: decimal integers; candidate 3: raw bit patterns as integers.
-    let exp = samples
-        .iter()
-        .try_fold(0usize, |acc, &(_, v)| decimal_exp(v).map(|e| acc.max(e)));
-    let mut ints: Vec<(u8, Option<usize>, Vec<i64>)> = Vec::with_capacity(2);
-    if let Some(e) = exp {
+    // Candidate 2: decimal integers; else candidate 3: raw bit patterns as integers.
+    let mut ints: Option<(u8, Option<usize>, Vec<i64>)> = None;
+    if let Some(e) = decimal_chunk_exp(samples) {
         let m: Vec<i64> = samples
             .iter()
             .map(|&(_, v)| (v * POW10[e]).round() as i64)
@@ -146,42 +180,44 @@ pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
             (x as f64).abs() < EXACT_INT && (x as f64 / POW10[e]).to_bits() == v.to_bits()
         });
         if exact {
-            ints.push((MODE_DECIMAL, Some(e), m));
+            ints = Some((MODE_DECIMAL, Some(e), m));
         }
     }
-    ints.push((
-        MODE_BITS,
-        None,
-        samples.iter().map(|s| s.1.to_bits() as i64).collect(),
-    ));
-    for (m, e, x) in ints {
-        let Some((order, c, k, bits, us)) = best_int_coding(&x) else {
-            continue;
-        };
+    let (m, e, x) = ints.unwrap_or_else(|| {
+        (
+            MODE_BITS,
+            None,
+            samples.iter().map(|s| s.1.to_bits() as i64).collect(),
+        )
+    });
+    if let Some(ic) = best_int_coding(&x) {
         let first = x[0];
-        let total = bits + 8 * (3 + crate::chunk::bits::varint_len(zigzag(first)) as u64);
+        let total = ic.bits + 8 * (3 + crate::chunk::bits::varint_len(zigzag(first)) as u64);
         if total < best_bits {
             best_bits = total;
             mode = m;
-            params.clear();
             if let Some(e) = e {
                 params.push(e as u8);
             }
-            params.extend_from_slice(&[order, k as u8]);
+            params.extend_from_slice(&[ic.order, ic.k as u8]);
             put_varint(&mut params, first);
-            put_varint(&mut params, c);
-            rice = Some((us, k));
+            put_varint(&mut params, ic.c);
+            rice = Some((ic.us, ic.k));
         }
     }
 
-    let value_stream = match (mode, rice) {
-        (MODE_XOR, _) | (_, None) => {
+    let value_stream = match rice {
+        None => {
             mode = MODE_XOR;
-            params.clear();
-            xw.finish()
+            let mut w = BitWriter::with_capacity(best_bits.div_ceil(8) as usize);
+            let mut xe = XorValues::default();
+            for &(_, v) in samples {
+                xe.push(&mut w, v.to_bits());
+            }
+            w.finish()
         }
-        (_, Some((us, k))) => {
-            let mut w = BitWriter::new();
+        Some((us, k)) => {
+            let mut w = BitWriter::with_capacity(best_bits.div_ceil(8) as usize);
             for u in us {
                 write_rice(&mut w, u, k);
             }
@@ -199,6 +235,28 @@ pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
     out.extend_from_slice(&ts_stream);
     out.extend_from_slice(&value_stream);
     out
+}
+
+/// The decimal exponent a chunk of `samples` needs, if every value is a decimal: each
+/// value is tried first at the exponent found so far (one test when the chunk's values
+/// share a precision) and searched upwards from it otherwise. The caller still checks
+/// every value at the result.
+fn decimal_chunk_exp(samples: &[(i64, f64)]) -> Option<usize> {
+    let mut e = 0usize;
+    for &(_, v) in samples {
+        if !exact_at(v, e) {
+            e = (e + 1..=MAX_DECIMAL_EXP).find(|&x| exact_at(v, x))?;
+        }
+    }
+    Some(e)
+}
+
+/// Whether `v == m / 10^e` exactly for an integer `m` below 2^53.
+#[inline]
+fn exact_at(v: f64, e: usize) -> bool {
+    let m = (v * POW10[e]).round();
+    // Through i64 so -0.0 (which has no integer form) is refused.
+    m.abs() < EXACT_INT && ((m as i64) as f64 / POW10[e]).to_bits() == v.to_bits()
 }
 
 #[derive(Debug, Clone)]

@@ -2,7 +2,7 @@
 //! code of `timestamps.rs`, values Gorilla XOR with a reusable leading/trailing window.
 //! One interleaved bit stream, so a sample can be appended in O(1).
 
-use super::bits::{get_varint, put_varint, BitReader, BitWriter};
+use super::bits::{get_varint, put_varint, BitReader, BitSink, BitWriter};
 use super::timestamps::{best_unit, fits_unit, TsDecoder, TsEncoder, UNITS};
 use crate::error::{Error, Result};
 
@@ -19,11 +19,11 @@ pub(crate) struct XorValues {
 }
 
 impl XorValues {
-    /// Encode the next value's bits.
+    /// Encode the next value's bits (or, into a `BitCount`, only count them).
     #[inline]
-    pub(crate) fn push(&mut self, w: &mut BitWriter, bits: u64) {
+    pub(crate) fn push<S: BitSink>(&mut self, w: &mut S, bits: u64) {
         if !self.started {
-            w.write(bits, 64);
+            w.put(bits, 64);
             self.prev = bits;
             self.started = true;
             // An impossible window forces the first non-zero XOR to declare one.
@@ -33,22 +33,22 @@ impl XorValues {
         let x = bits ^ self.prev;
         self.prev = bits;
         if x == 0 {
-            w.write(0, 1);
+            w.put(0, 1);
             return;
         }
         let lead = x.leading_zeros().min(31);
         let trail = x.trailing_zeros();
         if self.leading != u32::MAX && lead >= self.leading && trail >= self.trailing {
-            w.write(0b10, 2);
+            w.put(0b10, 2);
             let sig = 64 - self.leading - self.trailing;
-            w.write(x >> self.trailing, sig);
+            w.put(x >> self.trailing, sig);
         } else {
             let sig = 64 - lead - trail;
-            w.write(0b11, 2);
-            w.write(u64::from(lead), 5);
+            w.put(0b11, 2);
+            w.put(u64::from(lead), 5);
             // 64 significant bits is written as 0: 6 bits cannot hold 64.
-            w.write(u64::from(sig & 63), 6);
-            w.write(x >> trail, sig);
+            w.put(u64::from(sig & 63), 6);
+            w.put(x >> trail, sig);
             self.leading = lead;
             self.trailing = trail;
         }
