@@ -79,6 +79,10 @@ struct Inner {
     closed: AtomicBool,
     stop: Mutex<bool>,
     stop_cv: Condvar,
+    /// Set (then `recompress_cv` signalled under `stop`) when the head's closed-chunk
+    /// backlog asks for recompression before the next maintenance round.
+    recompress_due: AtomicBool,
+    recompress_cv: Condvar,
     /// Called around a flush, when much memory has just been freed (see
     /// [`Db::set_release_hook`]).
     release_hook: std::sync::OnceLock<ReleaseHook>,
@@ -129,7 +133,8 @@ impl SourceSet for Inner {
 /// The embedded time-series store. `Send + Sync`; share it behind an `Arc`.
 pub struct Db {
     inner: Arc<Inner>,
-    background: Mutex<Option<JoinHandle<()>>>,
+    /// The maintenance and recompression threads.
+    background: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Db {
@@ -212,18 +217,31 @@ impl Db {
             closed: AtomicBool::new(false),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
+            recompress_due: AtomicBool::new(false),
+            recompress_cv: Condvar::new(),
             release_hook: std::sync::OnceLock::new(),
             _lock_file: lock_file,
         });
         inner.update_disk_bytes();
         let bg = Arc::clone(&inner);
-        let handle = std::thread::Builder::new()
+        let maint = std::thread::Builder::new()
             .name("gmc-tsdb-maint".into())
             .spawn(move || bg.maintenance_loop())
             .map_err(|e| Error::io("spawn maintenance thread", dir, e))?;
+        let rc = Arc::clone(&inner);
+        let recompress = std::thread::Builder::new()
+            .name("gmc-tsdb-recompress".into())
+            .spawn(move || rc.recompress_loop());
+        let recompress = match recompress {
+            Ok(h) => h,
+            Err(e) => {
+                inner.stop_background(vec![maint]);
+                return Err(Error::io("spawn recompression thread", dir, e));
+            }
+        };
         Ok(Db {
             inner,
-            background: Mutex::new(Some(handle)),
+            background: Mutex::new(vec![maint, recompress]),
         })
     }
 
@@ -245,7 +263,9 @@ impl Db {
         let new_meta = inner.head.changed_metadata(batch.metadata());
         let buf = encode::wal_records(batch, &plan, &new_meta);
         let segment = inner.wal.append(&buf)?;
-        inner.head.commit(batch, &plan, segment);
+        if inner.head.commit(batch, &plan, segment) {
+            inner.wake_recompressor();
+        }
         // Exactly what was logged, so the head holds what a replay would rebuild.
         inner.head.set_metadata(&new_meta);
         let (f, h) = plan.accepted(batch);
@@ -337,11 +357,8 @@ impl Db {
         if self.inner.closed.swap(true, Relaxed) {
             return Ok(());
         }
-        *self.inner.stop.lock() = true;
-        self.inner.stop_cv.notify_all();
-        if let Some(h) = self.background.lock().take() {
-            let _ = h.join();
-        }
+        self.inner
+            .stop_background(std::mem::take(&mut *self.background.lock()));
         // Wait for in-flight appends, then make everything written durable.
         let _gate = self.inner.gate.write();
         self.inner.wal.sync_now()
@@ -424,6 +441,48 @@ impl Inner {
         let blocks: u64 = self.blocks.read().iter().map(|b| b.size_bytes()).sum();
         let bytes = self.wal.disk_bytes() + blocks;
         self.metrics.disk_bytes.store(bytes, Relaxed);
+    }
+
+    /// Stop the background threads `handles` and wait for them.
+    fn stop_background(&self, handles: Vec<JoinHandle<()>>) {
+        *self.stop.lock() = true;
+        self.stop_cv.notify_all();
+        self.recompress_cv.notify_all();
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+
+    /// Ask the recompression thread for a pass (flag, then signal under the lock its
+    /// wait checks the flag under, so the wake-up cannot be lost).
+    fn wake_recompressor(&self) {
+        self.recompress_due.store(true, Relaxed);
+        let _stop = self.stop.lock();
+        self.recompress_cv.notify_one();
+    }
+
+    /// Recompress closed head chunks whenever appends report a backlog (see
+    /// `Head::note_opened_chunks`); the maintenance round still recompresses what a slow
+    /// trickle of cuts leaves.
+    fn recompress_loop(&self) {
+        loop {
+            {
+                let mut stop = self.stop.lock();
+                while !*stop && !self.recompress_due.swap(false, Relaxed) {
+                    self.recompress_cv.wait(&mut stop);
+                }
+                if *stop {
+                    return;
+                }
+            }
+            let started = std::time::Instant::now();
+            let n = self.head.recompress_closed();
+            tracing::debug!(
+                chunks = n,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Recompressed closed head chunks."
+            );
+        }
     }
 
     fn maintenance_loop(&self) {

@@ -12,6 +12,7 @@ pub const LABEL_REASON: &str = "reason";
 
 const HEAD_SERIES: &str = "gmc_tsdb_head_series";
 const HEAD_CHUNKS: &str = "gmc_tsdb_head_chunks";
+const HEAD_RECOMPRESSED: &str = "gmc_tsdb_head_chunks_recompressed_total";
 const HEAD_SERIES_CREATED: &str = "gmc_tsdb_head_series_created_total";
 const APPENDED: &str = "gmc_tsdb_appended_samples_total";
 const REJECTED: &str = "gmc_tsdb_rejected_samples_total";
@@ -83,6 +84,7 @@ impl LatencyHistogram {
 pub struct Metrics {
     pub(crate) head_series: AtomicI64,
     pub(crate) head_chunks: AtomicI64,
+    pub(crate) chunks_recompressed: AtomicU64,
     pub(crate) series_created: AtomicU64,
     pub(crate) appended_floats: AtomicU64,
     pub(crate) appended_histograms: AtomicU64,
@@ -117,6 +119,11 @@ impl Metrics {
             .iter()
             .position(|r| *r == reason)
             .map_or(0, |i| self.rejected[i].load(Relaxed))
+    }
+
+    /// Closed head chunks recompressed from the appendable codec since start.
+    pub fn chunks_recompressed(&self) -> u64 {
+        self.chunks_recompressed.load(Relaxed)
     }
 
     /// Active series in the head.
@@ -162,6 +169,12 @@ impl Metrics {
             HEAD_CHUNKS,
             "Chunks held by the head.",
             self.head_chunks.load(Relaxed) as f64,
+        );
+        counter(
+            out,
+            HEAD_RECOMPRESSED,
+            "Closed head chunks recompressed from the appendable XOR codec to the denser closed-chunk codec.",
+            self.chunks_recompressed.load(Relaxed),
         );
         counter(
             out,

@@ -383,3 +383,56 @@ fn flushes_racing_appends_lose_nothing_and_leave_no_orphan_samples() {
     assert_eq!(db.metrics().replay_unknown_series_samples(), 0);
     assert_eq!(db.metrics().replay_corruptions(), 0);
 }
+
+#[test]
+fn a_backlog_of_closed_chunks_is_recompressed_before_the_maintenance_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        sync: SyncPolicy::None,
+        chunk_samples: 8,
+        // Only the backlog trigger can recompress within this test.
+        maintenance_interval: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    let db = Db::open(dir.path(), cfg).unwrap();
+    let (series, per_batch, batches) = (64u64, 16i64, 70i64);
+    let value = |i: u64, k: i64| ((i as f64) * 0.61 + (k as f64) * 0.37).sin() * 1e3;
+    for b in 0..batches {
+        let mut wb = WriteBatch::new();
+        for i in 0..series {
+            let mut s = wb.series();
+            s.label("__name__", "g");
+            s.label("i", i.to_string());
+            for j in 0..per_batch {
+                let k = b * per_batch + j;
+                s.float(T0 + k * NANOS_PER_SEC, value(i, k));
+            }
+            s.finish().unwrap();
+        }
+        db.append(&wb).unwrap();
+    }
+    // 64 × 1,120 samples in 8-sample chunks open 8,960 chunks: past the backlog of 8,192.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while db.metrics().chunks_recompressed() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recompression within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut text = String::new();
+    db.metrics().encode_text(&mut text);
+    assert!(
+        text.contains("gmc_tsdb_head_chunks_recompressed_total "),
+        "{text}"
+    );
+    let got = floats(&db, "g");
+    assert_eq!(got.len(), series as usize);
+    for (i, samples) in got {
+        let i: u64 = i.parse().unwrap();
+        let want: Vec<(i64, u64)> = (0..batches * per_batch)
+            .map(|k| (T0 + k * NANOS_PER_SEC, value(i, k).to_bits()))
+            .collect();
+        assert_eq!(samples, want, "series {i}");
+    }
+}

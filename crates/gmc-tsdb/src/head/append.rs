@@ -158,7 +158,8 @@ impl Head {
     }
 
     /// Phase 3 (after the WAL write to `segment`): store the samples of accepted series.
-    pub(crate) fn commit(&self, batch: &WriteBatch<'_>, plan: &Plan, segment: u64) {
+    /// Returns whether the closed chunks this left behind should be recompressed now.
+    pub(crate) fn commit(&self, batch: &WriteBatch<'_>, plan: &Plan, segment: u64) -> bool {
         let (cs, range) = (self.settings.chunk_samples, self.settings.range_nanos);
         let mut conflicts = 0u64;
         let mut chunk_delta = 0i64;
@@ -208,5 +209,6 @@ impl Head {
             // first stored wins and the other is dropped here.
             self.metrics.reject("duplicate_sample", conflicts);
         }
+        self.note_opened_chunks(usize::try_from(chunk_delta).unwrap_or(0))
     }
 }
