@@ -1,5 +1,8 @@
-//! Heap hygiene for glibc's allocator, which gmc runs on (no allocator crate: mimalloc was
-//! measured and held twice the memory after ingest, 392 against 204 MiB).
+//! Heap hygiene: returning free memory to the kernel where much was just freed, and
+//! glibc's settings for builds that run on it. The `gmc` binary runs on jemalloc (see its
+//! `alloc.rs` for the measurements) and installs its purge with [`set_release`]; without
+//! one, releases call glibc's `malloc_trim` (mimalloc was measured too and held twice
+//! the memory after ingest, 392 against 204 MiB).
 //!
 //! A query over tens of thousands of series (`count({__name__=~".+"})`) frees tens of MiB
 //! of labels in chunks glibc keeps resident, and the next large query's peak stacks on
@@ -21,9 +24,27 @@
 //! CPU and slowed allocation-heavy parallel queries by 20–80 % on 2 cores. Operators short
 //! of memory can set it; the default favours latency.
 //!
-//! Elsewhere (non-glibc targets) both are no-ops.
+//! Elsewhere (non-glibc targets) both are no-ops unless a release function is set.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+/// The allocator's "return free pages now", when it is not glibc's (see [`set_release`]).
+static RELEASE: OnceLock<fn()> = OnceLock::new();
+
+/// Use `f` instead of glibc's `malloc_trim` wherever free memory is handed back (the
+/// binary's allocator sets its own; the first call wins).
+pub fn set_release(f: fn()) {
+    let _ = RELEASE.set(f);
+}
+
+/// Hand free memory back to the kernel with the installed release function.
+fn release() {
+    match RELEASE.get() {
+        Some(f) => f(),
+        None => sys::trim(),
+    }
+}
 
 /// Series selected above which a finished query triggers a release of free memory.
 const RELEASE_SERIES: u64 = 5_000;
@@ -49,12 +70,12 @@ pub fn release_after_query(series_selected: u64, peak_samples: u64) {
     match tokio::runtime::Handle::try_current() {
         Ok(h) => {
             drop(h.spawn_blocking(move || {
-                sys::trim();
+                release();
                 done();
             }));
         }
         Err(_) => {
-            sys::trim();
+            release();
             done();
         }
     }
@@ -66,7 +87,7 @@ pub fn release_after_query(series_selected: u64, peak_samples: u64) {
 /// MiB in use, and the first large query's peak then stacked on top of the stale pages.
 pub fn release_around_flush() {
     let started = std::time::Instant::now();
-    sys::trim();
+    release();
     tracing::debug!(
         elapsed_us = started.elapsed().as_micros() as u64,
         "Returned free heap pages to the kernel around a flush."

@@ -3,6 +3,7 @@
 //! Subcommands: `serve` (the default), `agent` (host collection pushing to a center),
 //! `check config FILE`, `version`.
 
+mod alloc;
 mod cli;
 mod config;
 
@@ -11,8 +12,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // Before the first large allocation (see `gmc_server::memory` for the measurements).
-    gmc_server::memory::tune_allocator();
+    // Before the first large allocation (see `alloc.rs` for the measurements).
+    alloc::init();
     let args = cli::Args::parse();
     match cli::run(args) {
         Ok(code) => code,
