@@ -306,7 +306,11 @@ pub(crate) fn write_rice(w: &mut BitWriter, u: u64, k: u32) {
     }
 }
 
-#[inline]
+// The fast path is always inlined (as a call, the reader's word and bit count went
+// through memory for every value; inlined into the decode loops they stay in registers)
+// and the rest kept out of line: decode of 120-sample chunks 97 → 101–104 M samples/s,
+// of 1,440-sample chunks 104–105 → 108–109 (`decode_best_of`, alternating builds).
+#[inline(always)]
 pub(crate) fn read_rice(r: &mut BitReader<'_>, k: u32) -> Option<u64> {
     // Fast path: one refill, then quotient, stop bit and remainder straight from the
     // buffer (covers every non-escaped code up to 57 bits, e.g. k = 50 gauges).
@@ -326,6 +330,13 @@ pub(crate) fn read_rice(r: &mut BitReader<'_>, k: u32) -> Option<u64> {
         r.avail -= len;
         return Some((u64::from(q) << k) | low);
     }
+    read_rice_slow(r, k)
+}
+
+/// [`read_rice`] for escapes and codes straddling the end of the input.
+#[cold]
+#[inline(never)]
+fn read_rice_slow(r: &mut BitReader<'_>, k: u32) -> Option<u64> {
     let q = r.peek_ones(RICE_ESCAPE);
     if q >= RICE_ESCAPE {
         r.skip(RICE_ESCAPE)?;
