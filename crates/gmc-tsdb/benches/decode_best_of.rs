@@ -20,6 +20,18 @@ use gmc_tsdb::chunk;
 
 const REPEATS: usize = 41;
 
+/// The fastest of `REPEATS` runs of `pass` (seconds) and what the last run returned.
+fn best_of(mut pass: impl FnMut() -> usize) -> (f64, usize) {
+    let mut best = f64::MAX;
+    let mut out = 0;
+    for _ in 0..REPEATS {
+        let t = Instant::now();
+        out = black_box(pass());
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (best, out)
+}
+
 fn main() {
     let data = peerlike::generate(2, 1440, -1);
     let n: usize = data.iter().map(|s| s.samples.len()).sum();
@@ -30,18 +42,15 @@ fn main() {
             .flat_map(|s| s.samples.chunks(per_chunk).map(chunk::encode_floats))
             .collect();
         let mut buf = Vec::with_capacity(per_chunk);
-        let mut best = f64::MAX;
-        for _ in 0..REPEATS {
-            let t = Instant::now();
+        let (best, _) = best_of(|| {
             let mut acc = 0usize;
             for (enc, bytes) in &chunks {
                 buf.clear();
                 chunk::decode_floats(*enc, bytes, &mut buf).expect("chunk");
                 acc = acc.wrapping_add(buf.len());
             }
-            black_box(acc);
-            best = best.min(t.elapsed().as_secs_f64());
-        }
+            acc
+        });
         println!("{:8.1}  packed_{per_chunk}", n as f64 / best / 1e6);
     }
     encode_rows(&data, n);
@@ -51,45 +60,25 @@ fn main() {
 /// chunks, as the head cuts them), best of the passes, with each format's bytes per sample.
 fn encode_rows(data: &[peerlike::GenSeries], n: usize) {
     const PER_CHUNK: usize = 120;
-    let mut best_xor = f64::MAX;
-    let mut xor_bytes = 0usize;
-    for _ in 0..REPEATS {
-        let t = Instant::now();
-        let mut bytes = 0usize;
-        for s in data {
-            for c in s.samples.chunks(PER_CHUNK) {
+    let chunks = || data.iter().flat_map(|s| s.samples.chunks(PER_CHUNK));
+    let xor = best_of(|| {
+        chunks()
+            .map(|c| {
                 let mut a = chunk::XorAppender::with_capacity(512);
                 for &(ts, v) in c {
                     a.append(ts, v);
                 }
-                bytes += a.size_bytes();
-                black_box(&a);
-            }
-        }
-        best_xor = best_xor.min(t.elapsed().as_secs_f64());
-        xor_bytes = bytes;
-    }
-    let mut best_packed = f64::MAX;
-    let mut packed_bytes = 0usize;
-    for _ in 0..REPEATS {
-        let t = Instant::now();
-        let mut bytes = 0usize;
-        for s in data {
-            for c in s.samples.chunks(PER_CHUNK) {
-                bytes += black_box(chunk::encode_floats(c)).1.len();
-            }
-        }
-        best_packed = best_packed.min(t.elapsed().as_secs_f64());
-        packed_bytes = bytes;
-    }
+                a.size_bytes()
+            })
+            .sum()
+    });
+    let packed = best_of(|| chunks().map(|c| chunk::encode_floats(c).1.len()).sum());
     println!("encode, ns/sample and bytes/sample ({PER_CHUNK}-sample chunks)");
-    let row = |name: &str, secs: f64, bytes: usize| {
+    for (name, (secs, bytes)) in [("xor_append", xor), ("packed_encode", packed)] {
         println!(
             "{:8.1} ns {:6.3} B  {name}",
             secs * 1e9 / n as f64,
             bytes as f64 / n as f64
         );
-    };
-    row("xor_append", best_xor, xor_bytes);
-    row("packed_encode", best_packed, packed_bytes);
+    }
 }
