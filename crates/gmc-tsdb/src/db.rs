@@ -239,6 +239,9 @@ impl Db {
                 return Err(Error::io("spawn recompression thread", dir, e));
             }
         };
+        // The replay closed its chunks as `XOR` without counting them: recompress now
+        // rather than at the first maintenance round (cheap when the head is empty).
+        inner.wake_recompressor();
         Ok(Db {
             inner,
             background: Mutex::new(vec![maint, recompress]),
