@@ -9,7 +9,7 @@
 //! - glibc limited to one arena packed it (peak 127 MiB), but two query threads then
 //!   contend for that arena's lock: the query set ran 20–40 % slower.
 //! - jemalloc with one arena keeps most of both: its per-thread caches absorb the
-//!   queries' small allocations (the query set ran 20–45 % *faster* than on glibc), and
+//!   queries' small allocations (the heavier queries ran 10–45 % *faster* than on glibc), and
 //!   one arena lets any thread reuse what another freed. Its peak is 10–20 MiB above one
 //!   glibc arena's (size-class rounding, slabs that recompression leaves part-used),
 //!   132–160 MiB. Its freed pages stay resident until they decay, so [`purge`] returns
