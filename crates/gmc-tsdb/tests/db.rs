@@ -384,6 +384,18 @@ fn flushes_racing_appends_lose_nothing_and_leave_no_orphan_samples() {
     assert_eq!(db.metrics().replay_corruptions(), 0);
 }
 
+/// Wait up to 30 s for `db`'s first recompression pass, which `after` should have caused.
+fn await_recompression(db: &Db, after: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while db.metrics().chunks_recompressed() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recompression within 30 s after {after}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_backlog_of_closed_chunks_is_recompressed_before_the_maintenance_round() {
     let dir = tempfile::tempdir().unwrap();
@@ -412,14 +424,7 @@ fn a_backlog_of_closed_chunks_is_recompressed_before_the_maintenance_round() {
         db.append(&wb).unwrap();
     }
     // 64 × 1,120 samples in 8-sample chunks open 8,960 chunks: past the backlog of 8,192.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while db.metrics().chunks_recompressed() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no recompression within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_recompression(&db, "appends");
     let mut text = String::new();
     db.metrics().encode_text(&mut text);
     assert!(
@@ -440,13 +445,6 @@ fn a_backlog_of_closed_chunks_is_recompressed_before_the_maintenance_round() {
     // recompress them before the maintenance round.
     drop(db);
     let db = Db::open(dir.path(), cfg).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while db.metrics().chunks_recompressed() == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no recompression after the replay within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_recompression(&db, "the replay");
     assert_eq!(floats(&db, "g").len(), series as usize);
 }

@@ -12,51 +12,51 @@
 //!   queries' small allocations (the heavier queries ran 10–45 % *faster* than on glibc), and
 //!   one arena lets any thread reuse what another freed. Its peak is 10–20 MiB above one
 //!   glibc arena's (size-class rounding, slabs that recompression leaves part-used),
-//!   132–160 MiB. Its freed pages stay resident until they decay, so [`purge`] returns
+//!   132–160 MiB. Its freed pages stay resident until they decay, so [`jemalloc::purge`] returns
 //!   them at once where the store frees much (around head flushes, after large
 //!   queries), as `malloc_trim` did on glibc.
 //!
 //! Off Linux/glibc-compatible targets the system allocator stays.
 
-/// The allocator.
 #[cfg(all(target_os = "linux", not(target_env = "musl")))]
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+mod jemalloc {
+    /// The allocator.
+    #[global_allocator]
+    static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options, read at its first allocation (before `main`): one arena (see the
-/// module docs) and a background thread that returns decayed pages, so no request
-/// thread pays for it.
-#[cfg(all(target_os = "linux", not(target_env = "musl")))]
-#[allow(unsafe_code, non_upper_case_globals)]
-#[export_name = "_rjem_malloc_conf"]
-static malloc_conf: &[u8; 33] = b"narenas:1,background_thread:true\0";
+    /// jemalloc's options, read at its first allocation (before `main`): one arena (see
+    /// the module docs) and a background thread that returns decayed pages, so no request
+    /// thread pays for it.
+    #[allow(unsafe_code, non_upper_case_globals)]
+    #[export_name = "_rjem_malloc_conf"]
+    static malloc_conf: &[u8; 33] = b"narenas:1,background_thread:true\0";
 
-/// Return every arena's free pages to the kernel now.
-#[cfg(all(target_os = "linux", not(target_env = "musl")))]
-fn purge() {
-    // MALLCTL_ARENAS_ALL: the pseudo-index naming every arena.
-    const PURGE_ALL: &[u8] = b"arena.4096.purge\0";
-    // SAFETY: `arena.<i>.purge` takes and returns nothing (null old/new pointers, zero
-    // length) and is safe to call from any thread at any time.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        tikv_jemalloc_sys::mallctl(
-            PURGE_ALL.as_ptr().cast(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            0,
-        )
-    };
-    if rc != 0 {
-        tracing::debug!(rc, "jemalloc purge failed");
+    /// Return every arena's free pages to the kernel now.
+    pub(super) fn purge() {
+        // MALLCTL_ARENAS_ALL: the pseudo-index naming every arena.
+        const PURGE_ALL: &[u8] = b"arena.4096.purge\0";
+        // SAFETY: `arena.<i>.purge` takes and returns nothing (null old/new pointers, zero
+        // length) and is safe to call from any thread at any time.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            tikv_jemalloc_sys::mallctl(
+                PURGE_ALL.as_ptr().cast(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if rc != 0 {
+            tracing::debug!(rc, "jemalloc purge failed");
+        }
     }
 }
 
 /// Set the allocator up for a long-running server; call first thing in `main`.
 pub(crate) fn init() {
     #[cfg(all(target_os = "linux", not(target_env = "musl")))]
-    gmc_server::memory::set_release(purge);
+    gmc_server::memory::set_release(jemalloc::purge);
     #[cfg(not(all(target_os = "linux", not(target_env = "musl"))))]
     gmc_server::memory::tune_allocator();
 }

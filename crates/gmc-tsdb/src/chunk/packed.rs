@@ -105,9 +105,11 @@ fn residuals(order: u8, c: i64, x: &[i64], d: &[i64], out: &mut Vec<u64>) {
     }
 }
 
-/// The best integer coding of `x`.
+/// The best integer coding of `x` (`None` when empty).
 fn best_int_coding(x: &[i64]) -> Option<IntCoding> {
-    let first = *x.first()?;
+    if x.is_empty() {
+        return None;
+    }
     let d: Vec<i64> = x.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     let mut sel = x.to_vec();
     let c0 = median(&mut sel);
@@ -133,14 +135,6 @@ fn best_int_coding(x: &[i64]) -> Option<IntCoding> {
             us = best.replace(fresh).map(|b| b.us).unwrap_or_default();
         }
     }
-    debug_assert!(best.as_ref().is_none_or(|b| {
-        let mut p = Predictor::new(b.order, b.c, first);
-        x[1..].iter().zip(&b.us).all(|(&v, &u)| {
-            let r = v.wrapping_sub(p.predict());
-            p.push(v);
-            zigzag(r) == u
-        })
-    }));
     best
 }
 
@@ -161,67 +155,52 @@ pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
     for &(_, v) in samples {
         xe.push(&mut xor_bits, v.to_bits());
     }
-    let mut best_bits = xor_bits.0;
-    let mut mode = MODE_XOR;
-    let mut params: Vec<u8> = Vec::new();
-    let mut rice: Option<(Vec<u64>, u32)> = None;
 
-    // Candidate 2: decimal integers; else candidate 3: raw bit patterns as integers.
-    let mut ints: Option<(u8, Option<usize>, Vec<i64>)> = None;
-    if let Some(e) = decimal_chunk_exp(samples) {
-        let m: Vec<i64> = samples
-            .iter()
-            .map(|&(_, v)| (v * POW10[e]).round() as i64)
-            .collect();
-        // Each value is exact at its own exponent, but the chunk uses the largest: check
-        // every value decodes bit-exactly at that one, with the decoder's own arithmetic
-        // (a value exact as m/10^2 need not be as (m·10^3)/10^5).
-        let exact = m.iter().zip(samples).all(|(&x, &(_, v))| {
-            (x as f64).abs() < EXACT_INT && (x as f64 / POW10[e]).to_bits() == v.to_bits()
-        });
-        if exact {
-            ints = Some((MODE_DECIMAL, Some(e), m));
-        }
-    }
-    let (m, e, x) = ints.unwrap_or_else(|| {
-        (
+    // Candidate 2: decimal integers, when every value is one at the chunk's exponent
+    // (each value is exact at its own exponent, but the chunk uses the largest, and a
+    // value exact as m/10^2 need not be as (m·10^3)/10^5); else raw bit patterns.
+    let decimal = decimal_chunk_exp(samples).and_then(|e| {
+        let m: Option<Vec<i64>> = samples.iter().map(|&(_, v)| decimal_int(v, e)).collect();
+        m.map(|m| (e, m))
+    });
+    let (int_mode, exp, x) = match decimal {
+        Some((e, m)) => (MODE_DECIMAL, Some(e), m),
+        None => (
             MODE_BITS,
             None,
             samples.iter().map(|s| s.1.to_bits() as i64).collect(),
-        )
-    });
-    if let Some(ic) = best_int_coding(&x) {
-        let first = x[0];
-        let total = ic.bits + 8 * (3 + crate::chunk::bits::varint_len(zigzag(first)) as u64);
-        if total < best_bits {
-            best_bits = total;
-            mode = m;
-            if let Some(e) = e {
-                params.push(e as u8);
-            }
-            params.extend_from_slice(&[ic.order, ic.k as u8]);
-            put_varint(&mut params, first);
-            put_varint(&mut params, ic.c);
-            rice = Some((ic.us, ic.k));
-        }
-    }
+        ),
+    };
+    // The integer coding with its parameters' bytes, when smaller than XOR.
+    let int = best_int_coding(&x)
+        .map(|ic| {
+            let total = ic.bits + 8 * (3 + crate::chunk::bits::varint_len(zigzag(x[0])) as u64);
+            (total, ic)
+        })
+        .filter(|&(total, _)| total < xor_bits.0);
 
-    let value_stream = match rice {
+    let mut params: Vec<u8> = Vec::new();
+    let (mode, value_stream) = match int {
         None => {
-            mode = MODE_XOR;
-            let mut w = BitWriter::with_capacity(best_bits.div_ceil(8) as usize);
+            let mut w = BitWriter::with_capacity(xor_bits.0.div_ceil(8) as usize);
             let mut xe = XorValues::default();
             for &(_, v) in samples {
                 xe.push(&mut w, v.to_bits());
             }
-            w.finish()
+            (MODE_XOR, w.finish())
         }
-        Some((us, k)) => {
-            let mut w = BitWriter::with_capacity(best_bits.div_ceil(8) as usize);
-            for u in us {
-                write_rice(&mut w, u, k);
+        Some((total, ic)) => {
+            if let Some(e) = exp {
+                params.push(e as u8);
             }
-            w.finish()
+            params.extend_from_slice(&[ic.order, ic.k as u8]);
+            put_varint(&mut params, x[0]);
+            put_varint(&mut params, ic.c);
+            let mut w = BitWriter::with_capacity(total.div_ceil(8) as usize);
+            for u in ic.us {
+                write_rice(&mut w, u, ic.k);
+            }
+            (int_mode, w.finish())
         }
     };
 
@@ -244,19 +223,20 @@ pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
 fn decimal_chunk_exp(samples: &[(i64, f64)]) -> Option<usize> {
     let mut e = 0usize;
     for &(_, v) in samples {
-        if !exact_at(v, e) {
-            e = (e + 1..=MAX_DECIMAL_EXP).find(|&x| exact_at(v, x))?;
+        if decimal_int(v, e).is_none() {
+            e = (e + 1..=MAX_DECIMAL_EXP).find(|&x| decimal_int(v, x).is_some())?;
         }
     }
     Some(e)
 }
 
-/// Whether `v == m / 10^e` exactly for an integer `m` below 2^53.
+/// The integer `m` below 2^53 with `v == m / 10^e` exactly (the decoder's arithmetic), if any.
 #[inline]
-fn exact_at(v: f64, e: usize) -> bool {
+fn decimal_int(v: f64, e: usize) -> Option<i64> {
     let m = (v * POW10[e]).round();
     // Through i64 so -0.0 (which has no integer form) is refused.
-    m.abs() < EXACT_INT && ((m as i64) as f64 / POW10[e]).to_bits() == v.to_bits()
+    (m.abs() < EXACT_INT && ((m as i64) as f64 / POW10[e]).to_bits() == v.to_bits())
+        .then_some(m as i64)
 }
 
 #[derive(Debug, Clone)]
