@@ -333,6 +333,58 @@ pub(crate) fn read_rice(r: &mut BitReader<'_>, k: u32) -> Option<u64> {
     read_rice_slow(r, k)
 }
 
+/// Read `n` Rice codes with parameter `k`, handing the `i`-th to `put(i, u)`.
+///
+/// The batch form of [`read_rice`] for whole-chunk decodes: the reader's word, bit count
+/// and position live in locals for the run, and while eight input bytes remain the
+/// refill is an unconditional load (no branch on the bit count, no slice bounds test).
+/// Residuals go out through `put` so the caller can apply its predictor in a second,
+/// branch-free pass: the bit-reading chain and the arithmetic no longer share registers.
+#[inline(always)]
+pub(crate) fn read_rice_each(
+    r: &mut BitReader<'_>,
+    k: u32,
+    n: usize,
+    mut put: impl FnMut(usize, u64),
+) -> Option<()> {
+    let data = r.data;
+    let mut i = 0;
+    while i < n {
+        let (mut buf, mut avail, mut pos) = (r.buf, r.avail, r.pos);
+        while i < n {
+            let Some(word) = data.get(pos..pos + 8) else {
+                break;
+            };
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            // `avail` ≤ 63 here: at most 63 after a refill, and every code takes a bit.
+            buf |= u64::from_be_bytes(w) >> avail;
+            let bytes = (63 - avail) >> 3;
+            pos += bytes as usize;
+            avail += bytes * 8;
+            let q = buf.leading_ones();
+            let len = q + 1 + k;
+            if q >= RICE_ESCAPE || len > avail {
+                break;
+            }
+            // Two shifts so that k = 0 yields 0 without a branch (a shift by 64 is not
+            // allowed).
+            let low = ((buf << q) << 1) >> 1 >> (63 - k);
+            buf = (buf << (len - 1)) << 1;
+            avail -= len;
+            put(i, (u64::from(q) << k) | low);
+            i += 1;
+        }
+        (r.buf, r.avail, r.pos) = (buf, avail, pos);
+        // An escape, a code longer than the buffer, or the input's last bytes.
+        if i < n {
+            put(i, read_rice(r, k)?);
+            i += 1;
+        }
+    }
+    Some(())
+}
+
 /// [`read_rice`] for escapes and codes straddling the end of the input.
 #[cold]
 #[inline(never)]
@@ -492,6 +544,50 @@ mod tests {
         assert_eq!(get_uvarint(&[0x80, 0x80], &mut pos), None);
         for v in [0i64, -1, 1, i64::MIN, i64::MAX] {
             assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+
+    proptest::proptest! {
+        /// The batch reader returns what one `read_rice` per code returns, through
+        /// escapes, k = 0 and k = 63, codes longer than a refill and the input's last
+        /// bytes (where it leaves its fast loop), and fails as it does on short input.
+        #[test]
+        fn batch_rice_reads_what_single_reads_read(
+            k in proptest::prop_oneof![0u32..=4, 5u32..=40, 41u32..=63],
+            us in proptest::collection::vec(
+                proptest::prop_oneof![0u64..64, 0u64..(1 << 20), proptest::num::u64::ANY],
+                0..300,
+            ),
+            cut in 0usize..16,
+        ) {
+            let mut w = BitWriter::new();
+            for &u in &us {
+                // Codes whose quotient would escape are what the writer escapes.
+                write_rice(&mut w, u, k);
+            }
+            let mut bytes = w.finish();
+            let keep = bytes.len().saturating_sub(cut);
+            bytes.truncate(if cut == 0 { bytes.len() } else { keep });
+            let mut one = BitReader::new(&bytes);
+            let single: Vec<Option<u64>> = us.iter().map(|_| read_rice(&mut one, k)).collect();
+            let mut got = vec![None; us.len()];
+            let mut r = BitReader::new(&bytes);
+            let ok = read_rice_each(&mut r, k, us.len(), |i, u| got[i] = Some(u));
+            let first_fail = single.iter().position(Option::is_none);
+            match first_fail {
+                None => {
+                    proptest::prop_assert!(ok.is_some());
+                    proptest::prop_assert_eq!(&got, &single);
+                    if cut == 0 {
+                        let want: Vec<Option<u64>> = us.iter().map(|&u| Some(u)).collect();
+                        proptest::prop_assert_eq!(&got, &want);
+                    }
+                }
+                Some(f) => {
+                    proptest::prop_assert!(ok.is_none());
+                    proptest::prop_assert_eq!(&got[..f], &single[..f]);
+                }
+            }
         }
     }
 }

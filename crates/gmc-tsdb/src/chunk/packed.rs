@@ -6,8 +6,8 @@
 //! (full-precision gauges).
 
 use super::bits::{
-    best_rice, get_uvarint, get_varint, put_uvarint, put_varint, read_rice, unzigzag, write_rice,
-    zigzag, BitCount, BitReader, BitWriter,
+    best_rice, get_uvarint, get_varint, put_uvarint, put_varint, read_rice, read_rice_each,
+    unzigzag, write_rice, zigzag, BitCount, BitReader, BitWriter,
 };
 use super::timestamps::{best_unit, encode_stream, StreamDecoder, UNITS};
 use super::xor::{XorValues, XorValuesDecoder};
@@ -541,8 +541,9 @@ impl PackedIter<'_> {
     }
 }
 
-/// Decode the integer residuals of `out.len()` samples, converting with `conv`: one loop
-/// per predictor order, so the order's `match` is not paid per sample.
+/// Decode the integer residuals of `out.len()` samples, converting with `conv`: first
+/// every residual (parked in its slot's value bits, see [`read_rice_each`]), then one
+/// arithmetic pass per predictor order, so the order's `match` is not paid per sample.
 #[inline(always)]
 fn int_loop(
     vr: &mut BitReader<'_>,
@@ -551,16 +552,16 @@ fn int_loop(
     out: &mut [(i64, f64)],
     conv: impl Fn(i64) -> f64,
 ) -> Result<()> {
-    let mut next = || {
-        read_rice(vr, k)
-            .map(unzigzag)
-            .ok_or_else(|| corrupt("truncated stream"))
-    };
+    read_rice_each(vr, k, out.len(), |i, u| {
+        out[i].1 = f64::from_bits(u);
+    })
+    .ok_or_else(|| corrupt("truncated stream"))?;
+    let r = |s: &(i64, f64)| unzigzag(s.1.to_bits());
     let (c, mut prev, mut prev_d) = (p.c, p.prev, p.prev_d);
     match p.order {
         0 => {
             for s in out {
-                let x = c.wrapping_add(next()?);
+                let x = c.wrapping_add(r(s));
                 prev_d = x.wrapping_sub(prev);
                 prev = x;
                 s.1 = conv(x);
@@ -568,7 +569,7 @@ fn int_loop(
         }
         1 => {
             for s in out {
-                let x = prev.wrapping_add(c).wrapping_add(next()?);
+                let x = prev.wrapping_add(c).wrapping_add(r(s));
                 prev_d = x.wrapping_sub(prev);
                 prev = x;
                 s.1 = conv(x);
@@ -576,7 +577,7 @@ fn int_loop(
         }
         _ => {
             for s in out {
-                let x = prev.wrapping_add(prev_d).wrapping_add(next()?);
+                let x = prev.wrapping_add(prev_d).wrapping_add(r(s));
                 prev_d = x.wrapping_sub(prev);
                 prev = x;
                 s.1 = conv(x);
