@@ -16,6 +16,29 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    // The bulk float decoders (whole, from a time through the seek table, last value)
+    // must end as cleanly; from a time they return a suffix of the whole decode.
+    let enc = enc % 5;
+    let mut whole = Vec::new();
+    let whole_ok = gmc_tsdb::chunk::decode_floats(enc, bytes, &mut whole).is_ok();
+    let _ = gmc_tsdb::chunk::last_float(enc, bytes);
+    if let Some(&(mint, _)) = whole.get(whole.len() / 2) {
+        let mut tail = Vec::new();
+        if whole_ok && gmc_tsdb::chunk::decode_floats_from(enc, bytes, mint, &mut tail).is_ok() {
+            let bits =
+                |v: &[(i64, f64)]| v.iter().map(|s| (s.0, s.1.to_bits())).collect::<Vec<_>>();
+            assert!(
+                bits(&whole).ends_with(&bits(&tail)),
+                "decode from a time is not a suffix"
+            );
+            if whole.windows(2).all(|w| w[0].0 < w[1].0) {
+                assert!(
+                    tail.len() >= whole.len() - whole.len() / 2,
+                    "samples after mint lost"
+                );
+            }
+        }
+    }
     // Round trip whatever decoded cleanly as floats.
     if let Ok(it) = gmc_tsdb::chunk::decode_iter(gmc_tsdb::chunk::ENCODING_PACKED, bytes) {
         let samples: Result<Vec<_>, _> = it.take(1 << 16).collect();

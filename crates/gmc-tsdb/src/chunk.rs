@@ -204,6 +204,22 @@ pub fn decode_floats(encoding: u8, bytes: &[u8], out: &mut Vec<(i64, f64)>) -> R
     }
 }
 
+/// [`decode_floats`] for a reader that needs only the samples at or after `mint`: a
+/// `PACKED` chunk with a seek table skips the values before the last seek point at or
+/// before the first such sample. Samples before `mint` may still be appended (callers
+/// clip); every sample at or after it is.
+pub fn decode_floats_from(
+    encoding: u8,
+    bytes: &[u8],
+    mint: i64,
+    out: &mut Vec<(i64, f64)>,
+) -> Result<()> {
+    match encoding {
+        ENCODING_PACKED => packed::PackedIter::new(bytes)?.decode_from(mint, out),
+        _ => decode_floats(encoding, bytes, out),
+    }
+}
+
 /// The value of a float chunk's last sample (`None` when empty). Its timestamp is the
 /// chunk's `maxt`; closed chunks skip decoding timestamps altogether. Histogram chunks
 /// are an error.

@@ -16,10 +16,12 @@ use crate::index::ChunkMeta;
 
 /// First bytes of every chunk segment: magic, version, three zero bytes.
 pub const SEGMENT_MAGIC: [u8; 4] = *b"GMCC";
-/// Current chunk segment format version (2 added shared-timestamp records; version 1
-/// segments are still read).
-pub const SEGMENT_VERSION: u8 = 2;
-/// Record encoding found only in chunk segments of version 2: a `PACKED` chunk whose
+/// Current chunk segment format version (2 added shared-timestamp records; 3 lets
+/// `PACKED` records carry a seek table, so a binary that cannot read one refuses the
+/// segment by its version instead of calling its chunks corrupt; versions 1 and 2 are
+/// still read).
+pub const SEGMENT_VERSION: u8 = 3;
+/// Record encoding found only in chunk segments of version 2 and later: a `PACKED` chunk whose
 /// count, unit, first timestamp and timestamp stream are those of an earlier `PACKED`
 /// record of the same segment (series sampled at the same instants, such as the series of
 /// one scrape or one sender, have identical timestamp parts). Readers return the

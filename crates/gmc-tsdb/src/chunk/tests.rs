@@ -230,3 +230,90 @@ fn replay_chunk_fuzz_input(data: &[u8]) {
         }
     }
 }
+
+/// Long chunks of the integer value modes (counters, decimal gauges, second-order
+/// trends, raw full-precision gauges), long enough to carry seek points.
+fn long_int_samples() -> impl Strategy<Value = Vec<(i64, f64)>> {
+    (
+        0u8..5,
+        (SEEK_EVERY_FOR_TESTS + 1)..(5 * SEEK_EVERY_FOR_TESTS),
+        any::<u64>(),
+    )
+        .prop_map(|(kind, n, seed)| {
+            let mut x = seed | 1;
+            let mut rnd = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut v = 0.0f64;
+            let mut acc = 0i64;
+            (0..n)
+                .map(|i| {
+                    let r = rnd();
+                    let t = 1_700_000_000_000_000_000
+                        + i as i64 * 1_000_000_000
+                        + if r % 8 == 0 { 1_000_000 } else { 0 };
+                    v = match kind {
+                        0 => v + (r % 50) as f64,
+                        1 => ((r % 20_000) as i64 - 10_000) as f64 / 100.0,
+                        2 => {
+                            acc += (r % 5) as i64;
+                            (i as f64) * (i as f64) + acc as f64
+                        }
+                        3 => 1.0 + (r >> 11) as f64 / (1u64 << 53) as f64,
+                        _ => f64::from_bits(r),
+                    };
+                    (t, v)
+                })
+                .collect()
+        })
+}
+
+const SEEK_EVERY_FOR_TESTS: usize = packed::SEEK_EVERY;
+
+proptest! {
+    /// A decode from `mint` returns the full decode from the seek point at or before the
+    /// first sample at or after `mint` (exactly that suffix when the chunk has a table, the
+    /// whole chunk when not), and the last value read through the last point is the last.
+    #[test]
+    fn decode_from_a_seek_point_is_a_suffix_of_the_full_decode(
+        s in long_int_samples(),
+        at in 0.0f64..1.2,
+    ) {
+        let (enc, b) = encode_floats(&s);
+        prop_assert_eq!(enc, ENCODING_PACKED);
+        let mut full = Vec::new();
+        decode_floats(enc, &b, &mut full).unwrap();
+        prop_assert_eq!(bits(&full), bits(&s));
+        let n = s.len();
+        let first = ((n as f64 * at) as usize).min(n);
+        let mint = s.get(first).map_or(i64::MAX, |x| x.0);
+        let mut part = vec![(0, 0.0)]; // decoding appends after what is there
+        decode_floats_from(enc, &b, mint, &mut part).unwrap();
+        let l = packed::layout(&b).unwrap();
+        let seekable = b[l.mode_at] & 0x80 != 0;
+        let from = if seekable { first.min(n - 1) / SEEK_EVERY_FOR_TESTS * SEEK_EVERY_FOR_TESTS } else { 0 };
+        prop_assert_eq!(bits(&part[1..]), bits(&s[from..]));
+        prop_assert_eq!(
+            last_float(enc, &b).unwrap().map(f64::to_bits),
+            s.last().map(|x| x.1.to_bits())
+        );
+    }
+}
+
+#[test]
+fn counters_and_decimal_gauges_get_a_seek_table() {
+    // One point per 256 samples after the first: a 1,000-sample counter has three.
+    let s: Vec<(i64, f64)> = (0..1000)
+        .map(|i| (i * 1_000_000_000, (i * i % 97 + i * 40) as f64))
+        .collect();
+    let (enc, b) = encode_floats(&s);
+    let l = packed::layout(&b).unwrap();
+    assert_eq!(b[l.mode_at] & 0x80, 0x80, "mode byte {:#x}", b[l.mode_at]);
+    let mut tail = Vec::new();
+    decode_floats_from(enc, &b, 990 * 1_000_000_000, &mut tail).unwrap();
+    assert_eq!(tail.first().map(|x| x.0), Some(768 * 1_000_000_000));
+    assert_eq!(bits(&tail), bits(&s[768..]));
+}
