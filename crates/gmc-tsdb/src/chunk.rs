@@ -220,6 +220,23 @@ pub fn decode_floats_from(
     }
 }
 
+/// [`decode_floats_from`] for a `PACKED` chunk whose timestamps the caller already has
+/// decoded (`ts`, one per sample; see `block::Chunk::shared_timestamps`): only values
+/// are decoded. A count that disagrees with `ts` is corruption.
+pub fn decode_floats_with_timestamps(
+    bytes: &[u8],
+    ts: &[i64],
+    mint: i64,
+    out: &mut Vec<(i64, f64)>,
+) -> Result<()> {
+    packed::PackedIter::new(bytes)?.decode_values_from(ts, mint, out)
+}
+
+/// Every timestamp (nanoseconds) of a `PACKED` chunk, its values untouched.
+pub(crate) fn packed_timestamps(bytes: &[u8]) -> Result<Vec<i64>> {
+    packed::PackedIter::new(bytes)?.timestamps()
+}
+
 /// The value of a float chunk's last sample (`None` when empty). Its timestamp is the
 /// chunk's `maxt`; closed chunks skip decoding timestamps altogether. Histogram chunks
 /// are an error.

@@ -202,13 +202,13 @@ pub(crate) fn encode_chunks(samples: &[Sample]) -> Vec<Chunk> {
         }
         let run = &samples[start..end];
         if let Some((encoding, bytes)) = crate::chunk::encode_samples(run) {
-            out.push(Chunk {
-                mint_nanos: run[0].ts_nanos,
-                maxt_nanos: run[run.len() - 1].ts_nanos,
+            out.push(Chunk::new(
+                run[0].ts_nanos,
+                run[run.len() - 1].ts_nanos,
                 encoding,
-                num_samples: run.len() as u32,
+                run.len() as u32,
                 bytes,
-            });
+            ));
         }
         start = end;
     }

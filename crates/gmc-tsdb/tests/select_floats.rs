@@ -188,3 +188,55 @@ fn select_floats_in_milliseconds_matches_select_over_many_series() {
     assert_eq!(got, want);
     assert_eq!(listing(&lazy(&q, ms)), want);
 }
+
+/// Long block chunks (1,000 samples: seek points at 256, 512 and 768) of series sampled
+/// at the same jittered instants, so the block stores their timestamps once and readers
+/// decode them once: for windows that start before, on and between the seek points,
+/// `select_floats` (values from the seek point, shared timestamps) returns what `select`
+/// (every sample decoded) does.
+#[test]
+fn windows_inside_long_shared_timestamp_chunks_match_select() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Config {
+            sync: SyncPolicy::None,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    let ts = |tick: i64| T0 + tick * NANOS_PER_SEC + if tick % 8 == 3 { 1_000_000 } else { 0 };
+    for tick in 0..1000i64 {
+        for series in 0..12u32 {
+            // Counters, decimal gauges and full-precision gauges: each integer mode.
+            let v = match series % 3 {
+                0 => (tick * (i64::from(series) + 1) + tick * tick % 7) as f64,
+                1 => ((tick * 37 + i64::from(series)) % 1000) as f64 / 100.0,
+                _ => 1.0 + (tick as f64).sin() / 3.0,
+            };
+            append(&db, series, ts(tick), Some(v));
+        }
+    }
+    db.flush().unwrap();
+    let m = [Matcher::equal("__name__", "m")];
+    for (lo, hi) in [
+        (0, 999),
+        (255, 999),
+        (256, 300),
+        (257, 999),
+        (600, 700),
+        (767, 999),
+        (990, 999),
+        (999, 999),
+    ] {
+        let q = db.querier(ts(lo), ts(hi)).unwrap();
+        let (want, _) = both(&q);
+        let got = listing(&q.select_floats(&m).unwrap());
+        assert_eq!(got.len(), 12, "window {lo}..={hi}");
+        assert!(
+            got.iter().all(|(_, v)| v.len() == (hi - lo + 1) as usize),
+            "window {lo}..={hi}"
+        );
+        assert_eq!(got, want, "window {lo}..={hi}");
+    }
+}

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 
@@ -66,9 +66,54 @@ pub struct Chunk {
     pub num_samples: u32,
     /// Encoded samples.
     pub bytes: Vec<u8>,
+    /// For a chunk rebuilt from a shared-timestamp record: its base's timestamp part,
+    /// which also holds the timestamps decoded once for every chunk that shares them.
+    shared: Option<SharedTimestamps>,
 }
 
+/// A shared base's timestamp part, as a [`Chunk`] carries it. Two chunks compare equal
+/// by their bytes alone: the decoded timestamps are a cache of what the bytes say.
+#[derive(Debug, Clone)]
+struct SharedTimestamps(Arc<SharedPart>);
+
+impl PartialEq for SharedTimestamps {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SharedTimestamps {}
+
 impl Chunk {
+    /// A chunk with timestamps of its own.
+    pub fn new(
+        mint_nanos: i64,
+        maxt_nanos: i64,
+        encoding: u8,
+        num_samples: u32,
+        bytes: Vec<u8>,
+    ) -> Self {
+        Chunk {
+            mint_nanos,
+            maxt_nanos,
+            encoding,
+            num_samples,
+            bytes,
+            shared: None,
+        }
+    }
+
+    /// The chunk's timestamps (nanoseconds), decoded once per shared-timestamp base and
+    /// segment reader, when the chunk shares them with others: series written together
+    /// carry the same instants, and decoding them was a third of a block decode. `None`
+    /// for chunks with timestamps of their own, or when they do not decode.
+    pub fn shared_timestamps(&self) -> Option<Arc<[i64]>> {
+        let part = &self.shared.as_ref()?.0;
+        part.decoded
+            .get_or_init(|| chunk::packed_timestamps(&self.bytes).ok().map(Arc::from))
+            .clone()
+    }
+
     /// Borrow as [`ChunkData`] (e.g. to copy it into another block).
     pub fn as_data(&self) -> ChunkData<'_> {
         ChunkData {
@@ -250,9 +295,14 @@ pub(super) struct SegmentReader {
 /// An open chunk segment: file, path, size, format version.
 type Segment = (File, PathBuf, u64, u8);
 
-/// A base record's timestamp part: `header ++ timestamps` of `chunk::PackedParts`, and the
-/// header's length.
-type SharedPart = (Vec<u8>, usize);
+/// A base record's timestamp part: `header ++ timestamps` of `chunk::PackedParts`, the
+/// header's length, and the timestamps decoded by the first reader that wanted them.
+#[derive(Debug)]
+struct SharedPart {
+    bytes: Vec<u8>,
+    header_len: usize,
+    decoded: OnceLock<Option<Arc<[i64]>>>,
+}
 
 impl SegmentReader {
     /// Open `dir/000001…` in order; numbering must be contiguous from 1.
@@ -341,9 +391,11 @@ impl SegmentReader {
             if *version < 2 {
                 return Err(corrupt("shared-timestamp record in a version 1 segment"));
             }
-            chunk.bytes = self
+            let (bytes, part) = self
                 .unshare(seg, segment, offset, &chunk.bytes)
                 .map_err(corrupt)?;
+            chunk.bytes = bytes;
+            chunk.shared = Some(SharedTimestamps(part));
             chunk.encoding = ENCODING_PACKED;
         }
         Ok(chunk)
@@ -369,7 +421,7 @@ impl SegmentReader {
         segment: &Segment,
         offset: u64,
         data: &[u8],
-    ) -> std::result::Result<Vec<u8>, &'static str> {
+    ) -> std::result::Result<(Vec<u8>, Arc<SharedPart>), &'static str> {
         let mut pos = 0;
         let base = get_uvarint(data, &mut pos).ok_or("bad shared-timestamp base")?;
         let params_len = get_uvarint(data, &mut pos)
@@ -394,7 +446,11 @@ impl SegmentReader {
                 let mut v = Vec::with_capacity(p.header.len() + p.timestamps.len());
                 v.extend_from_slice(p.header);
                 v.extend_from_slice(p.timestamps);
-                let p = Arc::new((v, p.header.len()));
+                let p = Arc::new(SharedPart {
+                    bytes: v,
+                    header_len: p.header.len(),
+                    decoded: OnceLock::new(),
+                });
                 let mut cache = self.bases.write();
                 if cache.len() < MAX_CACHED_BASES {
                     cache.insert(key, Arc::clone(&p));
@@ -402,13 +458,13 @@ impl SegmentReader {
                 p
             }
         };
-        let (shared, header_len) = (&parts.0, parts.1);
+        let (shared, header_len) = (&parts.bytes, parts.header_len);
         let mut out = Vec::with_capacity(shared.len() + own.len());
         out.extend_from_slice(&shared[..header_len]);
         out.extend_from_slice(&own[..params_len]);
         out.extend_from_slice(&shared[header_len..]);
         out.extend_from_slice(&own[params_len..]);
-        Ok(out)
+        Ok((out, parts))
     }
 
     /// Read and CRC-check the record at `seg`/`offset`, as stored.
@@ -456,6 +512,7 @@ impl SegmentReader {
             mint_nanos: le64(&head[9..17]),
             maxt_nanos: le64(&head[17..25]),
             bytes: body,
+            shared: None,
         })
     }
 }

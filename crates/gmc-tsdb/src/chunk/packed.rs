@@ -615,10 +615,48 @@ impl PackedIter<'_> {
         let n = usize::try_from(self.left).map_err(|_| corrupt("bad count"))?;
         let start = out.len();
         out.reserve(n);
+        self.timestamps_into(n, |t| out.push((t, 0.0)))?;
+        let skip = self.seek_for(mint, &out[start..], |s| s.0)?;
+        self.values_into(&mut out[start + skip..], skip)?;
+        if skip > 0 {
+            out.drain(start..start + skip);
+        }
+        Ok(())
+    }
+
+    /// [`decode_from`](Self::decode_from) with the chunk's timestamps already decoded
+    /// (`ts`, one per sample, e.g. shared by the series of one block written together):
+    /// only the value stream is read, and only from the seek point on.
+    pub(crate) fn decode_values_from(
+        mut self,
+        ts: &[i64],
+        mint: i64,
+        out: &mut Vec<(i64, f64)>,
+    ) -> Result<()> {
+        if u64::try_from(ts.len()).ok() != Some(self.left) {
+            return Err(corrupt("shared timestamps disagree with the count"));
+        }
+        let skip = self.seek_for(mint, ts, |&t| t)?;
+        let start = out.len();
+        out.extend(ts[skip..].iter().map(|&t| (t, 0.0)));
+        self.values_into(&mut out[start..], skip)
+    }
+
+    /// Every timestamp of the chunk (nanoseconds), the value stream untouched.
+    pub(crate) fn timestamps(mut self) -> Result<Vec<i64>> {
+        let n = usize::try_from(self.left).map_err(|_| corrupt("bad count"))?;
+        let mut v = Vec::with_capacity(n);
+        self.timestamps_into(n, |t| v.push(t))?;
+        Ok(v)
+    }
+
+    /// Decode `n` timestamps, handing each to `emit`.
+    #[inline(always)]
+    fn timestamps_into(&mut self, n: usize, mut emit: impl FnMut(i64)) -> Result<()> {
         let mut left = n;
         while left > 0 {
             // Runs of on-grid timestamps (most of a regular series) in one tight loop.
-            let run = self.ts.take_run(left, |t| out.push((t, 0.0)));
+            let run = self.ts.take_run(left, &mut emit);
             left -= run;
             if left == 0 {
                 break;
@@ -627,17 +665,27 @@ impl PackedIter<'_> {
                 .ts
                 .next(&mut self.tr)
                 .ok_or_else(|| corrupt("truncated stream"))?;
-            out.push((t, 0.0));
+            emit(t);
             left -= 1;
         }
-        let skip = if self.seek.is_empty() {
-            0
-        } else {
-            let first = out[start..].partition_point(|s| s.0 < mint);
-            // The point at or before `first`, never past the last sample.
-            self.seek_values(first.min(n.saturating_sub(1)) / SEEK_EVERY)?
-        };
-        let slots = &mut out[start + skip..];
+        Ok(())
+    }
+
+    /// Seek the value stream to the point at or before the first of `items` (the
+    /// chunk's samples or timestamps, in order) whose timestamp is at or after `mint`;
+    /// returns the samples skipped.
+    fn seek_for<T>(&mut self, mint: i64, items: &[T], ts: impl Fn(&T) -> i64) -> Result<usize> {
+        if self.seek.is_empty() {
+            return Ok(0);
+        }
+        let first = items.partition_point(|x| ts(x) < mint);
+        // The point at or before `first`, never past the last sample.
+        self.seek_values(first.min(items.len().saturating_sub(1)) / SEEK_EVERY)
+    }
+
+    /// Fill the values of `slots`, the samples from `skip` on (`skip` as [`seek_values`]
+    /// (Self::seek_values) returned it).
+    fn values_into(&mut self, slots: &mut [(i64, f64)], skip: usize) -> Result<()> {
         match &mut self.vals {
             Values::Xor(d) => {
                 for s in slots.iter_mut() {
@@ -670,9 +718,6 @@ impl PackedIter<'_> {
                     None => int_loop(vr, p, k, rest, |x| f64::from_bits(x as u64))?,
                 }
             }
-        }
-        if skip > 0 {
-            out.drain(start..start + skip);
         }
         Ok(())
     }

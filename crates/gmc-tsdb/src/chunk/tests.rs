@@ -296,6 +296,13 @@ proptest! {
         let seekable = b[l.mode_at] & 0x80 != 0;
         let from = if seekable { first.min(n - 1) / SEEK_EVERY_FOR_TESTS * SEEK_EVERY_FOR_TESTS } else { 0 };
         prop_assert_eq!(bits(&part[1..]), bits(&s[from..]));
+        // With the timestamps given (as shared-timestamp chunks are read): the same.
+        let ts = packed_timestamps(&b).unwrap();
+        prop_assert_eq!(&ts, &s.iter().map(|x| x.0).collect::<Vec<_>>());
+        let mut given = vec![(0, 0.0)];
+        decode_floats_with_timestamps(&b, &ts, mint, &mut given).unwrap();
+        prop_assert_eq!(bits(&given), bits(&part));
+        prop_assert!(decode_floats_with_timestamps(&b, &ts[1..], mint, &mut given).is_err());
         prop_assert_eq!(
             last_float(enc, &b).unwrap().map(f64::to_bits),
             s.last().map(|x| x.1.to_bits())
