@@ -374,6 +374,17 @@ pub(crate) fn read_rice_each(
             avail -= len;
             put(i, (u64::from(q) << k) | low);
             i += 1;
+            // A second code from the same refill when it fits (always, for the small
+            // parameters of counters; never, for raw-bit gauges: the branch follows k).
+            let q = buf.leading_ones();
+            let len = q + 1 + k;
+            if i < n && q < RICE_ESCAPE && len <= avail {
+                let low = ((buf << q) << 1) >> 1 >> (63 - k);
+                buf = (buf << (len - 1)) << 1;
+                avail -= len;
+                put(i, (u64::from(q) << k) | low);
+                i += 1;
+            }
         }
         (r.buf, r.avail, r.pos) = (buf, avail, pos);
         // An escape, a code longer than the buffer, or the input's last bytes.
