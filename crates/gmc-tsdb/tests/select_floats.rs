@@ -11,6 +11,22 @@ use proptest::prelude::*;
 
 const T0: i64 = 1_763_000_000 * NANOS_PER_SEC;
 
+/// A store in a fresh directory (kept alive by the returned guard) with head chunks of
+/// `chunk_samples` and no fsyncs.
+fn open_db(chunk_samples: usize) -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Config {
+            sync: SyncPolicy::None,
+            chunk_samples,
+            ..Config::default()
+        },
+    )
+    .unwrap();
+    (dir, db)
+}
+
 fn append(db: &Db, series: u32, ts: i64, v: Option<f64>) {
     let mut b = WriteBatch::new();
     let mut s = b.series();
@@ -105,12 +121,7 @@ proptest! {
         lo in 0i64..400,
         len in 0i64..400,
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(dir.path(), Config {
-            sync: SyncPolicy::None,
-            chunk_samples: 16,
-            ..Config::default()
-        }).unwrap();
+        let (_dir, db) = open_db(16);
         for (series, tick, v, flush) in ops {
             // Rejections (duplicates, kind changes) are fine: both selects see the same data.
             append(&db, series, T0 + tick * NANOS_PER_SEC, v);
@@ -149,16 +160,7 @@ proptest! {
 /// `select` with every timestamp floored to the millisecond, in the same order.
 #[test]
 fn select_floats_in_milliseconds_matches_select_over_many_series() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(
-        dir.path(),
-        Config {
-            sync: SyncPolicy::None,
-            chunk_samples: 16,
-            ..Config::default()
-        },
-    )
-    .unwrap();
+    let (_dir, db) = open_db(16);
     let ns = |series: u32, tick: i64| T0 + tick * NANOS_PER_SEC + i64::from(series) * 1_234_567;
     for tick in 0..60 {
         if tick == 30 {
@@ -196,15 +198,7 @@ fn select_floats_in_milliseconds_matches_select_over_many_series() {
 /// (every sample decoded) does.
 #[test]
 fn windows_inside_long_shared_timestamp_chunks_match_select() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(
-        dir.path(),
-        Config {
-            sync: SyncPolicy::None,
-            ..Config::default()
-        },
-    )
-    .unwrap();
+    let (_dir, db) = open_db(Config::default().chunk_samples);
     let ts = |tick: i64| T0 + tick * NANOS_PER_SEC + if tick % 8 == 3 { 1_000_000 } else { 0 };
     for tick in 0..1000i64 {
         for series in 0..12u32 {
