@@ -106,12 +106,16 @@ impl Chunk {
     /// The chunk's timestamps (nanoseconds), decoded once per shared-timestamp base and
     /// segment reader, when the chunk shares them with others: series written together
     /// carry the same instants, and decoding them was a third of a block decode. `None`
-    /// for chunks with timestamps of their own, or when they do not decode.
+    /// for chunks with timestamps of their own, or when this chunk does not decode (then
+    /// nothing is cached, so one bad sharer does not cost the others the shortcut).
     pub fn shared_timestamps(&self) -> Option<Arc<[i64]>> {
         let part = &self.shared.as_ref()?.0;
-        part.decoded
-            .get_or_init(|| chunk::packed_timestamps(&self.bytes).ok().map(Arc::from))
-            .clone()
+        if let Some(ts) = part.decoded.get() {
+            return Some(Arc::clone(ts));
+        }
+        let ts: Arc<[i64]> = chunk::packed_timestamps(&self.bytes).ok()?.into();
+        // Racing readers decode the same stream; the first to finish is kept.
+        Some(Arc::clone(part.decoded.get_or_init(|| ts)))
     }
 
     /// Borrow as [`ChunkData`] (e.g. to copy it into another block).
@@ -301,7 +305,7 @@ type Segment = (File, PathBuf, u64, u8);
 struct SharedPart {
     bytes: Vec<u8>,
     header_len: usize,
-    decoded: OnceLock<Option<Arc<[i64]>>>,
+    decoded: OnceLock<Arc<[i64]>>,
 }
 
 impl SegmentReader {
