@@ -453,7 +453,40 @@ fn merged<'s>(w: &Window<'s>) -> Vec<(i64, Pv)> {
     v
 }
 
+/// The Kahan–Neumaier sum of `fs` as [`kahan_inc`] accumulates it, `(sum, compensation)`,
+/// when no partial sum leaves the finite range (`None` otherwise, and the caller runs the
+/// serial form). While every partial sum is finite, `kahan_inc` never takes its infinity
+/// branch, so this performs the same operations in the same order and returns the same
+/// bits; it only leaves the per-step infinity tests out of the loop (one test of the
+/// result covers them: a sum that overflowed or met a NaN stays non-finite), which
+/// halves the cost of a long window (6.4 → 3.3 ns a sample, see
+/// `benches/runs/2026-12-06-1715-seek-tables.md`).
+fn neumaier_finite(fs: &[(i64, f64)]) -> Option<(f64, f64)> {
+    let (mut sum, mut c) = (0.0f64, 0.0f64);
+    for &(_, f) in fs {
+        let t = sum + f;
+        c += if sum.abs() >= f.abs() {
+            (sum - t) + f
+        } else {
+            (f - t) + sum
+        };
+        sum = t;
+    }
+    (sum.is_finite() && c.is_finite()).then_some((sum, c))
+}
+
+/// Prometheus' `avg_over_time` of floats: a Kahan sum, switching to an incremental mean
+/// once the sum would overflow.
 fn avg_floats(fs: &[(i64, f64)]) -> f64 {
+    if let Some((sum, c)) = neumaier_finite(fs) {
+        // The serial form below divides its float count, which is exact up to 2^53.
+        let count = fs.len() as f64;
+        return sum / count + c / count;
+    }
+    avg_floats_serial(fs)
+}
+
+fn avg_floats_serial(fs: &[(i64, f64)]) -> f64 {
     let (mut sum, mut mean, mut count, mut c) = (0.0, 0.0, 0.0, 0.0);
     let mut incremental = false;
     for (_, f) in fs {
@@ -588,6 +621,9 @@ fn apply(f: RangeFn, w: &Window<'_>, notes: &mut Notes) -> Option<Pv> {
                 return None;
             }
             if !fs.is_empty() {
+                if let Some((s, c)) = neumaier_finite(fs) {
+                    return Some(Pv::F(s + c));
+                }
                 let (mut s, mut c) = (0.0, 0.0);
                 for (_, f) in fs {
                     (s, c) = kahan_inc(*f, s, c);
@@ -1077,4 +1113,50 @@ pub(crate) fn absent_labels(vs: &promql_parser::parser::VectorSelector) -> Label
         }
     }
     Labels::from_pairs(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            -1e3f64..1e3,
+            -1e300f64..1e300,
+            Just(f64::MAX),
+            Just(-f64::MAX),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            Just(f64::NAN),
+            Just(1e100),
+            Just(-1e100),
+            Just(1.0),
+            any::<u64>().prop_map(f64::from_bits),
+        ]
+    }
+
+    proptest! {
+        /// The fast sums return the serial algorithm's bits, overflow, NaN and ±Inf
+        /// included (they fall back to it there).
+        #[test]
+        fn fast_sums_equal_the_serial_ones(vs in prop::collection::vec(value(), 1..300)) {
+            let fs: Vec<(i64, f64)> = vs.iter().enumerate().map(|(i, &v)| (i as i64, v)).collect();
+            prop_assert_eq!(avg_floats(&fs).to_bits(), avg_floats_serial(&fs).to_bits());
+            let (mut s, mut c) = (0.0, 0.0);
+            for (_, f) in &fs {
+                (s, c) = kahan_inc(*f, s, c);
+            }
+            if let Some((fs_s, fs_c)) = neumaier_finite(&fs) {
+                prop_assert_eq!((fs_s + fs_c).to_bits(), (s + c).to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn cancellation_keeps_the_small_term() {
+        let fs = [(0, 1e100), (1, 1.0), (2, -1e100)];
+        assert_eq!(avg_floats(&fs), 1.0 / 3.0);
+        assert_eq!(neumaier_finite(&fs).map(|(s, c)| s + c), Some(1.0));
+    }
 }
