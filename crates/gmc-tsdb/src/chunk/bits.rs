@@ -135,16 +135,7 @@ impl<'a> BitReader<'a> {
     /// Top up `buf` to at least 57 bits when the input allows.
     #[inline]
     fn refill(&mut self) {
-        if let Some(w) = self.data.get(self.pos..self.pos + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(w);
-            // Branchless refill: bits below the new `avail` that come from the same
-            // input bytes are ORed in again identically by the next refill.
-            self.buf |= u64::from_be_bytes(word) >> self.avail;
-            let bytes = (63 - self.avail) >> 3;
-            self.pos += bytes as usize;
-            self.avail += bytes * 8;
-        } else {
+        if !refill_word(self.data, &mut self.buf, &mut self.avail, &mut self.pos) {
             while self.avail <= 56 {
                 let Some(&b) = self.data.get(self.pos) else {
                     break;
@@ -240,6 +231,42 @@ impl<'a> BitReader<'a> {
     }
 }
 
+/// The branchless refill of a reader's state (`buf`, `avail` ≤ 63, `pos` over `data`):
+/// loads the 8 bytes at `pos` and tops `buf` up to at least 57 bits; false, changing
+/// nothing, when fewer than 8 bytes remain. Bits below the new `avail` that come from the
+/// same input bytes are ORed in again identically by the next refill. Shared by
+/// [`BitReader`] and the batch reader, which keeps the state in locals.
+#[inline(always)]
+fn refill_word(data: &[u8], buf: &mut u64, avail: &mut u32, pos: &mut usize) -> bool {
+    let Some(w) = data.get(*pos..*pos + 8) else {
+        return false;
+    };
+    let mut word = [0u8; 8];
+    word.copy_from_slice(w);
+    *buf |= u64::from_be_bytes(word) >> *avail;
+    let bytes = (63 - *avail) >> 3;
+    *pos += bytes as usize;
+    *avail += bytes * 8;
+    true
+}
+
+/// Take one Rice code with parameter `k` from a buffer of `avail` valid bits (left
+/// aligned), if it is there whole and not escaped; otherwise `None`, nothing consumed.
+#[inline(always)]
+fn take_rice(buf: &mut u64, avail: &mut u32, k: u32) -> Option<u64> {
+    let q = buf.leading_ones();
+    let len = q + 1 + k;
+    if q >= RICE_ESCAPE || len > *avail {
+        return None;
+    }
+    // Two shifts each, so that k = 0 yields 0 and len = 64 empties the buffer (a shift
+    // by 64 is not allowed).
+    let low = ((*buf << q) << 1) >> 1 >> (63 - k);
+    *buf = (*buf << (len - 1)) << 1;
+    *avail -= len;
+    Some((u64::from(q) << k) | low)
+}
+
 /// Unary quotients of this length or more escape to a raw 64-bit value.
 pub(crate) const RICE_ESCAPE: u32 = 24;
 #[inline]
@@ -317,20 +344,10 @@ pub(crate) fn read_rice(r: &mut BitReader<'_>, k: u32) -> Option<u64> {
     if r.avail < 57 {
         r.refill();
     }
-    let q = r.buf.leading_ones();
-    let len = q + 1 + k;
-    if q < RICE_ESCAPE && len <= r.avail {
-        let low = if k == 0 {
-            0
-        } else {
-            (r.buf << (q + 1)) >> (64 - k)
-        };
-        // len ≤ avail ≤ 64; a full 64-bit shift is not allowed, so split it.
-        r.buf = (r.buf << (len - 1)) << 1;
-        r.avail -= len;
-        return Some((u64::from(q) << k) | low);
+    match take_rice(&mut r.buf, &mut r.avail, k) {
+        Some(u) => Some(u),
+        None => read_rice_slow(r, k),
     }
-    read_rice_slow(r, k)
 }
 
 /// Read `n` Rice codes with parameter `k`, handing the `i`-th to `put(i, u)`.
@@ -351,39 +368,20 @@ pub(crate) fn read_rice_each(
     let mut i = 0;
     while i < n {
         let (mut buf, mut avail, mut pos) = (r.buf, r.avail, r.pos);
-        while i < n {
-            let Some(word) = data.get(pos..pos + 8) else {
+        // `avail` ≤ 63 at each refill: at most 63 after one, and every code takes a bit.
+        while i < n && refill_word(data, &mut buf, &mut avail, &mut pos) {
+            let Some(u) = take_rice(&mut buf, &mut avail, k) else {
                 break;
             };
-            let mut w = [0u8; 8];
-            w.copy_from_slice(word);
-            // `avail` ≤ 63 here: at most 63 after a refill, and every code takes a bit.
-            buf |= u64::from_be_bytes(w) >> avail;
-            let bytes = (63 - avail) >> 3;
-            pos += bytes as usize;
-            avail += bytes * 8;
-            let q = buf.leading_ones();
-            let len = q + 1 + k;
-            if q >= RICE_ESCAPE || len > avail {
-                break;
-            }
-            // Two shifts so that k = 0 yields 0 without a branch (a shift by 64 is not
-            // allowed).
-            let low = ((buf << q) << 1) >> 1 >> (63 - k);
-            buf = (buf << (len - 1)) << 1;
-            avail -= len;
-            put(i, (u64::from(q) << k) | low);
+            put(i, u);
             i += 1;
             // A second code from the same refill when it fits (always, for the small
             // parameters of counters; never, for raw-bit gauges: the branch follows k).
-            let q = buf.leading_ones();
-            let len = q + 1 + k;
-            if i < n && q < RICE_ESCAPE && len <= avail {
-                let low = ((buf << q) << 1) >> 1 >> (63 - k);
-                buf = (buf << (len - 1)) << 1;
-                avail -= len;
-                put(i, (u64::from(q) << k) | low);
-                i += 1;
+            if i < n {
+                if let Some(u) = take_rice(&mut buf, &mut avail, k) {
+                    put(i, u);
+                    i += 1;
+                }
             }
         }
         (r.buf, r.avail, r.pos) = (buf, avail, pos);
