@@ -281,7 +281,7 @@ pub(crate) fn rice_cost(u: u64, k: u32) -> u64 {
 
 /// Bits of Rice-coding every value of `us` with parameter `k`.
 #[inline]
-fn rice_bits(us: &[u64], k: u32) -> u64 {
+pub(crate) fn rice_bits(us: &[u64], k: u32) -> u64 {
     us.iter().map(|&u| rice_cost(u, k)).sum()
 }
 

@@ -7,7 +7,7 @@
 
 use super::bits::{
     best_rice, get_uvarint, get_varint, put_uvarint, put_varint, read_rice, read_rice_each,
-    rice_cost, unzigzag, write_rice, zigzag, BitCount, BitReader, BitWriter,
+    rice_bits, unzigzag, varint_len, write_rice, zigzag, BitCount, BitReader, BitWriter,
 };
 use super::timestamps::{best_unit, encode_stream, StreamDecoder, UNITS};
 use super::xor::{XorValues, XorValuesDecoder};
@@ -186,9 +186,9 @@ pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
             let table_bytes = if table.is_empty() {
                 0
             } else {
-                crate::chunk::bits::varint_len(table.len() as u64) + table.len()
+                varint_len(table.len() as u64) + table.len()
             };
-            let params = 3 + crate::chunk::bits::varint_len(zigzag(x[0])) + table_bytes;
+            let params = 3 + varint_len(zigzag(x[0])) + table_bytes;
             (ic.bits + 8 * params as u64, ic, table)
         })
         .filter(|&(total, _, _)| total < xor_bits.0);
@@ -243,23 +243,19 @@ pub(crate) fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
 /// the first), for order 2 also `x[i-1] - x[i-2]`. Order 0 keeps no state.
 fn seek_table(order: u8, x: &[i64], us: &[u64], k: u32) -> Vec<u8> {
     let mut t = Vec::new();
-    let (mut bit, mut last_bit) = (0u64, 0u64);
-    let mut last_prev = x.first().copied().unwrap_or(0);
-    for (m, &u) in us.iter().enumerate() {
-        // Residual `m` codes sample `m + 1`.
-        let i = m + 1;
-        if i % SEEK_EVERY == 0 {
-            put_uvarint(&mut t, bit - last_bit);
-            if order >= 1 {
-                put_varint(&mut t, x[i - 1].wrapping_sub(last_prev));
-                last_prev = x[i - 1];
-            }
-            if order >= 2 {
-                put_varint(&mut t, x[i - 1].wrapping_sub(x[i - 2]));
-            }
-            last_bit = bit;
+    let (mut from, mut last_prev) = (0usize, x.first().copied().unwrap_or(0));
+    // Sample `i`'s residual is `us[i - 1]`; a point's bit position is what the residuals
+    // before it take, so each entry is the size of the residuals since the last point.
+    for i in (SEEK_EVERY..x.len()).step_by(SEEK_EVERY) {
+        put_uvarint(&mut t, rice_bits(&us[from..i - 1], k));
+        if order >= 1 {
+            put_varint(&mut t, x[i - 1].wrapping_sub(last_prev));
+            last_prev = x[i - 1];
         }
-        bit += rice_cost(u, k);
+        if order >= 2 {
+            put_varint(&mut t, x[i - 1].wrapping_sub(x[i - 2]));
+        }
+        from = i - 1;
     }
     t
 }
@@ -506,13 +502,9 @@ impl PackedIter<'_> {
         if self.left == 0 {
             return Ok(None);
         }
-        // From the last seek point when there is one: the residuals after it are all left.
-        let skip = self.seek_values((self.left - 1) as usize / SEEK_EVERY)?;
-        let rest = if skip == 0 {
-            self.left - 1
-        } else {
-            self.left - skip as u64
-        };
+        let n = usize::try_from(self.left).map_err(|_| corrupt("bad count"))?;
+        // From the last seek point when there is one.
+        let skip = self.seek_values((n - 1) / SEEK_EVERY)?;
         let bits = match &mut self.vals {
             Values::Xor(d) => {
                 let mut last = 0u64;
@@ -523,41 +515,33 @@ impl PackedIter<'_> {
                 }
                 last
             }
-            Values::Int { scale, k, p, .. } => {
-                let k = *k;
-                let vr = &mut self.vr;
-                let mut next = || {
-                    read_rice(vr, k)
-                        .map(unzigzag)
-                        .ok_or_else(|| corrupt("truncated stream"))
-                };
-                // One loop per predictor order, so the per-sample `match` of
-                // `Predictor::predict` leaves the loop.
+            Values::Int {
+                scale,
+                k,
+                p,
+                started,
+            } => {
+                // Residuals left: all from a seek point, all but the stored first from 0.
+                let rest = n - skip - usize::from(!*started);
+                let (vr, k, c) = (&mut self.vr, *k, p.c);
+                let (mut prev, mut prev_d) = (p.prev, p.prev_d);
+                // One batch read per predictor order, so the order's `match` is not paid
+                // per sample.
                 match p.order {
-                    0 => {
-                        for _ in 0..rest {
-                            let r = next()?;
-                            p.prev = p.c.wrapping_add(r);
-                        }
-                    }
-                    1 => {
-                        for _ in 0..rest {
-                            let r = next()?;
-                            p.prev = p.prev.wrapping_add(p.c).wrapping_add(r);
-                        }
-                    }
-                    _ => {
-                        for _ in 0..rest {
-                            let r = next()?;
-                            let x = p.prev.wrapping_add(p.prev_d).wrapping_add(r);
-                            p.prev_d = x.wrapping_sub(p.prev);
-                            p.prev = x;
-                        }
-                    }
+                    0 => read_rice_each(vr, k, rest, |_, u| prev = c.wrapping_add(unzigzag(u))),
+                    1 => read_rice_each(vr, k, rest, |_, u| {
+                        prev = prev.wrapping_add(c).wrapping_add(unzigzag(u));
+                    }),
+                    _ => read_rice_each(vr, k, rest, |_, u| {
+                        let x = prev.wrapping_add(prev_d).wrapping_add(unzigzag(u));
+                        prev_d = x.wrapping_sub(prev);
+                        prev = x;
+                    }),
                 }
+                .ok_or_else(|| corrupt("truncated stream"))?;
                 match scale {
-                    Some(s) => (p.prev as f64 / *s).to_bits(),
-                    None => p.prev as u64,
+                    Some(s) => (prev as f64 / *s).to_bits(),
+                    None => prev as u64,
                 }
             }
         };
@@ -617,7 +601,7 @@ impl PackedIter<'_> {
         out.reserve(n);
         self.timestamps_into(n, |t| out.push((t, 0.0)))?;
         let skip = self.seek_for(mint, &out[start..], |s| s.0)?;
-        self.values_into(&mut out[start + skip..], skip)?;
+        self.values_into(&mut out[start + skip..])?;
         if skip > 0 {
             out.drain(start..start + skip);
         }
@@ -639,7 +623,7 @@ impl PackedIter<'_> {
         let skip = self.seek_for(mint, ts, |&t| t)?;
         let start = out.len();
         out.extend(ts[skip..].iter().map(|&t| (t, 0.0)));
-        self.values_into(&mut out[start..], skip)
+        self.values_into(&mut out[start..])
     }
 
     /// Every timestamp of the chunk (nanoseconds), the value stream untouched.
@@ -683,9 +667,9 @@ impl PackedIter<'_> {
         self.seek_values(first.min(items.len().saturating_sub(1)) / SEEK_EVERY)
     }
 
-    /// Fill the values of `slots`, the samples from `skip` on (`skip` as [`seek_values`]
-    /// (Self::seek_values) returned it).
-    fn values_into(&mut self, slots: &mut [(i64, f64)], skip: usize) -> Result<()> {
+    /// Fill the values of `slots`, the samples from where the value stream stands (its
+    /// start, or the seek point [`seek_values`](Self::seek_values) moved it to).
+    fn values_into(&mut self, slots: &mut [(i64, f64)]) -> Result<()> {
         match &mut self.vals {
             Values::Xor(d) => {
                 for s in slots.iter_mut() {
@@ -695,10 +679,15 @@ impl PackedIter<'_> {
                     );
                 }
             }
-            Values::Int { scale, k, p, .. } => {
+            Values::Int {
+                scale,
+                k,
+                p,
+                started,
+            } => {
                 let (k, scale) = (*k, *scale);
                 // Sample 0 is stored whole; after a seek every sample is a residual.
-                let rest = if skip == 0 {
+                let rest = if !*started {
                     let Some((first, rest)) = slots.split_first_mut() else {
                         return Ok(());
                     };
