@@ -221,9 +221,9 @@ pub fn decode_floats_from(
 }
 
 /// [`decode_floats_from`] for a `PACKED` chunk whose timestamps the caller already has
-/// decoded (`ts`, one per sample; see `block::Chunk::shared_timestamps`): only values
+/// decoded (`ts`, one per sample; see `block::Chunk::decode_floats_from`): only values
 /// are decoded. A count that disagrees with `ts` is corruption.
-pub fn decode_floats_with_timestamps(
+pub(crate) fn decode_floats_with_timestamps(
     bytes: &[u8],
     ts: &[i64],
     mint: i64,

@@ -103,12 +103,26 @@ impl Chunk {
         }
     }
 
+    /// Decode the chunk's float samples from `mint` on into `out`, as
+    /// [`chunk::decode_floats_from`] does; a chunk that shares its timestamps with others
+    /// copies them from its base's cache and decodes only its values.
+    pub fn decode_floats_from(
+        &self,
+        mint: i64,
+        out: &mut Vec<(i64, f64)>,
+    ) -> crate::error::Result<()> {
+        match self.shared_timestamps() {
+            Some(ts) => chunk::decode_floats_with_timestamps(&self.bytes, &ts, mint, out),
+            None => chunk::decode_floats_from(self.encoding, &self.bytes, mint, out),
+        }
+    }
+
     /// The chunk's timestamps (nanoseconds), decoded once per shared-timestamp base and
     /// segment reader, when the chunk shares them with others: series written together
     /// carry the same instants, and decoding them was a third of a block decode. `None`
     /// for chunks with timestamps of their own, or when this chunk does not decode (then
     /// nothing is cached, so one bad sharer does not cost the others the shortcut).
-    pub fn shared_timestamps(&self) -> Option<Arc<[i64]>> {
+    fn shared_timestamps(&self) -> Option<Arc<[i64]>> {
         let part = &self.shared.as_ref()?.0;
         if let Some(ts) = part.decoded.get() {
             return Some(Arc::clone(ts));
@@ -510,13 +524,12 @@ impl SegmentReader {
             });
         }
         body.truncate(crc_at);
-        Ok(Chunk {
-            encoding: head[4],
-            num_samples: le32(&head[5..9]),
-            mint_nanos: le64(&head[9..17]),
-            maxt_nanos: le64(&head[17..25]),
-            bytes: body,
-            shared: None,
-        })
+        Ok(Chunk::new(
+            le64(&head[9..17]),
+            le64(&head[17..25]),
+            head[4],
+            le32(&head[5..9]),
+            body,
+        ))
     }
 }

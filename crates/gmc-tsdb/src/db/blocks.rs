@@ -175,10 +175,7 @@ fn decode_series(chunks: &[block::Chunk], mint: i64, maxt: i64) -> Result<Series
     }
     let mut v = Vec::with_capacity(capacity(chunks));
     for c in chunks {
-        match c.shared_timestamps() {
-            Some(ts) => chunk::decode_floats_with_timestamps(&c.bytes, &ts, mint, &mut v)?,
-            None => chunk::decode_floats_from(c.encoding, &c.bytes, mint, &mut v)?,
-        }
+        c.decode_floats_from(mint, &mut v)?;
     }
     finish_floats(&mut v, mint, maxt);
     Ok(SeriesData::Floats(v))
