@@ -465,8 +465,8 @@ impl Inner {
     }
 
     /// Recompress closed head chunks whenever appends report a backlog (see
-    /// `Head::note_opened_chunks`); the maintenance round still recompresses what a slow
-    /// trickle of cuts leaves.
+    /// `Head::note_opened_chunks`), and at every maintenance round for what a slow
+    /// trickle of cuts leaves: the only thread that recompresses.
     fn recompress_loop(&self) {
         loop {
             {
@@ -513,7 +513,9 @@ impl Inner {
                     Err(e) => tracing::warn!(error = %e, "head flush failed"),
                 }
             }
-            self.head.recompress_closed();
+            // What a slow trickle of cuts left below the backlog trigger; the pass runs on
+            // the recompression thread, so two passes never encode the same chunks.
+            self.wake_recompressor();
             if let Err(e) = self.maintain() {
                 tracing::warn!(error = %e, "maintenance round failed; retried next round");
             }
