@@ -475,6 +475,15 @@ fn neumaier_finite(fs: &[(i64, f64)]) -> Option<(f64, f64)> {
     (sum.is_finite() && c.is_finite()).then_some((sum, c))
 }
 
+/// Prometheus' `sum_over_time` of floats: a Kahan sum.
+fn sum_floats(fs: &[(i64, f64)]) -> f64 {
+    let (s, c) = neumaier_finite(fs).unwrap_or_else(|| {
+        fs.iter()
+            .fold((0.0, 0.0), |(s, c), &(_, f)| kahan_inc(f, s, c))
+    });
+    s + c
+}
+
 /// Prometheus' `avg_over_time` of floats: a Kahan sum, switching to an incremental mean
 /// once the sum would overflow.
 fn avg_floats(fs: &[(i64, f64)]) -> f64 {
@@ -621,14 +630,7 @@ fn apply(f: RangeFn, w: &Window<'_>, notes: &mut Notes) -> Option<Pv> {
                 return None;
             }
             if !fs.is_empty() {
-                if let Some((s, c)) = neumaier_finite(fs) {
-                    return Some(Pv::F(s + c));
-                }
-                let (mut s, mut c) = (0.0, 0.0);
-                for (_, f) in fs {
-                    (s, c) = kahan_inc(*f, s, c);
-                }
-                return Some(Pv::F(s + c));
+                return Some(Pv::F(sum_floats(fs)));
             }
             let mut acc = hist::HistSum::new(&hs.first()?.1);
             for (_, h) in &hs[1..] {
