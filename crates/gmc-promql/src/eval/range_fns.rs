@@ -647,15 +647,7 @@ fn apply(f: RangeFn, w: &Window<'_>, notes: &mut Notes) -> Option<Pv> {
             if !only_floats(notes) {
                 return None;
             }
-            let mut v = fs[0].1;
-            let min = f == RangeFn::MinOverTime;
-            for (_, x) in &fs[1..] {
-                let better = if min { *x < v } else { *x > v };
-                if better || v.is_nan() {
-                    v = *x;
-                }
-            }
-            Some(Pv::F(v))
+            Some(Pv::F(extreme(fs, f == RangeFn::MinOverTime)))
         }
         RangeFn::StddevOverTime | RangeFn::StdvarOverTime => {
             if !only_floats(notes) {
@@ -1090,6 +1082,71 @@ fn range_series(
     s
 }
 
+/// `min_over_time` / `max_over_time` of a non-empty window, as Prometheus computes it:
+/// start with the first value and take each later one that is better, or any value while
+/// the current one is NaN. That is the extreme of the non-NaN values (the first of equal
+/// ones), or NaN when all are NaN.
+///
+/// Why not that loop: it is one compare-and-select chain per sample. Past the leading
+/// NaNs, four independent chains run here (a NaN is never better, so none can take one);
+/// equal values are bit-identical except ±0, so only a zero result is decided again by
+/// the serial loop, where "the first of equal ones" picks its sign.
+fn extreme(fs: &[(i64, f64)], min: bool) -> f64 {
+    let serial = |fs: &[(i64, f64)]| {
+        let mut v = fs.first().map_or(f64::NAN, |p| p.1);
+        for &(_, x) in fs.iter().skip(1) {
+            if (if min { x < v } else { x > v }) || v.is_nan() {
+                v = x;
+            }
+        }
+        v
+    };
+    let Some(k) = fs.iter().position(|p| !p.1.is_nan()) else {
+        return serial(fs);
+    };
+    let rest = &fs[k..];
+    let v = if min {
+        extreme_lanes::<true>(rest)
+    } else {
+        extreme_lanes::<false>(rest)
+    };
+    if v == 0.0 {
+        serial(rest)
+    } else {
+        v
+    }
+}
+
+/// The four-chain scan of [`extreme`] over a window that starts with a non-NaN value;
+/// `MIN` is a constant so that the compare is one instruction in the unrolled loop.
+fn extreme_lanes<const MIN: bool>(rest: &[(i64, f64)]) -> f64 {
+    #[inline(always)]
+    fn pick<const MIN: bool>(v: f64, x: f64) -> f64 {
+        if (MIN && x < v) || (!MIN && x > v) {
+            x
+        } else {
+            v
+        }
+    }
+    let first = rest.first().map_or(f64::NAN, |p| p.1);
+    let mut acc = [first; 4];
+    let mut chunks = rest.chunks_exact(4);
+    for c in &mut chunks {
+        if let [a, b, c, d] = c {
+            acc = [
+                pick::<MIN>(acc[0], a.1),
+                pick::<MIN>(acc[1], b.1),
+                pick::<MIN>(acc[2], c.1),
+                pick::<MIN>(acc[3], d.1),
+            ];
+        }
+    }
+    for p in chunks.remainder() {
+        acc[0] = pick::<MIN>(acc[0], p.1);
+    }
+    pick::<MIN>(pick::<MIN>(acc[0], acc[1]), pick::<MIN>(acc[2], acc[3]))
+}
+
 fn out_names(out: &[Series]) -> Vec<String> {
     let mut v: Vec<String> = out
         .iter()
@@ -1121,6 +1178,75 @@ pub(crate) fn absent_labels(vs: &promql_parser::parser::VectorSelector) -> Label
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// Prometheus' loop, verbatim in shape.
+    fn extreme_reference(fs: &[(i64, f64)], min: bool) -> f64 {
+        let mut v = fs[0].1;
+        for (_, x) in &fs[1..] {
+            let better = if min { *x < v } else { *x > v };
+            if better || v.is_nan() {
+                v = *x;
+            }
+        }
+        v
+    }
+
+    fn extreme_value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            -3.0f64..3.0,
+            Just(0.0),
+            Just(-0.0),
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(f64::NEG_INFINITY),
+            any::<u64>().prop_map(f64::from_bits),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn extreme_equals_prometheus_loop_bit_for_bit(
+            vals in proptest::collection::vec(extreme_value(), 1..40),
+        ) {
+            let fs: Vec<(i64, f64)> = vals.iter().enumerate().map(|(i, v)| (i as i64, *v)).collect();
+            for min in [false, true] {
+                let (got, want) = (extreme(&fs, min), extreme_reference(&fs, min));
+                prop_assert!(
+                    got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                    "min {min}: {got:?} against {want:?} over {vals:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_keeps_the_first_zero_sign_and_skips_nans() {
+        let fs = |v: &[f64]| v.iter().map(|x| (0i64, *x)).collect::<Vec<_>>();
+        let bits = |x: f64| x.to_bits();
+        assert_eq!(
+            bits(extreme(&fs(&[-0.0, 0.0, -1.0, 0.0, -0.0]), false)),
+            bits(-0.0)
+        );
+        assert_eq!(
+            bits(extreme(&fs(&[f64::NAN, 0.0, -0.0, -5.0, -0.0, 0.0]), true)),
+            bits(-5.0)
+        );
+        assert_eq!(
+            bits(extreme(
+                &fs(&[-1.0, -2.0, 0.0, -0.0, -3.0, -4.0, 0.0]),
+                false
+            )),
+            bits(0.0)
+        );
+        assert_eq!(
+            extreme(
+                &fs(&[f64::NAN, f64::NAN, 2.0, f64::NAN, 1.0, 7.0, f64::NAN]),
+                false
+            ),
+            7.0
+        );
+        assert!(extreme(&fs(&[f64::NAN, f64::NAN]), true).is_nan());
+    }
 
     fn value() -> impl Strategy<Value = f64> {
         prop_oneof![
