@@ -214,6 +214,29 @@ impl<'a> BitReader<'a> {
         Some(Some(bits))
     }
 
+    /// Consume a run of zero bits, at most `max` of them, and return its length (0 when
+    /// the next bit is a one or the input is exhausted). In a Gorilla value stream each
+    /// `0` is a repeat of the previous value, so flat series decode a word at a time.
+    #[inline]
+    pub(crate) fn take_zeros(&mut self, max: u64) -> u64 {
+        let mut taken = 0u64;
+        while taken < max {
+            if self.avail < 57 {
+                self.refill();
+            }
+            let z = self.buf.leading_zeros().min(self.avail);
+            let z = u64::from(z).min(max - taken);
+            if z == 0 {
+                break;
+            }
+            // z ≤ avail ≤ 63: one shift is enough.
+            self.buf <<= z;
+            self.avail -= z as u32;
+            taken += z;
+        }
+        taken
+    }
+
     /// Count leading one bits, looking at most `max` (≤ 32) bits ahead, without consuming.
     #[inline]
     pub(crate) fn peek_ones(&mut self, max: u32) -> u32 {

@@ -507,13 +507,20 @@ impl PackedIter<'_> {
         let skip = self.seek_values((n - 1) / SEEK_EVERY)?;
         let bits = match &mut self.vals {
             Values::Xor(d) => {
-                let mut last = 0u64;
-                for _ in 0..self.left {
-                    last = d
+                let mut last = None;
+                let mut left = self.left;
+                while left > 0 {
+                    let b = d
                         .next(&mut self.vr)
                         .ok_or_else(|| corrupt("truncated stream"))?;
+                    left -= 1;
+                    // A repeat is a `0` bit, and so is each further one: skip the run.
+                    if last == Some(b) {
+                        left -= self.vr.take_zeros(left);
+                    }
+                    last = Some(b);
                 }
-                last
+                last.unwrap_or(0)
             }
             Values::Int {
                 scale,
@@ -672,11 +679,25 @@ impl PackedIter<'_> {
     fn values_into(&mut self, slots: &mut [(i64, f64)]) -> Result<()> {
         match &mut self.vals {
             Values::Xor(d) => {
-                for s in slots.iter_mut() {
-                    s.1 = f64::from_bits(
-                        d.next(&mut self.vr)
-                            .ok_or_else(|| corrupt("truncated stream"))?,
-                    );
+                let mut last = None;
+                let mut i = 0;
+                while let Some(slot) = slots.get_mut(i) {
+                    let b = d
+                        .next(&mut self.vr)
+                        .ok_or_else(|| corrupt("truncated stream"))?;
+                    slot.1 = f64::from_bits(b);
+                    i += 1;
+                    // A repeat is a `0` bit, and so is each further one: fill the run.
+                    if last == Some(b) {
+                        let left = (slots.len() - i) as u64;
+                        let run = self.vr.take_zeros(left) as usize;
+                        let v = f64::from_bits(b);
+                        for s in slots.get_mut(i..i + run).unwrap_or_default() {
+                            s.1 = v;
+                        }
+                        i += run;
+                    }
+                    last = Some(b);
                 }
             }
             Values::Int {
@@ -798,6 +819,58 @@ mod tests {
         let want: Vec<(i64, u64)> = s.iter().map(|&(t, v)| (t, v.to_bits())).collect();
         assert_eq!(back, want);
         b
+    }
+
+    /// Series with long runs of one value in `XOR` mode (0/1 gauges, flat full-precision
+    /// gauges): the bulk decode and `last_value` take runs of `0` codes a word at a time,
+    /// and must agree with the one-sample-at-a-time iterator, runs crossing word and
+    /// refill boundaries and ending the chunk included.
+    #[test]
+    fn xor_runs_decode_like_single_steps() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for case in 0..200 {
+            let n = 1 + (next() % 900) as usize;
+            let mut v = f64::from_bits(next() >> 2);
+            let mut samples = Vec::with_capacity(n);
+            while samples.len() < n {
+                let run = match next() % 4 {
+                    0 => 1,
+                    1 => 1 + (next() % 70) as usize,
+                    _ => 1 + (next() % 400) as usize,
+                };
+                for _ in 0..run.min(n - samples.len()) {
+                    samples.push((samples.len() as i64 * 1_000, v));
+                }
+                v = match next() % 5 {
+                    0 => f64::NAN,
+                    1 => f64::from_bits(gmc_model::STALE_NAN_BITS),
+                    2 => f64::from_bits(v.to_bits() ^ (next() & 0xffff)),
+                    _ => f64::from_bits(next() >> 2),
+                };
+            }
+            let b = round_trip(&samples);
+            assert!(
+                matches!(Header::parse(&b).unwrap().vals, Values::Xor(_)),
+                "case {case}: not in XOR mode"
+            );
+            let mut bulk = Vec::new();
+            PackedIter::new(&b).unwrap().decode_into(&mut bulk).unwrap();
+            let bits =
+                |s: &[(i64, f64)]| s.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>();
+            assert_eq!(bits(&bulk), bits(&samples), "case {case}");
+            let last = PackedIter::new(&b)
+                .unwrap()
+                .last_value()
+                .unwrap()
+                .map(f64::to_bits);
+            assert_eq!(last, samples.last().map(|s| s.1.to_bits()), "case {case}");
+        }
     }
 
     #[test]
