@@ -1092,17 +1092,8 @@ fn range_series(
 /// equal values are bit-identical except ±0, so only a zero result is decided again by
 /// the serial loop, where "the first of equal ones" picks its sign.
 fn extreme(fs: &[(i64, f64)], min: bool) -> f64 {
-    let serial = |fs: &[(i64, f64)]| {
-        let mut v = fs.first().map_or(f64::NAN, |p| p.1);
-        for &(_, x) in fs.iter().skip(1) {
-            if (if min { x < v } else { x > v }) || v.is_nan() {
-                v = x;
-            }
-        }
-        v
-    };
     let Some(k) = fs.iter().position(|p| !p.1.is_nan()) else {
-        return serial(fs);
+        return extreme_serial(fs, min);
     };
     let rest = &fs[k..];
     let v = if min {
@@ -1111,10 +1102,22 @@ fn extreme(fs: &[(i64, f64)], min: bool) -> f64 {
         extreme_lanes::<false>(rest)
     };
     if v == 0.0 {
-        serial(rest)
+        extreme_serial(rest, min)
     } else {
         v
     }
+}
+
+/// Prometheus' `min_over_time` / `max_over_time` loop as it is written there (NaN for an
+/// empty window); the reference the faster scans are tested against.
+pub(crate) fn extreme_serial(fs: &[(i64, f64)], min: bool) -> f64 {
+    let mut v = fs.first().map_or(f64::NAN, |p| p.1);
+    for &(_, x) in fs.iter().skip(1) {
+        if (if min { x < v } else { x > v }) || v.is_nan() {
+            v = x;
+        }
+    }
+    v
 }
 
 /// The four-chain scan of [`extreme`] over a window that starts with a non-NaN value;
@@ -1179,18 +1182,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Prometheus' loop, verbatim in shape.
-    fn extreme_reference(fs: &[(i64, f64)], min: bool) -> f64 {
-        let mut v = fs[0].1;
-        for (_, x) in &fs[1..] {
-            let better = if min { *x < v } else { *x > v };
-            if better || v.is_nan() {
-                v = *x;
-            }
-        }
-        v
-    }
-
     fn extreme_value() -> impl Strategy<Value = f64> {
         prop_oneof![
             -3.0f64..3.0,
@@ -1210,7 +1201,7 @@ mod tests {
         ) {
             let fs: Vec<(i64, f64)> = vals.iter().enumerate().map(|(i, v)| (i as i64, *v)).collect();
             for min in [false, true] {
-                let (got, want) = (extreme(&fs, min), extreme_reference(&fs, min));
+                let (got, want) = (extreme(&fs, min), extreme_serial(&fs, min));
                 prop_assert!(
                     got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
                     "min {min}: {got:?} against {want:?} over {vals:?}"

@@ -87,17 +87,7 @@ mod tests {
 
     use super::*;
 
-    /// Prometheus' loop, as `apply` runs it.
-    fn naive(fs: &[(i64, f64)], min: bool) -> f64 {
-        let mut v = fs[0].1;
-        for (_, x) in &fs[1..] {
-            let better = if min { *x < v } else { *x > v };
-            if better || v.is_nan() {
-                v = *x;
-            }
-        }
-        v
-    }
+    use crate::eval::range_fns::extreme_serial as naive;
 
     fn value() -> impl Strategy<Value = f64> {
         prop_oneof![
