@@ -229,8 +229,9 @@ impl<'a> BitReader<'a> {
             if z == 0 {
                 break;
             }
-            // z ≤ avail ≤ 63: one shift is enough.
-            self.buf <<= z;
+            // The byte-wise refill near the end of the input can fill all 64 bits, so
+            // a run can empty the buffer: a shift by 64 leaves nothing.
+            self.buf = self.buf.checked_shl(z as u32).unwrap_or(0);
             self.avail -= z as u32;
             taken += z;
         }
