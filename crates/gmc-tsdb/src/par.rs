@@ -8,7 +8,9 @@
 //! The parts run on one persistent pool (rayon's, one thread per core, named `gmc-par`),
 //! not on threads spawned per call: a spawn and its exit cost 30–60 µs of kernel work
 //! here, which was 10 % of a 200-series instant query's CPU (`finish_task_switch` in its
-//! profile); waking a pool thread costs a few.
+//! profile); waking a pool thread costs a few. Jobs that wait on I/O (the parts of a
+//! write request waiting for their WAL commit) use [`each_blocking`], scoped threads of
+//! their own, so they never hold the pool.
 
 use std::sync::OnceLock;
 
@@ -72,6 +74,31 @@ pub fn each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R
     // Every slot is filled: the scope returns only after all jobs ended, and a panic in
     // any of them propagates out of it.
     slots.into_iter().flatten().collect()
+}
+
+/// [`each`] for jobs that wait on I/O (an append waiting for its WAL group commit):
+/// every item but the first on its own scoped thread, so a job that sleeps never holds
+/// a pool thread that queries' parts are queued behind.
+pub fn each_blocking<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
+    if items.len() <= 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|scope| {
+        let mut it = items.into_iter();
+        let first = it.next();
+        let handles: Vec<_> = it.map(|x| scope.spawn(move || f(x))).collect();
+        let mut out: Vec<R> = Vec::with_capacity(handles.len() + 1);
+        out.extend(first.map(f));
+        for h in handles {
+            match h.join() {
+                Ok(r) => out.push(r),
+                // A panic in a worker is a bug; surface it on the caller.
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        }
+        out
+    })
 }
 
 /// `items.into_iter().map(f).collect()`, in order, split over up to one part per core
@@ -168,6 +195,22 @@ mod tests {
         }));
         assert!(r.is_err());
         assert_eq!(done.load(std::sync::atomic::Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn each_blocking_runs_every_item_in_order_off_the_pool() {
+        let here = std::thread::current().id();
+        let out = each_blocking(vec![1, 2, 3], |x| {
+            let t = std::thread::current();
+            (
+                x,
+                t.id(),
+                t.name().is_some_and(|n| n.starts_with("gmc-par-")),
+            )
+        });
+        assert_eq!(out.iter().map(|o| o.0).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(out[0].1, here);
+        assert!(out[1..].iter().all(|o| o.1 != here && !o.2));
     }
 
     #[test]

@@ -173,7 +173,9 @@ fn commit_parts(
         return Err(too_many_samples(total, max));
     }
     let mut out = Outcome::default();
-    for r in gmc_tsdb::par::each(parts, |d| commit(state, p, d)) {
+    // Each part's append waits for its WAL group commit: threads of their own, not the
+    // shared pool that queries' parts run on.
+    for r in gmc_tsdb::par::each_blocking(parts, |d| commit(state, p, d)) {
         let o = r?;
         out.samples += o.samples;
         out.rejected_series += o.rejected_series;
