@@ -25,139 +25,60 @@ pub(crate) fn push_float(out: &mut String, v: f64) {
         let mut buf = zmij::Buffer::new();
         let s = buf.format_finite(v);
         // zmij writes without an exponent only for magnitudes inside Go's 'f' range,
-        // where the two layouts agree but for zmij's ".0" on integers.
-        if !s.contains('e') {
+        // where the two layouts agree but for zmij's ".0" on integers. With one, its
+        // mantissa has a single digit before the point, as Go's 'e' has.
+        let Some((mantissa, exp)) = s.split_once('e') else {
             out.push_str(s.strip_suffix(".0").unwrap_or(s));
             return;
-        }
-        let (negative, digits, point) = decimal_digits(s);
-        if negative {
-            out.push('-');
-        }
+        };
+        let exp: i32 = exp.parse().unwrap_or(0);
         let abs = v.abs();
         if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-            push_exponent_form(out, &digits, point);
+            // Go writes the exponent with a sign and at least two digits.
+            out.push_str(mantissa);
+            out.push_str(if exp < 0 { "e-" } else { "e+" });
+            let e = exp.unsigned_abs();
+            if e < 10 {
+                out.push('0');
+            }
+            out.push_str(itoa::Buffer::new().format(e));
         } else {
-            push_positional_form(out, &digits, point);
+            push_positional(out, mantissa, exp);
         }
     }
 }
 
-/// Significant digits of a finite float's shortest form (`zmij`/`ryu` layout, e.g.
-/// `-1.5e-7`, `43210.0`, `3.4e+35`): the sign, the digits without leading or trailing
-/// zeros (empty for zero), and the decimal point's position relative to the first digit
-/// (value = 0.`digits` × 10^`point`).
-fn decimal_digits(s: &str) -> (bool, DigitBuf, i32) {
-    let (negative, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (mantissa, exp) = match s.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.trim_start_matches('+').parse::<i32>().unwrap_or(0)),
-        None => (s, 0),
+/// Go's `'f'` layout of `mantissa × 10^exp`, `mantissa` being `[-]d[.ddd]` without
+/// trailing zeros: no exponent, no point for integers (`15000000000000000`, `0.0000015`).
+fn push_positional(out: &mut String, mantissa: &str, exp: i32) {
+    let mantissa = match mantissa.strip_prefix('-') {
+        Some(m) => {
+            out.push('-');
+            m
+        }
+        None => mantissa,
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let mut digits = DigitBuf::default();
-    // The point sits after the integer part's digits; each leading zero dropped moves
-    // the first significant digit one place right, i.e. the point one place left.
-    let mut point = i32::try_from(int.len()).unwrap_or(0) + exp;
-    let mut leading = true;
-    for b in int.bytes().chain(frac.bytes()) {
-        if leading && b == b'0' {
-            point -= 1;
-            continue;
+    let zeros = |out: &mut String, n: usize| out.extend(std::iter::repeat_n('0', n));
+    match usize::try_from(exp) {
+        Err(_) => {
+            out.push_str("0.");
+            zeros(out, exp.unsigned_abs() as usize - 1);
+            out.push_str(int);
+            out.push_str(frac);
         }
-        leading = false;
-        digits.push(b);
-    }
-    digits.trim_trailing_zeros();
-    if digits.is_empty() {
-        point = 1;
-    }
-    (negative, digits, point)
-}
-
-/// Go's `'f'` layout with the shortest digits: no exponent, no trailing zeros, no point
-/// for integers (`100`, `0.005`, `0`).
-fn push_positional_form(out: &mut String, digits: &DigitBuf, point: i32) {
-    let d = digits.as_str();
-    if d.is_empty() {
-        out.push('0');
-        return;
-    }
-    let len = i32::try_from(d.len()).unwrap_or(i32::MAX);
-    if point <= 0 {
-        out.push_str("0.");
-        push_zeros(out, -point);
-        out.push_str(d);
-    } else if point >= len {
-        out.push_str(d);
-        push_zeros(out, point - len);
-    } else {
-        let (a, b) = d.split_at(usize::try_from(point).unwrap_or(0));
-        out.push_str(a);
-        out.push('.');
-        out.push_str(b);
-    }
-}
-
-/// Go's `'e'` layout with the shortest digits: `d.ddde±XX`, at least two exponent digits.
-fn push_exponent_form(out: &mut String, digits: &DigitBuf, point: i32) {
-    let d = digits.as_str();
-    let Some((first, rest)) = d.split_at_checked(1) else {
-        out.push('0');
-        return;
-    };
-    out.push_str(first);
-    if !rest.is_empty() {
-        out.push('.');
-        out.push_str(rest);
-    }
-    let exp = point - 1;
-    out.push('e');
-    out.push(if exp < 0 { '-' } else { '+' });
-    let e = exp.unsigned_abs();
-    if e < 10 {
-        out.push('0');
-    }
-    let mut b = itoa::Buffer::new();
-    out.push_str(b.format(e));
-}
-
-fn push_zeros(out: &mut String, n: i32) {
-    for _ in 0..n {
-        out.push('0');
-    }
-}
-
-/// The at most 17 significant digits of a shortest float form, on the stack.
-#[derive(Default)]
-struct DigitBuf {
-    bytes: [u8; 24],
-    len: usize,
-}
-
-impl DigitBuf {
-    fn push(&mut self, b: u8) {
-        if let Some(slot) = self.bytes.get_mut(self.len) {
-            *slot = b;
-            self.len += 1;
+        Ok(e) if frac.len() <= e => {
+            out.push_str(int);
+            out.push_str(frac);
+            zeros(out, e - frac.len());
         }
-    }
-
-    fn trim_trailing_zeros(&mut self) {
-        while self.len > 0 && self.bytes.get(self.len - 1) == Some(&b'0') {
-            self.len -= 1;
+        Ok(e) => {
+            let (a, b) = frac.split_at(e);
+            out.push_str(int);
+            out.push_str(a);
+            out.push('.');
+            out.push_str(b);
         }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn as_str(&self) -> &str {
-        // Only ASCII digits are ever pushed.
-        std::str::from_utf8(self.bytes.get(..self.len).unwrap_or(&[])).unwrap_or("")
     }
 }
 
