@@ -507,20 +507,14 @@ impl PackedIter<'_> {
         let skip = self.seek_values((n - 1) / SEEK_EVERY)?;
         let bits = match &mut self.vals {
             Values::Xor(d) => {
-                let mut last = None;
-                let mut left = self.left;
+                let (mut last, mut left) = (0, self.left);
                 while left > 0 {
-                    let b = d
-                        .next(&mut self.vr)
+                    let (b, n) = d
+                        .next_run(&mut self.vr, left)
                         .ok_or_else(|| corrupt("truncated stream"))?;
-                    left -= 1;
-                    // A repeat is a `0` bit, and so is each further one: skip the run.
-                    if last == Some(b) {
-                        left -= self.vr.take_zeros(left);
-                    }
-                    last = Some(b);
+                    (last, left) = (b, left - n);
                 }
-                last.unwrap_or(0)
+                last
             }
             Values::Int {
                 scale,
@@ -679,25 +673,16 @@ impl PackedIter<'_> {
     fn values_into(&mut self, slots: &mut [(i64, f64)]) -> Result<()> {
         match &mut self.vals {
             Values::Xor(d) => {
-                let mut last = None;
                 let mut i = 0;
-                while let Some(slot) = slots.get_mut(i) {
-                    let b = d
-                        .next(&mut self.vr)
+                while i < slots.len() {
+                    let (b, n) = d
+                        .next_run(&mut self.vr, (slots.len() - i) as u64)
                         .ok_or_else(|| corrupt("truncated stream"))?;
-                    slot.1 = f64::from_bits(b);
-                    i += 1;
-                    // A repeat is a `0` bit, and so is each further one: fill the run.
-                    if last == Some(b) {
-                        let left = (slots.len() - i) as u64;
-                        let run = self.vr.take_zeros(left) as usize;
-                        let v = f64::from_bits(b);
-                        for s in slots.get_mut(i..i + run).unwrap_or_default() {
-                            s.1 = v;
-                        }
-                        i += run;
+                    let end = i + n as usize;
+                    for s in slots.get_mut(i..end).unwrap_or_default() {
+                        s.1 = f64::from_bits(b);
                     }
-                    last = Some(b);
+                    i = end;
                 }
             }
             Values::Int {

@@ -68,22 +68,42 @@ impl XorValuesDecoder {
     /// Decode the next value's bits.
     #[inline]
     pub(crate) fn next(&mut self, r: &mut BitReader<'_>) -> Option<u64> {
+        self.next_code(r).map(|(v, _)| v)
+    }
+
+    /// Decode the next value and the run of repeats that follows it, at most `max`
+    /// values in all (`max` ≥ 1): `(bits, count)`. A repeat is a `0` code, and once one
+    /// is read the rest of its run is taken a word at a time (flat series: 0/1 gauges).
+    #[inline]
+    pub(crate) fn next_run(&mut self, r: &mut BitReader<'_>, max: u64) -> Option<(u64, u64)> {
+        let (v, repeat) = self.next_code(r)?;
+        let more = if repeat {
+            r.take_zeros(max.saturating_sub(1))
+        } else {
+            0
+        };
+        Some((v, 1 + more))
+    }
+
+    /// The next value's bits, and whether its code was a repeat (`0`).
+    #[inline]
+    fn next_code(&mut self, r: &mut BitReader<'_>) -> Option<(u64, bool)> {
         if !self.started {
             self.prev = r.read(64)?;
             self.started = true;
-            return Some(self.prev);
+            return Some((self.prev, false));
         }
         // A repeat, or a value inside the previous window: most values of a series.
         match r.xor_common(64 - self.leading - self.trailing) {
-            Some(None) => return Some(self.prev),
+            Some(None) => return Some((self.prev, true)),
             Some(Some(x)) => {
                 self.prev ^= x << self.trailing;
-                return Some(self.prev);
+                return Some((self.prev, false));
             }
             None => {}
         }
         if !r.bit()? {
-            return Some(self.prev);
+            return Some((self.prev, true));
         }
         if r.bit()? {
             self.leading = r.read(5)? as u32;
@@ -99,7 +119,7 @@ impl XorValuesDecoder {
         let sig = 64 - self.leading - self.trailing;
         let x = r.read(sig)?;
         self.prev ^= x.checked_shl(self.trailing).unwrap_or(0);
-        Some(self.prev)
+        Some((self.prev, false))
     }
 }
 
