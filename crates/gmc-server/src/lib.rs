@@ -13,6 +13,7 @@
 
 pub mod api_error;
 mod blocking;
+pub mod buffers;
 pub mod config;
 pub mod error;
 mod host;

@@ -11,6 +11,11 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::metrics::ServerMetrics;
 
+/// Decompression buffers kept for reuse: one per write a 2–8 core machine runs at once.
+const DECODE_BUFFERS_KEPT: usize = 8;
+/// Larger buffers (requests of over 16 MiB decompressed) are freed after use.
+const DECODE_BUFFER_MAX_BYTES: usize = 16 << 20;
+
 /// Cloned into every handler and, by axum, into every route's service per connection:
 /// one reference count, however many fields the state grows.
 #[derive(Clone)]
@@ -45,6 +50,8 @@ pub struct SharedState {
     pub engine: Arc<gmc_promql::Engine>,
     /// Admission control for queries: one permit per query being evaluated.
     pub query_slots: Arc<Semaphore>,
+    /// Decompression buffers reused across write requests.
+    pub decode_buffers: crate::buffers::BufferPool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -91,6 +98,10 @@ impl AppState {
     pub fn new(config: Config, db: Arc<gmc_tsdb::Db>) -> Self {
         AppState(Arc::new(SharedState {
             db,
+            decode_buffers: crate::buffers::BufferPool::new(
+                config.server.max_inflight_writes.min(DECODE_BUFFERS_KEPT),
+                DECODE_BUFFER_MAX_BYTES,
+            ),
             write_slots: Arc::new(Semaphore::new(config.server.max_inflight_writes)),
             query_slots: Arc::new(Semaphore::new(config.query.max_concurrent)),
             engine: Arc::new(gmc_promql::Engine::new(gmc_promql::EngineOptions {

@@ -31,6 +31,14 @@ pub fn decompress(body: &[u8], limits: &Limits) -> Result<Vec<u8>> {
     crate::snappy::decompress_capped(body, limits.max_body_bytes)
 }
 
+/// [`decompress`] into `out` (replacing its content, reusing its capacity).
+///
+/// # Errors
+/// As [`decompress`].
+pub fn decompress_into(body: &[u8], limits: &Limits, out: &mut Vec<u8>) -> Result<()> {
+    crate::snappy::decompress_capped_into(body, limits.max_body_bytes, out)
+}
+
 /// Decode a decompressed `WriteRequest`; labels borrow from `buf`.
 ///
 /// # Errors

@@ -10,6 +10,19 @@ use crate::error::{Error, Result};
 /// [`Error::BodyTooLarge`] when the header announces more than `max_bytes`;
 /// [`Error::Snappy`] when the block is corrupt or truncated.
 pub fn decompress_capped(body: &[u8], max_bytes: usize) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    decompress_capped_into(body, max_bytes, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress_capped`] into `out`, replacing its content and reusing its capacity (a
+/// server recycles request buffers: see `gmc-server`'s `buffers`). On error `out` is
+/// left empty.
+///
+/// # Errors
+/// As [`decompress_capped`].
+pub fn decompress_capped_into(body: &[u8], max_bytes: usize, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
     let len = snap::raw::decompress_len(body).map_err(|source| Error::Snappy { source })?;
     if len > max_bytes {
         return Err(Error::BodyTooLarge {
@@ -17,13 +30,19 @@ pub fn decompress_capped(body: &[u8], max_bytes: usize) -> Result<Vec<u8>> {
             limit: max_bytes,
         });
     }
-    let mut out = vec![0u8; len];
-    let n = snap::raw::Decoder::new()
-        .decompress(body, &mut out)
-        .map_err(|source| Error::Snappy { source })?;
-    // The decoder checks that the output fills the announced length; keep it honest anyway.
-    out.truncate(n);
-    Ok(out)
+    out.resize(len, 0);
+    match snap::raw::Decoder::new().decompress(body, out) {
+        Ok(n) => {
+            // The decoder checks that the output fills the announced length; keep it
+            // honest anyway.
+            out.truncate(n);
+            Ok(())
+        }
+        Err(source) => {
+            out.clear();
+            Err(Error::Snappy { source })
+        }
+    }
 }
 
 /// Compress `data` as one snappy block (what remote_write senders put on the wire).
@@ -62,6 +81,17 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn decompressing_into_a_used_buffer_replaces_its_content() {
+        let mut out = b"left over from a longer request".repeat(40);
+        let data = b"short".repeat(3);
+        decompress_capped_into(&compress(&data), 1 << 20, &mut out).unwrap();
+        assert_eq!(out, data);
+        let bad = compress(&data);
+        assert!(decompress_capped_into(&bad[..bad.len() - 1], 1 << 20, &mut out).is_err());
+        assert!(out.is_empty());
     }
 
     #[test]

@@ -143,7 +143,7 @@ fn store_blocking<C, F>(
 where
     F: for<'a> FnOnce(&'a [u8], &'a mut Vec<u8>, &'a C) -> Result<Vec<Decoded<'a>>, Refusal>,
 {
-    let mut scratch = Vec::new();
+    let mut scratch = state.decode_buffers.take();
     let mut parts = decode(body, &mut scratch, ctx).map_err(|r| {
         state.metrics.rejected(p, r.reason, 1);
         r.error

@@ -60,7 +60,7 @@ pub(crate) fn remote_write<'a>(
     limits: &Limits,
     cores: usize,
 ) -> Result<Vec<Decoded<'a>>, Refusal> {
-    *scratch = gmc_wire::remote_write::decompress(body, limits).map_err(refuse)?;
+    gmc_wire::remote_write::decompress_into(body, limits, scratch).map_err(refuse)?;
     let buf: &'a Vec<u8> = scratch;
     let parts = (buf.len() / PARALLEL_PART_BYTES).min(cores);
     if parts <= 1 {
