@@ -28,8 +28,8 @@ mod metadata;
 mod time;
 
 pub use batch::{
-    BatchSeries, FloatSample, HistogramSample, KeyLabels, LabelFinder, SeriesEntry, SeriesWriter,
-    WriteBatch,
+    BatchSeries, FloatSample, HistogramSample, KeyLabels, LabelFinder, Piece, SeriesEntry,
+    SeriesWriter, WriteBatch,
 };
 pub use error::{Error, ErrorClass, Result};
 pub use histogram::{CounterResetHint, Histogram, Span};

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use gmc_model::{
-    millis_to_nanos, nanos_to_millis, CounterResetHint, Histogram, Metadata, MetricType,
+    millis_to_nanos, nanos_to_millis, CounterResetHint, Histogram, Metadata, MetricType, Piece,
     SeriesWriter, Span, WriteBatch, METRIC_NAME,
 };
 use prost::Message as _;
@@ -207,7 +207,11 @@ fn decode_series<'a>(
     // The fast path takes the strings as bytes and checks their content once over the
     // key it builds; a range off the buffer reads as empty, which it declines.
     let bytes = |(a, b): (usize, usize)| buf.get(a..b).unwrap_or_default();
-    let sorted = s.sorted_labels(scratch.iter().map(|&(n, v)| (bytes(n), bytes(v))));
+    let sorted = s.sorted_labels(
+        scratch
+            .iter()
+            .map(|&(n, v)| (Piece::in_buffer(buf, n), Piece::in_buffer(buf, v))),
+    );
     if sorted {
         // Valid; the metric name is looked up only for an error message (below).
         labels = scratch.len();
