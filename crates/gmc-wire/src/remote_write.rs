@@ -314,8 +314,29 @@ fn name_series(e: Error, index: usize, metric_name: &str) -> Error {
 type LabelRanges = ((usize, usize), (usize, usize));
 
 /// Find a `Label`'s name and value, as ranges of the reader's slice.
+///
+/// Every sender encodes a label as the name field, then the value field, each with a
+/// one-byte length: that layout is recognised from four bytes; any other goes through
+/// the general field loop ([`label_ranges_general`]), which gives the same answer for it.
 #[inline]
-fn label_ranges(mut r: Reader<'_>) -> PbResult<LabelRanges> {
+fn label_ranges(r: Reader<'_>) -> PbResult<LabelRanges> {
+    let m = r.slice();
+    if r.position() == 0 {
+        if let [0x0a, n, rest @ ..] = m {
+            let n = usize::from(*n);
+            if let Some((_, [0x12, v, value @ ..])) = rest.split_at_checked(n) {
+                if n < 0x80 && *v < 0x80 && usize::from(*v) == value.len() {
+                    return Ok(((2, 2 + n), (4 + n, m.len())));
+                }
+            }
+        }
+    }
+    label_ranges_general(r)
+}
+
+/// [`label_ranges`] for any encoding: fields in any order, repeated (the last wins), or
+/// unknown (skipped).
+fn label_ranges_general(mut r: Reader<'_>) -> PbResult<LabelRanges> {
     let (mut name, mut value) = ((0, 0), (0, 0));
     while !r.is_empty() {
         let (field, wt) = r.key()?;
@@ -684,6 +705,36 @@ pub fn histogram_to_proto(h: &Histogram, ts_ms: i64) -> proto::Histogram {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// The canonical-layout shortcut answers exactly as the general field loop, on
+        /// canonical labels, on near misses (lengths off by one, other tags) and on noise.
+        #[test]
+        fn label_ranges_shortcut_matches_the_general_loop(
+            name in proptest::collection::vec(proptest::num::u8::ANY, 0..140),
+            value in proptest::collection::vec(proptest::num::u8::ANY, 0..140),
+            tweak in 0usize..6,
+            at in proptest::num::usize::ANY,
+            byte in proptest::num::u8::ANY,
+        ) {
+            let mut m = vec![0x0a];
+            prost::encoding::encode_varint(name.len() as u64, &mut m);
+            m.extend_from_slice(&name);
+            m.push(0x12);
+            prost::encoding::encode_varint(value.len() as u64, &mut m);
+            m.extend_from_slice(&value);
+            match tweak {
+                1 => m.push(byte),
+                2 => { m.pop(); }
+                3 => { let i = at % m.len(); m[i] = byte; }
+                4 => m.truncate(at % (m.len() + 1)),
+                _ => {}
+            }
+            let fast = label_ranges(Reader::new(&m)).map_err(|e| (e.offset, e.reason));
+            let general = label_ranges_general(Reader::new(&m)).map_err(|e| (e.offset, e.reason));
+            proptest::prop_assert_eq!(fast, general);
+        }
+    }
+
     use super::*;
     use gmc_model::{is_stale_nan, STALE_NAN_BITS};
 
