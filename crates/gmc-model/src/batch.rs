@@ -278,6 +278,26 @@ impl<'a> WriteBatch<'a> {
         }
     }
 
+    /// The same batch, borrowing nothing: a finished series keeps only owned data (its
+    /// key, samples and metadata), so once decoding is done the input buffer can go
+    /// (the server returns it to its pool before the append waits for the WAL).
+    /// Labels of an unfinished series, if any, are copied.
+    pub fn into_owned(self) -> WriteBatch<'static> {
+        WriteBatch {
+            pending: self
+                .pending
+                .into_iter()
+                .map(|l| LabelRef::new(l.name.into_owned(), l.value.into_owned()))
+                .collect(),
+            floats: self.floats,
+            histograms: self.histograms,
+            series: self.series,
+            metadata: self.metadata,
+            limits: self.limits,
+            keys: self.keys,
+        }
+    }
+
     /// Keep only the series for which `keep` returns true.
     pub fn retain_series(&mut self, mut keep: impl FnMut(usize, BatchSeries<'_>) -> bool) {
         let mut out = Vec::with_capacity(self.series.len());
@@ -627,6 +647,36 @@ mod tests {
             Piece::in_buffer(buf, (500, 501)),
         );
         assert!(!s.sorted_labels([off].into_iter()));
+    }
+
+    #[test]
+    fn an_owned_batch_keeps_every_series_after_its_input_is_gone() {
+        let input = String::from("__name__ m z 1");
+        let words: Vec<&str> = input.split(' ').collect();
+        let mut b = WriteBatch::new();
+        let mut s = b.series();
+        s.label(words[2], words[3]);
+        s.label(words[0], words[1]);
+        s.float(5, 2.5);
+        s.finish().unwrap();
+        // An unfinished series' labels are copied too.
+        let mut s = b.series();
+        s.label(words[0], words[1]);
+        std::mem::forget(s);
+        let owned = b.into_owned();
+        drop(words);
+        drop(input);
+        assert_eq!(owned.len_series(), 1);
+        let v = owned.get(0).unwrap();
+        assert_eq!(v.key, b"__name__\xffm\xffz\xff1\xff");
+        assert_eq!(
+            v.floats,
+            &[FloatSample {
+                ts_nanos: 5,
+                value: 2.5
+            }]
+        );
+        assert_eq!(owned.pending.len(), 1);
     }
 
     #[test]

@@ -117,6 +117,15 @@ impl<'a> Decoded<'a> {
         }
     }
 
+    /// The same result, borrowing nothing from the decoded input (see
+    /// [`WriteBatch::into_owned`]).
+    pub fn into_owned(self) -> Decoded<'static> {
+        Decoded {
+            batch: self.batch.into_owned(),
+            report: self.report,
+        }
+    }
+
     /// Recompute the accepted counts from the batch (called once at the end of a decode).
     pub(crate) fn done(mut self) -> Self {
         self.report.samples_accepted = self.batch.len_samples() as u64;

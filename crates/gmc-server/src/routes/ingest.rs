@@ -144,10 +144,15 @@ where
     F: for<'a> FnOnce(&'a [u8], &'a mut Vec<u8>, &'a C) -> Result<Vec<Decoded<'a>>, Refusal>,
 {
     let mut scratch = state.decode_buffers.take();
-    let mut parts = decode(body, &mut scratch, ctx).map_err(|r| {
+    let parts = decode(body, &mut scratch, ctx).map_err(|r| {
         state.metrics.rejected(p, r.reason, 1);
         r.error
     })?;
+    // The batches keep only owned data: the decompressed request goes back to the pool
+    // now, not after the append's wait for the WAL, so the pool needs about one buffer
+    // per decoding thread rather than one per write in flight.
+    let mut parts: Vec<Decoded<'static>> = parts.into_iter().map(Decoded::into_owned).collect();
+    drop(scratch);
     if parts.len() <= 1 {
         return match parts.pop() {
             Some(d) => commit(state, p, d),
