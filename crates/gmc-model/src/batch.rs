@@ -48,6 +48,8 @@ pub struct SeriesEntry {
     histograms: Range<u32>,
     key: Range<u32>,
     hash: u64,
+    /// The value of the `service` label, else of `job`, within `key` (empty: neither).
+    service: Range<u32>,
 }
 
 /// A batch of series with their samples, plus family metadata.
@@ -215,6 +217,7 @@ impl<'a> WriteBatch<'a> {
         self.pending.clear();
         SeriesWriter {
             keyed: false,
+            service: 0..0,
             start_floats: self.floats.len(),
             start_hist: self.histograms.len(),
             start_key: self.keys.len(),
@@ -261,6 +264,17 @@ impl<'a> WriteBatch<'a> {
     /// Iterate the series.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = BatchSeries<'_>> + '_ {
         self.series.iter().map(move |e| self.view(e))
+    }
+
+    /// The value of series `i`'s `service` label, else of its `job` label (what gmc
+    /// reports freshness by), noted while its key was written: no search.
+    pub fn service(&self, i: usize) -> Option<&str> {
+        let e = self.series.get(i)?;
+        // Keys hold validated UTF-8; the check costs a few ns on a short value.
+        self.keys
+            .get(e.service.start as usize..e.service.end as usize)
+            .filter(|v| !v.is_empty())
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The series at position `i`.
@@ -361,6 +375,31 @@ fn strings_valid(key: &[u8], count: usize) -> bool {
     })
 }
 
+/// Where the `service` value (else the `job` value) of the key starting at `start` of
+/// `keys` lies in `keys` (empty when neither label is there). The slow path's way; the
+/// fast path notes it while writing the key.
+fn service_in_key(keys: &[u8], start: usize) -> Range<usize> {
+    let (mut service, mut job) = (0..0, 0..0);
+    let mut at = start;
+    let labels = KeyLabels {
+        rest: keys.get(start..).unwrap_or_default(),
+    };
+    for (n, v) in labels {
+        let value = at + n.len() + 1;
+        match n {
+            "service" => service = value..value + v.len(),
+            "job" => job = value..value + v.len(),
+            _ => {}
+        }
+        at = value + v.len() + 1;
+    }
+    if service.is_empty() {
+        job
+    } else {
+        service
+    }
+}
+
 /// Number of `0xff` bytes in `b`, counted in byte lanes (vectorizes; a plain
 /// `filter().count()` here did not).
 fn count_separators(b: &[u8]) -> usize {
@@ -437,6 +476,9 @@ pub struct SeriesWriter<'b, 'a> {
     start_key: usize,
     /// The key was written by [`SeriesWriter::sorted_labels`].
     keyed: bool,
+    /// Where [`SeriesWriter::sorted_labels`] wrote the `service` (else `job`) value, as
+    /// offsets in the batch's key bytes.
+    service: Range<usize>,
     finished: bool,
 }
 
@@ -475,6 +517,7 @@ impl<'a> SeriesWriter<'_, 'a> {
         let mut prev: &[u8] = b"";
         let mut count = 0usize;
         let mut has_name = false;
+        let (mut service, mut job) = (0..0, 0..0);
         let mut ok = true;
         for (pn, pv) in labels {
             let (pn, pv) = (pn.into(), pv.into());
@@ -492,7 +535,13 @@ impl<'a> SeriesWriter<'_, 'a> {
             }
             has_name |= is_metric_name(n);
             pn.put(keys);
+            let at = keys.len();
             pv.put(keys);
+            match n {
+                b"service" => service = at..at + v.len(),
+                b"job" => job = at..at + v.len(),
+                _ => {}
+            }
             prev = n;
         }
         // Content rules are checked once over the whole key. A `0xff` inside a string (never
@@ -503,6 +552,7 @@ impl<'a> SeriesWriter<'_, 'a> {
         let (separators, printable) = key_content(key);
         if ok && has_name && separators == 2 * count && (printable || strings_valid(key, count)) {
             self.keyed = true;
+            self.service = if service.is_empty() { job } else { service };
             true
         } else {
             keys.truncate(start);
@@ -544,6 +594,9 @@ impl<'a> SeriesWriter<'_, 'a> {
         for h in &self.batch.histograms[self.start_hist..] {
             h.histogram.validate()?;
         }
+        if !self.keyed {
+            self.service = service_in_key(&self.batch.keys, self.start_key);
+        }
         let hash = series_key_hash(&self.batch.keys[self.start_key..]);
         let to_u32 = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
         let entry = SeriesEntry {
@@ -551,6 +604,7 @@ impl<'a> SeriesWriter<'_, 'a> {
             histograms: to_u32(self.start_hist)..to_u32(self.batch.histograms.len()),
             key: to_u32(self.start_key)..to_u32(self.batch.keys.len()),
             hash,
+            service: to_u32(self.service.start)..to_u32(self.service.end),
         };
         self.batch.series.push(entry);
         self.finished = true;
@@ -724,9 +778,9 @@ mod tests {
         );
     }
 
-    /// What writing one series did: the outcome, the key and hash on success, and
-    /// whether the fast path took the labels.
-    type Written = (Result<()>, Option<(Vec<u8>, u64)>, bool);
+    /// What writing one series did: the outcome, the key, hash and service value on
+    /// success, and whether the fast path took the labels.
+    type Written = (Result<()>, Option<(Vec<u8>, u64, Option<String>)>, bool);
 
     /// Write one series from `pairs`, through the fast path when `fast`, falling back as
     /// a decoder does.
@@ -741,7 +795,9 @@ mod tests {
         }
         s.float(1, 1.0);
         let res = s.finish();
-        let got = b.get(0).map(|v| (v.key.to_vec(), v.hash));
+        let got = b
+            .get(0)
+            .map(|v| (v.key.to_vec(), v.hash, b.service(0).map(str::to_owned)));
         (res, got, took)
     }
 
@@ -809,7 +865,7 @@ mod tests {
         fn fast_and_slow_paths_agree(
             pairs in proptest::collection::vec(
                 (
-                    proptest::sample::select(vec!["", "__name__", "a", "b", "B", "ab", "c\u{7f}", "job", "zzzzzzzzz", "ü"]),
+                    proptest::sample::select(vec!["", "__name__", "a", "b", "B", "ab", "c\u{7f}", "job", "service", "zzzzzzzzz", "ü"]),
                     proptest::sample::select(vec!["", "m", "x", "yy", "\u{1}", "long value", "é", "x\ty"]),
                 ),
                 0..6,
@@ -838,9 +894,14 @@ mod tests {
                     proptest::prop_assert_eq!(v.label(name), want);
                     proptest::prop_assert_eq!(LabelFinder::new(name).find(&v), want);
                 }
+                let service = v.label("service").or_else(|| v.label("job"));
+                proptest::prop_assert_eq!(b.service(0), service);
+                if let Some((_, _, fast_service)) = &fast.1 {
+                    proptest::prop_assert_eq!(fast_service.as_deref(), service);
+                }
             }
             proptest::prop_assert_eq!(&fast.1, &slow.1);
-            if let Some((key, hash)) = &fast.1 {
+            if let Some((key, hash, _)) = &fast.1 {
                 proptest::prop_assert_eq!(*hash, series_key_hash(key));
             }
         }

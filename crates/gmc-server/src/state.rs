@@ -126,12 +126,9 @@ impl AppState {
         // Senders group series by service, so consecutive series mostly share one: keep a
         // running maximum and touch the map only when the service changes.
         let mut run: Option<(&str, i64)> = None;
-        let (service, job) = (
-            gmc_model::LabelFinder::new("service"),
-            gmc_model::LabelFinder::new("job"),
-        );
-        for s in batch.iter() {
-            let Some(svc) = service.find(&s).or_else(|| job.find(&s)) else {
+        for (i, s) in batch.iter().enumerate() {
+            // Noted while the series' key was written (`service`, else `job`).
+            let Some(svc) = batch.service(i) else {
                 continue;
             };
             let newest = s
