@@ -387,8 +387,40 @@ fn push_label<'a>(
 }
 
 /// Decode a `Sample` into `(timestamp ms, value)`; NaN payloads are kept bit-exactly.
+///
+/// Senders write the value field, then the timestamp field: that layout is read
+/// directly (the timestamp's varint in one loop over at most ten bytes); any other goes
+/// through the general field loop ([`decode_sample_general`]), which gives the same
+/// answer for it.
 #[inline]
-fn decode_sample(mut r: Reader<'_>) -> PbResult<(i64, f64)> {
+fn decode_sample(r: Reader<'_>) -> PbResult<(i64, f64)> {
+    if r.position() == 0 {
+        if let [0x09, v0, v1, v2, v3, v4, v5, v6, v7, 0x10, ts @ ..] = r.slice() {
+            let mut t = 0u64;
+            for (i, &b) in ts.iter().enumerate().take(10) {
+                if i == 9 && b > 1 {
+                    break;
+                }
+                t |= u64::from(b & 0x7f) << (7 * i);
+                if b < 0x80 {
+                    if i + 1 == ts.len() {
+                        let value = f64::from_bits(u64::from_le_bytes([
+                            *v0, *v1, *v2, *v3, *v4, *v5, *v6, *v7,
+                        ]));
+                        // int64 is the varint's two's complement bits.
+                        return Ok((t as i64, value));
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    decode_sample_general(r)
+}
+
+/// [`decode_sample`] for any encoding: fields in any order, repeated (the last wins),
+/// or unknown (skipped).
+fn decode_sample_general(mut r: Reader<'_>) -> PbResult<(i64, f64)> {
     let mut value = 0.0;
     let mut ts = 0i64;
     while !r.is_empty() {
@@ -706,6 +738,37 @@ pub fn histogram_to_proto(h: &Histogram, ts_ms: i64) -> proto::Histogram {
 #[cfg(test)]
 mod tests {
     proptest::proptest! {
+        /// The `Sample` shortcut answers exactly as the general field loop, on canonical
+        /// samples (any timestamp, negative ones are ten-byte varints), near misses and
+        /// noise.
+        #[test]
+        fn sample_shortcut_matches_the_general_loop(
+            value in proptest::num::u64::ANY,
+            ts in proptest::num::i64::ANY,
+            tweak in 0usize..6,
+            at in proptest::num::usize::ANY,
+            byte in proptest::num::u8::ANY,
+        ) {
+            let mut m = vec![0x09];
+            m.extend_from_slice(&value.to_le_bytes());
+            m.push(0x10);
+            prost::encoding::encode_varint(ts as u64, &mut m);
+            match tweak {
+                1 => m.push(byte),
+                2 => { m.pop(); }
+                3 => { let i = at % m.len(); m[i] = byte; }
+                4 => m.truncate(at % (m.len() + 1)),
+                _ => {}
+            }
+            let fast = decode_sample(Reader::new(&m))
+                .map(|(t, v)| (t, v.to_bits()))
+                .map_err(|e| (e.offset, e.reason));
+            let general = decode_sample_general(Reader::new(&m))
+                .map(|(t, v)| (t, v.to_bits()))
+                .map_err(|e| (e.offset, e.reason));
+            proptest::prop_assert_eq!(fast, general);
+        }
+
         /// The canonical-layout shortcut answers exactly as the general field loop, on
         /// canonical labels, on near misses (lengths off by one, other tags) and on noise.
         #[test]
