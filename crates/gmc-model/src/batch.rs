@@ -375,28 +375,48 @@ fn strings_valid(key: &[u8], count: usize) -> bool {
     })
 }
 
-/// Where the `service` value (else the `job` value) of the key starting at `start` of
-/// `keys` lies in `keys` (empty when neither label is there). The slow path's way; the
-/// fast path notes it while writing the key.
-fn service_in_key(keys: &[u8], start: usize) -> Range<usize> {
-    let (mut service, mut job) = (0..0, 0..0);
-    let mut at = start;
-    let labels = KeyLabels {
-        rest: keys.get(start..).unwrap_or_default(),
-    };
-    for (n, v) in labels {
-        let value = at + n.len() + 1;
-        match n {
-            "service" => service = value..value + v.len(),
-            "job" => job = value..value + v.len(),
+/// The freshness label's value while a key is written: `service`, else `job` (see
+/// [`WriteBatch::service`]). Both key paths note each label's value range here, so the
+/// rule lives in one place.
+#[derive(Default)]
+struct ServiceLabel {
+    service: Range<usize>,
+    job: Range<usize>,
+}
+
+impl ServiceLabel {
+    /// Label `name`'s value was written at `value` (offsets in the batch's key bytes).
+    #[inline]
+    fn note(&mut self, name: &[u8], value: Range<usize>) {
+        match name {
+            b"service" => self.service = value,
+            b"job" => self.job = value,
             _ => {}
         }
-        at = value + v.len() + 1;
     }
-    if service.is_empty() {
-        job
-    } else {
-        service
+
+    /// The range of the value that counts (empty when neither label is there).
+    fn range(self) -> Range<usize> {
+        if self.service.is_empty() {
+            self.job
+        } else {
+            self.service
+        }
+    }
+
+    /// The slow path's way: walk the key starting at `start` of `keys`, already written.
+    fn in_key(keys: &[u8], start: usize) -> Range<usize> {
+        let mut found = ServiceLabel::default();
+        let mut at = start;
+        let labels = KeyLabels {
+            rest: keys.get(start..).unwrap_or_default(),
+        };
+        for (n, v) in labels {
+            let value = at + n.len() + 1;
+            found.note(n.as_bytes(), value..value + v.len());
+            at = value + v.len() + 1;
+        }
+        found.range()
     }
 }
 
@@ -517,7 +537,7 @@ impl<'a> SeriesWriter<'_, 'a> {
         let mut prev: &[u8] = b"";
         let mut count = 0usize;
         let mut has_name = false;
-        let (mut service, mut job) = (0..0, 0..0);
+        let mut service = ServiceLabel::default();
         let mut ok = true;
         for (pn, pv) in labels {
             let (pn, pv) = (pn.into(), pv.into());
@@ -537,11 +557,7 @@ impl<'a> SeriesWriter<'_, 'a> {
             pn.put(keys);
             let at = keys.len();
             pv.put(keys);
-            match n {
-                b"service" => service = at..at + v.len(),
-                b"job" => job = at..at + v.len(),
-                _ => {}
-            }
+            service.note(n, at..at + v.len());
             prev = n;
         }
         // Content rules are checked once over the whole key. A `0xff` inside a string (never
@@ -552,7 +568,7 @@ impl<'a> SeriesWriter<'_, 'a> {
         let (separators, printable) = key_content(key);
         if ok && has_name && separators == 2 * count && (printable || strings_valid(key, count)) {
             self.keyed = true;
-            self.service = if service.is_empty() { job } else { service };
+            self.service = service.range();
             true
         } else {
             keys.truncate(start);
@@ -595,7 +611,7 @@ impl<'a> SeriesWriter<'_, 'a> {
             h.histogram.validate()?;
         }
         if !self.keyed {
-            self.service = service_in_key(&self.batch.keys, self.start_key);
+            self.service = ServiceLabel::in_key(&self.batch.keys, self.start_key);
         }
         let hash = series_key_hash(&self.batch.keys[self.start_key..]);
         let to_u32 = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);

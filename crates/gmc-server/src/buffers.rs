@@ -35,8 +35,9 @@ impl BufferPool {
         PooledBuffer { pool: self, buf }
     }
 
-    /// Buffers held now (for tests and status).
-    pub fn held(&self) -> usize {
+    /// Buffers held now.
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.free.lock().len()
     }
 

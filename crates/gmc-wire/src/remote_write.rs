@@ -20,7 +20,7 @@ use crate::report::{Decoded, Limits, SampleBudget};
 pub mod proto;
 mod reader;
 
-use reader::{zigzag32, zigzag64, PbError, Reader, FIXED64, LEN, VARINT};
+use reader::{varint_prefix, zigzag32, zigzag64, PbError, Reader, FIXED64, LEN, VARINT};
 
 /// Result of the inner decoders, whose only failure is broken framing.
 type PbResult<T> = std::result::Result<T, PbError>;
@@ -389,28 +389,17 @@ fn push_label<'a>(
 /// Decode a `Sample` into `(timestamp ms, value)`; NaN payloads are kept bit-exactly.
 ///
 /// Senders write the value field, then the timestamp field: that layout is read
-/// directly (the timestamp's varint in one loop over at most ten bytes); any other goes
-/// through the general field loop ([`decode_sample_general`]), which gives the same
-/// answer for it.
+/// directly (the timestamp's multi-byte varint inline, where the reader sends it to its
+/// out-of-line slow loop); any other goes through the general field loop
+/// ([`decode_sample_general`]), which gives the same answer for it.
 #[inline]
 fn decode_sample(r: Reader<'_>) -> PbResult<(i64, f64)> {
     if r.position() == 0 {
-        if let [0x09, v0, v1, v2, v3, v4, v5, v6, v7, 0x10, ts @ ..] = r.slice() {
-            let mut t = 0u64;
-            for (i, &b) in ts.iter().enumerate().take(10) {
-                if i == 9 && b > 1 {
-                    break;
-                }
-                t |= u64::from(b & 0x7f) << (7 * i);
-                if b < 0x80 {
-                    if i + 1 == ts.len() {
-                        let value = f64::from_bits(u64::from_le_bytes([
-                            *v0, *v1, *v2, *v3, *v4, *v5, *v6, *v7,
-                        ]));
-                        // int64 is the varint's two's complement bits.
-                        return Ok((t as i64, value));
-                    }
-                    break;
+        if let Some(([0x09, value @ .., 0x10], ts)) = r.slice().split_first_chunk::<10>() {
+            if let Ok((t, len)) = varint_prefix(ts) {
+                if len == ts.len() {
+                    // int64 is the varint's two's complement bits.
+                    return Ok((t as i64, f64::from_bits(u64::from_le_bytes(*value))));
                 }
             }
         }
@@ -753,13 +742,7 @@ mod tests {
             m.extend_from_slice(&value.to_le_bytes());
             m.push(0x10);
             prost::encoding::encode_varint(ts as u64, &mut m);
-            match tweak {
-                1 => m.push(byte),
-                2 => { m.pop(); }
-                3 => { let i = at % m.len(); m[i] = byte; }
-                4 => m.truncate(at % (m.len() + 1)),
-                _ => {}
-            }
+            near_miss(&mut m, tweak, at, byte);
             let fast = decode_sample(Reader::new(&m))
                 .map(|(t, v)| (t, v.to_bits()))
                 .map_err(|e| (e.offset, e.reason));
@@ -785,13 +768,7 @@ mod tests {
             m.push(0x12);
             prost::encoding::encode_varint(value.len() as u64, &mut m);
             m.extend_from_slice(&value);
-            match tweak {
-                1 => m.push(byte),
-                2 => { m.pop(); }
-                3 => { let i = at % m.len(); m[i] = byte; }
-                4 => m.truncate(at % (m.len() + 1)),
-                _ => {}
-            }
+            near_miss(&mut m, tweak, at, byte);
             let fast = label_ranges(Reader::new(&m)).map_err(|e| (e.offset, e.reason));
             let general = label_ranges_general(Reader::new(&m)).map_err(|e| (e.offset, e.reason));
             proptest::prop_assert_eq!(fast, general);
@@ -800,6 +777,24 @@ mod tests {
 
     use super::*;
     use gmc_model::{is_stale_nan, STALE_NAN_BITS};
+
+    /// Turn a well-formed message into a near miss for the shortcut tests: `tweak` 1
+    /// appends `byte`, 2 drops the last byte, 3 overwrites the byte at `at`, 4 truncates
+    /// at `at`; anything else leaves it whole.
+    fn near_miss(m: &mut Vec<u8>, tweak: usize, at: usize, byte: u8) {
+        match tweak {
+            1 => m.push(byte),
+            2 => {
+                m.pop();
+            }
+            3 => {
+                let i = at % m.len();
+                m[i] = byte;
+            }
+            4 => m.truncate(at % (m.len() + 1)),
+            _ => {}
+        }
+    }
 
     fn label(n: &str, v: &str) -> proto::Label {
         proto::Label {

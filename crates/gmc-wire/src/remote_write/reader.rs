@@ -106,21 +106,13 @@ impl<'a> Reader<'a> {
 
     #[inline(never)]
     fn varint_slow(&mut self) -> Result<u64> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos + i) else {
-                return Err(self.error("truncated varint"));
-            };
-            if i == 9 && b > 1 {
-                return Err(self.error("varint overflows 64 bits"));
+        match varint_prefix(self.buf.get(self.pos..).unwrap_or_default()) {
+            Ok((v, len)) => {
+                self.pos += len;
+                Ok(v)
             }
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                self.pos += i + 1;
-                return Ok(v);
-            }
+            Err(reason) => Err(self.error(reason)),
         }
-        Err(self.error("varint longer than 10 bytes"))
     }
 
     /// Read a field key: `(field number, wire type)`.
@@ -250,6 +242,26 @@ impl<'a> Reader<'a> {
             _ => Err(self.error("invalid wire type")),
         }
     }
+}
+
+/// The base-128 varint at the start of `b` (at most 10 bytes, fitting 64 bits): its
+/// value and length, or what is wrong with it.
+#[inline]
+pub(crate) fn varint_prefix(b: &[u8]) -> std::result::Result<(u64, usize), &'static str> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let Some(&x) = b.get(i) else {
+            return Err("truncated varint");
+        };
+        if i == 9 && x > 1 {
+            return Err("varint overflows 64 bits");
+        }
+        v |= u64::from(x & 0x7f) << (7 * i);
+        if x < 0x80 {
+            return Ok((v, i + 1));
+        }
+    }
+    Err("varint longer than 10 bytes")
 }
 
 /// Decode a zigzag-encoded signed 64-bit value.
