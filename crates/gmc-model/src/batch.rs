@@ -48,9 +48,13 @@ pub struct SeriesEntry {
     histograms: Range<u32>,
     key: Range<u32>,
     hash: u64,
-    /// The value of the `service` label, else of `job`, within `key` (empty: neither).
-    service: Range<u32>,
+    /// Index into [`WriteBatch::services`] of the `service` label's value, else `job`'s
+    /// ([`NO_SERVICE`]: neither).
+    service: u32,
 }
+
+/// [`SeriesEntry::service`] of a series with neither a `service` nor a `job` label.
+const NO_SERVICE: u32 = u32::MAX;
 
 /// A batch of series with their samples, plus family metadata.
 #[derive(Debug, Default)]
@@ -68,6 +72,11 @@ pub struct WriteBatch<'a> {
     /// several times more), and the store compares a series with one slice compare over
     /// contiguous memory.
     keys: Vec<u8>,
+    /// Each run of consecutive series with one `service` (else `job`) value: where that
+    /// value sits in `keys`. Senders group series by service, so a request has a few runs;
+    /// the server notes freshness per run without reading every key again after the
+    /// append (re-reading them was ~3 % of remote-write CPU, in cache misses).
+    services: Vec<Range<u32>>,
 }
 
 /// A read view of one series in a batch.
@@ -269,11 +278,29 @@ impl<'a> WriteBatch<'a> {
     /// The value of series `i`'s `service` label, else of its `job` label (what gmc
     /// reports freshness by), noted while its key was written: no search.
     pub fn service(&self, i: usize) -> Option<&str> {
+        self.service_name(self.service_run(i)?)
+    }
+
+    /// The service run of series `i` (see [`WriteBatch::service_runs`]): consecutive
+    /// series with the same `service` (else `job`) value share one; `None` when the series
+    /// has neither label.
+    pub fn service_run(&self, i: usize) -> Option<usize> {
         let e = self.series.get(i)?;
-        // Keys hold validated UTF-8; the check costs a few ns on a short value.
+        (e.service != NO_SERVICE).then_some(e.service as usize)
+    }
+
+    /// How many service runs the batch has; runs are numbered `0..service_runs()`. Two
+    /// runs may carry the same value when its series are not adjacent.
+    pub fn service_runs(&self) -> usize {
+        self.services.len()
+    }
+
+    /// The `service` (else `job`) value of run `run`.
+    pub fn service_name(&self, run: usize) -> Option<&str> {
+        let r = self.services.get(run)?;
+        // Keys hold validated UTF-8; checked once per run, not per series.
         self.keys
-            .get(e.service.start as usize..e.service.end as usize)
-            .filter(|v| !v.is_empty())
+            .get(r.start as usize..r.end as usize)
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
@@ -309,7 +336,34 @@ impl<'a> WriteBatch<'a> {
             metadata: self.metadata,
             limits: self.limits,
             keys: self.keys,
+            services: self.services,
         }
+    }
+
+    /// The run of the series being finished, whose freshness value sits at `value` in
+    /// `keys`: the last run when it has the same value (the last run's bytes were written
+    /// moments ago, so the compare hits the cache), else a new one.
+    fn service_run_of(&mut self, value: Range<usize>) -> u32 {
+        let Some(v) = self.keys.get(value.clone()).filter(|v| !v.is_empty()) else {
+            return NO_SERVICE;
+        };
+        if let Some(last) = self.services.last() {
+            if self.keys.get(last.start as usize..last.end as usize) == Some(v) {
+                return (self.services.len() - 1) as u32;
+            }
+        }
+        let (Ok(start), Ok(end), Ok(run)) = (
+            u32::try_from(value.start),
+            u32::try_from(value.end),
+            u32::try_from(self.services.len()),
+        ) else {
+            return NO_SERVICE;
+        };
+        if run == NO_SERVICE {
+            return NO_SERVICE;
+        }
+        self.services.push(start..end);
+        run
     }
 
     /// Keep only the series for which `keep` returns true.
@@ -615,12 +669,13 @@ impl<'a> SeriesWriter<'_, 'a> {
         }
         let hash = series_key_hash(&self.batch.keys[self.start_key..]);
         let to_u32 = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        let service = self.batch.service_run_of(self.service.clone());
         let entry = SeriesEntry {
             floats: to_u32(self.start_floats)..to_u32(self.batch.floats.len()),
             histograms: to_u32(self.start_hist)..to_u32(self.batch.histograms.len()),
             key: to_u32(self.start_key)..to_u32(self.batch.keys.len()),
             hash,
-            service: to_u32(self.service.start)..to_u32(self.service.end),
+            service,
         };
         self.batch.series.push(entry);
         self.finished = true;
@@ -643,6 +698,62 @@ impl Drop for SeriesWriter<'_, '_> {
 mod tests {
     use super::*;
     use crate::error::Error;
+
+    #[test]
+    fn consecutive_series_of_one_service_share_a_run() {
+        // (service, job, fast key path): runs follow adjacency, not distinct values.
+        let series: &[(Option<&str>, Option<&str>, bool)] = &[
+            (Some("oms"), Some("hft"), true),
+            (Some("oms"), None, false),
+            (None, Some("hft"), true),
+            (None, None, true),
+            (None, Some("hft"), false),
+            (Some("oms"), Some("x"), true),
+        ];
+        let mut b = WriteBatch::new();
+        for (i, (svc, job, fast)) in series.iter().enumerate() {
+            let mut pairs = vec![("__name__".to_owned(), format!("m{i}"))];
+            pairs.extend(job.map(|j| ("job".to_owned(), j.to_owned())));
+            pairs.extend(svc.map(|v| ("service".to_owned(), v.to_owned())));
+            let mut s = b.series();
+            if *fast {
+                assert!(s.sorted_labels(pairs.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))));
+            } else {
+                for (n, v) in &pairs {
+                    s.label(n.clone(), v.clone());
+                }
+            }
+            s.float(i as i64, 1.0);
+            s.finish().unwrap();
+        }
+        // A failed series between two of one service does not split their run.
+        let mut bad = b.series();
+        bad.label("service", "oms");
+        assert!(bad.finish().is_err());
+        let mut s = b.series();
+        s.label("__name__", "late");
+        s.label("service", "oms");
+        s.finish().unwrap();
+        let runs: Vec<Option<usize>> = (0..b.len_series()).map(|i| b.service_run(i)).collect();
+        assert_eq!(
+            runs,
+            [Some(0), Some(0), Some(1), None, Some(1), Some(2), Some(2)]
+        );
+        assert_eq!(b.service_runs(), 3);
+        let names: Vec<Option<&str>> = (0..3).map(|r| b.service_name(r)).collect();
+        assert_eq!(names, [Some("oms"), Some("hft"), Some("oms")]);
+        assert_eq!(b.service_name(3), None);
+        for i in 0..b.len_series() {
+            let v = b.get(i).unwrap();
+            assert_eq!(b.service(i), v.label("service").or_else(|| v.label("job")));
+        }
+        // Runs survive dropping series and the batch's move to owned data.
+        b.retain_series(|i, _| i != 1);
+        let b = b.into_owned();
+        assert_eq!(b.service(0), Some("oms"));
+        assert_eq!(b.service(1), Some("hft"));
+        assert_eq!(b.service_run(2), None);
+    }
 
     #[test]
     fn failed_series_leaves_batch_untouched() {

@@ -121,36 +121,30 @@ impl AppState {
 
     /// Note the newest timestamp seen per service in a stored batch.
     pub fn note_services(&self, batch: &gmc_model::WriteBatch<'_>) {
-        // Collapse the batch first so the shared map is locked once per request.
-        let mut local: HashMap<&str, i64> = HashMap::new();
-        // Senders group series by service, so consecutive series mostly share one: keep a
-        // running maximum and touch the map only when the service changes.
-        let mut run: Option<(&str, i64)> = None;
+        // Per service run of the batch (consecutive series with one value), the newest
+        // timestamp; series keys are not read again, and the shared map is locked once.
+        let mut newest = vec![i64::MIN; batch.service_runs()];
         for (i, s) in batch.iter().enumerate() {
-            // Noted while the series' key was written (`service`, else `job`).
-            let Some(svc) = batch.service(i) else {
+            let Some(slot) = batch.service_run(i).and_then(|r| newest.get_mut(r)) else {
                 continue;
             };
-            let newest = s
+            let ts = s
                 .floats
                 .iter()
                 .map(|f| f.ts_nanos)
                 .chain(s.histograms.iter().map(|h| h.ts_nanos))
-                .max();
-            let Some(ts) = newest else { continue };
-            match &mut run {
-                Some((cur, max)) if *cur == svc => *max = (*max).max(ts),
-                _ => {
-                    if let Some((cur, max)) = run.replace((svc, ts)) {
-                        let e = local.entry(cur).or_insert(max);
-                        *e = (*e).max(max);
-                    }
-                }
-            }
+                .fold(*slot, i64::max);
+            *slot = ts;
         }
-        if let Some((cur, max)) = run {
-            let e = local.entry(cur).or_insert(max);
-            *e = (*e).max(max);
+        let mut local: HashMap<&str, i64> = HashMap::new();
+        for (run, ts) in newest.into_iter().enumerate() {
+            if ts == i64::MIN {
+                continue;
+            }
+            if let Some(svc) = batch.service_name(run) {
+                let e = local.entry(svc).or_insert(ts);
+                *e = (*e).max(ts);
+            }
         }
         if local.is_empty() {
             return;
