@@ -1236,7 +1236,7 @@ impl<'a> Evaluator<'a> {
                 // Stale markers end a series for instant selectors only; windows skip
                 // them. One pass over every sample, so split over the cores.
                 let series = gmc_tsdb::par::map(self.select(vs, lo - range + 1, hi)?, |mut r| {
-                    r.floats.retain(|(_, f)| !gmc_model::is_stale_nan(*f));
+                    gmc_model::drop_stale_floats(&mut r.floats);
                     r
                 });
                 Ok(RangeInput {
