@@ -66,7 +66,7 @@ pub fn tune_allocator() {
 const RELEASE_QUIET: Duration = Duration::from_secs(1);
 
 /// After a query that selected many series or held many samples, return the heap's free
-/// pages to the kernel once no such query has finished for [`RELEASE_QUIET`] (on a
+/// pages to the kernel once no such query has finished for a second (on a
 /// blocking thread, never on the response path).
 pub fn release_after_query(series_selected: u64, peak_samples: u64) {
     static AFTER_QUERIES: QuietRelease = QuietRelease::new(RELEASE_QUIET);
