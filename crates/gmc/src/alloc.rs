@@ -13,8 +13,8 @@
 //!   one arena lets any thread reuse what another freed. Its peak is 10–20 MiB above one
 //!   glibc arena's (size-class rounding, slabs that recompression leaves part-used),
 //!   132–160 MiB. Its freed pages stay resident until they decay, so [`jemalloc::purge`] returns
-//!   them at once where the store frees much (around head flushes, after large
-//!   queries), as `malloc_trim` did on glibc.
+//!   them where the store frees much (around head flushes, once a burst of large
+//!   queries pauses), as `malloc_trim` did on glibc.
 //!
 //! Off Linux/glibc-compatible targets the system allocator stays.
 
