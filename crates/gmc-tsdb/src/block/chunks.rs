@@ -35,6 +35,9 @@ const MAX_CACHED_BASES: usize = 1 << 12;
 pub(super) const SEGMENT_HEADER_LEN: u64 = 8;
 /// `len u32 | encoding u8 | num_samples u32 | mint i64 | maxt i64`.
 pub(super) const RECORD_HEADER_LEN: usize = 4 + 1 + 4 + 8 + 8;
+/// Body bytes read together with a record's header: most chunks of a block fit (600
+/// samples of a counter take ~1.5 KiB); a longer one takes a second read.
+const SPECULATIVE_BODY: usize = 4096;
 /// Default size at which the writer starts a new segment.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 512 << 20;
 
@@ -495,9 +498,16 @@ impl SegmentReader {
         if offset < SEGMENT_HEADER_LEN || offset + RECORD_HEADER_LEN as u64 > *size {
             return Err(corrupt("chunk record header beyond end of segment"));
         }
-        let mut head = [0u8; RECORD_HEADER_LEN];
-        f.read_exact_at(&mut head, offset)
+        // One read takes the header and, usually, the whole record: a query over thousands
+        // of short series made two `pread` calls per chunk, and syscall entry plus the
+        // page-cache copy were 6-12 % of its CPU (`topk(10, hft_pnl_usd)` 12.0 -> 9.9 ms
+        // with one). Longer records take a second read for the rest.
+        let first = (RECORD_HEADER_LEN + SPECULATIVE_BODY).min((*size - offset) as usize);
+        let mut buf = vec![0u8; first];
+        f.read_exact_at(&mut buf, offset)
             .map_err(io("read chunk segment", path))?;
+        let mut head = [0u8; RECORD_HEADER_LEN];
+        head.copy_from_slice(&buf[..RECORD_HEADER_LEN]);
         let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let le64 = |b: &[u8]| {
             let mut a = [0u8; 8];
@@ -509,9 +519,15 @@ impl SegmentReader {
         if end > *size {
             return Err(corrupt("chunk record overruns the segment"));
         }
-        let mut body = vec![0u8; len as usize + 4];
-        f.read_exact_at(&mut body, offset + RECORD_HEADER_LEN as u64)
-            .map_err(io("read chunk segment", path))?;
+        let total = RECORD_HEADER_LEN + len as usize + 4;
+        if total > first {
+            buf.resize(total, 0);
+            f.read_exact_at(&mut buf[first..], offset + first as u64)
+                .map_err(io("read chunk segment", path))?;
+        }
+        buf.truncate(total);
+        buf.drain(..RECORD_HEADER_LEN);
+        let mut body = buf;
         let crc_at = len as usize;
         let stored = le32(&body[crc_at..]);
         let mut h = crc32fast::Hasher::new();
@@ -531,5 +547,70 @@ impl SegmentReader {
             le32(&head[5..9]),
             body,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::ChunkMeta;
+
+    /// Records around the size one read takes (header + 4 KiB), and the last record of a
+    /// segment shorter than that, read back whole; a flipped byte past the first read is
+    /// caught by the CRC.
+    #[test]
+    fn records_of_any_length_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let chunks = dir.path().join("chunks");
+        std::fs::create_dir(&chunks).unwrap();
+        let sizes = [
+            0,
+            1,
+            SPECULATIVE_BODY - 5,
+            SPECULATIVE_BODY - 4,
+            SPECULATIVE_BODY - 3,
+            SPECULATIVE_BODY,
+            3 * SPECULATIVE_BODY + 7,
+            17,
+        ];
+        let bodies: Vec<Vec<u8>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0..n).map(|j| (j * 31 + i * 7) as u8).collect())
+            .collect();
+        let mut w = SegmentWriter::new(chunks.clone(), DEFAULT_SEGMENT_BYTES);
+        let mut metas = Vec::new();
+        for (i, b) in bodies.iter().enumerate() {
+            let c = ChunkData {
+                mint_nanos: i as i64,
+                maxt_nanos: i as i64 + 1,
+                encoding: crate::chunk::ENCODING_XOR,
+                num_samples: 1,
+                bytes: b,
+            };
+            let chunk_ref = w.append(&c).unwrap();
+            metas.push(ChunkMeta {
+                mint_nanos: c.mint_nanos,
+                maxt_nanos: c.maxt_nanos,
+                chunk_ref,
+            });
+        }
+        w.finish().unwrap();
+        let r = SegmentReader::open(&chunks).unwrap();
+        for (m, b) in metas.iter().zip(&bodies) {
+            let c = r.read(m).unwrap();
+            assert_eq!(&c.bytes, b, "record of {} bytes", b.len());
+        }
+        drop(r);
+        // Damage the long record beyond what the first read takes.
+        let long = metas[6];
+        let path = chunks.join(segment_name(long.segment()));
+        let mut file = std::fs::read(&path).unwrap();
+        let at = long.offset() as usize + RECORD_HEADER_LEN + 2 * SPECULATIVE_BODY;
+        file[at] ^= 0x40;
+        std::fs::write(&path, file).unwrap();
+        let r = SegmentReader::open(&chunks).unwrap();
+        assert!(matches!(r.read(&long), Err(Error::ChunkChecksum { .. })));
+        assert_eq!(r.read(&metas[7]).unwrap().bytes, bodies[7]);
     }
 }
