@@ -141,9 +141,10 @@ pub fn decode_part<'a>(part: Part<'a>, limits: &Limits) -> Result<Decoded<'a>> {
     // so aim high: regrowing the label vector copies megabytes, while capacity that is
     // never written costs no physical memory.
     let guess = buf.len() / 128;
-    out.batch.reserve(guess, guess);
-    // Identity keys are shorter than the labels' encoding: this never regrows.
+    // Identity keys are shorter than the labels' encoding: this never regrows. Reserved
+    // first: after `reserve`'s smaller guess it reallocated (and copied) the key buffer.
     out.batch.reserve_key_bytes(buf.len());
+    out.batch.reserve(guess, guess);
     let mut r = Reader::at(buf, part.offset);
     let mut index = part.first_series;
     let mut scratch = Vec::with_capacity(16);

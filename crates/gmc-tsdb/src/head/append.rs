@@ -24,11 +24,52 @@ pub(crate) struct Plan {
     pub(crate) created: usize,
     /// Histograms of the batch, shared between WAL encoding and the head.
     pub(crate) histograms: Vec<Vec<Arc<Histogram>>>,
-    /// Batch series indexes grouped by shard.
-    by_shard: Vec<Vec<u32>>,
+    /// Batch series indexes grouped by shard, in batch order within a shard.
+    by_shard: ByShard,
     /// Accepted batch series with a sample at or before the `flushed_maxt` given to
     /// `prepare`: they must also be checked against flushed data.
     pub(crate) touches_flushed: Vec<usize>,
+}
+
+/// Indexes `0..n` grouped by shard in one array (a counting sort): a vector per shard
+/// grew by doubling for every batch, ~2 % of remote-write CPU in reallocations.
+#[derive(Debug, Default)]
+struct ByShard {
+    /// Indexes, shard by shard.
+    idxs: Vec<u32>,
+    /// Where each shard's indexes start in `idxs`; shard `k` ends where `k + 1` starts.
+    starts: Vec<u32>,
+}
+
+impl ByShard {
+    /// Group the indexes of `shards` (the shard of each index, in order; each below
+    /// [`SHARDS`]).
+    fn new(shards: Vec<usize>) -> ByShard {
+        let mut starts = vec![0u32; SHARDS + 1];
+        for &k in &shards {
+            starts[k + 1] += 1;
+        }
+        for k in 0..SHARDS {
+            starts[k + 1] += starts[k];
+        }
+        let mut next = starts.clone();
+        let mut idxs = vec![0u32; shards.len()];
+        for (i, k) in shards.into_iter().enumerate() {
+            let at = &mut next[k];
+            idxs[*at as usize] = i as u32;
+            *at += 1;
+        }
+        ByShard { idxs, starts }
+    }
+
+    /// `(shard, its indexes)` for every shard with any, in shard order.
+    fn iter(&self) -> impl Iterator<Item = (usize, &[u32])> + '_ {
+        self.starts
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[1] > w[0])
+            .map(|(k, w)| (k, &self.idxs[w[0] as usize..w[1] as usize]))
+    }
 }
 
 impl Plan {
@@ -55,13 +96,12 @@ impl Head {
         let n = batch.len_series();
         let mut plan = Plan {
             refs: vec![None; n],
-            by_shard: vec![Vec::new(); SHARDS],
+            by_shard: ByShard::new(batch.iter().map(|s| Self::shard_of_hash(s.hash)).collect()),
             histograms: Vec::new(),
             ..Plan::default()
         };
         let any_hist = batch.len_histograms() > 0;
-        for (i, s) in batch.iter().enumerate() {
-            plan.by_shard[Self::shard_of_hash(s.hash)].push(i as u32);
+        for s in batch.iter() {
             if any_hist {
                 plan.histograms.push(
                     s.histograms
@@ -72,10 +112,7 @@ impl Head {
             }
         }
         let window = self.settings.window_nanos;
-        for (shard_idx, idxs) in plan.by_shard.iter().enumerate() {
-            if idxs.is_empty() {
-                continue;
-            }
+        for (shard_idx, idxs) in plan.by_shard.iter() {
             let mut shard = self.shards[shard_idx].lock();
             shard.touch(batch, idxs, true);
             for &i in idxs {
@@ -164,10 +201,7 @@ impl Head {
         let mut conflicts = 0u64;
         let mut chunk_delta = 0i64;
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for (shard_idx, idxs) in plan.by_shard.iter().enumerate() {
-            if idxs.is_empty() {
-                continue;
-            }
+        for (shard_idx, idxs) in plan.by_shard.iter() {
             let mut shard = self.shards[shard_idx].lock();
             shard.touch(batch, idxs, false);
             for &i in idxs {
@@ -210,5 +244,33 @@ impl Head {
             self.metrics.reject("duplicate_sample", conflicts);
         }
         self.note_opened_chunks(usize::try_from(chunk_delta).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ByShard, SHARDS};
+
+    proptest::proptest! {
+        #[test]
+        fn by_shard_groups_indexes_in_order(
+            shards in proptest::collection::vec(0usize..SHARDS, 0..300),
+        ) {
+            let g = ByShard::new(shards.clone());
+            let mut seen = Vec::new();
+            let mut last_shard = None;
+            for (k, idxs) in g.iter() {
+                proptest::prop_assert!(!idxs.is_empty());
+                proptest::prop_assert!(last_shard.is_none_or(|l| l < k));
+                last_shard = Some(k);
+                let want: Vec<u32> = (0..shards.len() as u32)
+                    .filter(|&i| shards[i as usize] == k)
+                    .collect();
+                proptest::prop_assert_eq!(idxs, &want[..]);
+                seen.extend_from_slice(idxs);
+            }
+            seen.sort_unstable();
+            proptest::prop_assert_eq!(seen, (0..shards.len() as u32).collect::<Vec<_>>());
+        }
     }
 }
