@@ -304,6 +304,12 @@ impl<'a> WriteBatch<'a> {
             .and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// The identity hash of series `i` alone (cheaper than a whole view where only the
+    /// hash is wanted, as in the store's prefetch and shard grouping).
+    pub fn hash(&self, i: usize) -> Option<u64> {
+        self.series.get(i).map(|e| e.hash)
+    }
+
     /// The series at position `i`.
     pub fn get(&self, i: usize) -> Option<BatchSeries<'_>> {
         self.series.get(i).map(|e| self.view(e))
@@ -364,6 +370,14 @@ impl<'a> WriteBatch<'a> {
         }
         self.services.push(start..end);
         run
+    }
+
+    /// The newest sample timestamp of the batch (`None` when it has no samples): one
+    /// pass over the flat sample arrays, not a view per series.
+    pub fn newest_ts(&self) -> Option<i64> {
+        let f = self.floats.iter().map(|f| f.ts_nanos).max();
+        let h = self.histograms.iter().map(|h| h.ts_nanos).max();
+        f.max(h)
     }
 
     /// Keep only the series for which `keep` returns true.
@@ -753,6 +767,28 @@ mod tests {
         assert_eq!(b.service(0), Some("oms"));
         assert_eq!(b.service(1), Some("hft"));
         assert_eq!(b.service_run(2), None);
+    }
+
+    #[test]
+    fn newest_ts_covers_floats_and_histograms() {
+        let mut b = WriteBatch::new();
+        assert_eq!(b.newest_ts(), None);
+        let mut s = b.series();
+        s.label("__name__", "a");
+        s.float(5, 1.0);
+        s.float(3, 1.0);
+        s.finish().unwrap();
+        assert_eq!(b.newest_ts(), Some(5));
+        let mut s = b.series();
+        s.label("__name__", "h");
+        s.histogram(9, Histogram::default());
+        s.finish().unwrap();
+        assert_eq!(b.newest_ts(), Some(9));
+        // A series that failed leaves no samples behind.
+        let mut s = b.series();
+        s.float(100, 1.0);
+        assert!(s.finish().is_err());
+        assert_eq!(b.newest_ts(), Some(9));
     }
 
     #[test]

@@ -79,11 +79,13 @@ impl Shard {
     /// `benches/runs/`.)
     pub(crate) fn touch(&self, batch: &WriteBatch<'_>, idxs: &[u32], keys: bool) {
         let mut acc = 0u64;
-        for s in idxs.iter().filter_map(|&i| batch.get(i as usize)) {
+        for &i in idxs {
+            let i = i as usize;
             if keys {
-                acc = acc.wrapping_add(u64::from(s.key.first().copied().unwrap_or(0)));
+                let first = batch.get(i).and_then(|s| s.key.first().copied());
+                acc = acc.wrapping_add(u64::from(first.unwrap_or(0)));
             }
-            if let Some(m) = self.by_hash.get(&s.hash) {
+            if let Some(m) = batch.hash(i).and_then(|h| self.by_hash.get(&h)) {
                 acc = acc.wrapping_add(m.touch(keys));
             }
         }

@@ -96,7 +96,11 @@ impl Head {
         let n = batch.len_series();
         let mut plan = Plan {
             refs: vec![None; n],
-            by_shard: ByShard::new(batch.iter().map(|s| Self::shard_of_hash(s.hash)).collect()),
+            by_shard: ByShard::new(
+                (0..n)
+                    .map(|i| batch.hash(i).map_or(0, Self::shard_of_hash))
+                    .collect(),
+            ),
             histograms: Vec::new(),
             ..Plan::default()
         };
