@@ -116,58 +116,16 @@ impl<'b> BatchSeries<'b> {
         )
     }
 
-    /// Value of label `name`, if present (for code that looks up the same name in many
-    /// series, [`LabelFinder`] is faster).
+    /// The newest of the series' sample timestamps (`None` without samples).
+    pub fn newest_ts(&self) -> Option<i64> {
+        let f = self.floats.iter().map(|f| f.ts_nanos).max();
+        let h = self.histograms.iter().map(|h| h.ts_nanos).max();
+        f.max(h)
+    }
+
+    /// Value of label `name`, if present.
     pub fn label(&self, name: &str) -> Option<&'b str> {
         self.labels().find(|(n, _)| *n == name).map(|(_, v)| v)
-    }
-}
-
-/// Finds one label's value in many series: for code that looks up the same name in
-/// every series of a batch (the server notes each request's services). One substring
-/// search per series instead of a walk over its labels.
-#[derive(Debug, Clone)]
-pub struct LabelFinder {
-    /// `name 0xff`: matches at the start of a key.
-    first: Vec<u8>,
-    /// `0xff name 0xff`: matches after the label before it.
-    inner: memchr::memmem::Finder<'static>,
-}
-
-impl LabelFinder {
-    /// A finder for label `name`.
-    pub fn new(name: &str) -> Self {
-        let mut first = name.as_bytes().to_vec();
-        first.push(0xff);
-        let mut inner = vec![0xff];
-        inner.extend_from_slice(&first);
-        LabelFinder {
-            first,
-            inner: memchr::memmem::Finder::new(&inner).into_owned(),
-        }
-    }
-
-    /// Value of the label in `s`, if present.
-    pub fn find<'b>(&self, s: &BatchSeries<'b>) -> Option<&'b str> {
-        let key = s.key;
-        let value_at = |start: usize| {
-            let rest = key.get(start..)?;
-            let end = memchr::memchr(0xff, rest)?;
-            std::str::from_utf8(&rest[..end]).ok()
-        };
-        if key.starts_with(&self.first) {
-            return value_at(self.first.len());
-        }
-        // A match is a label name only after an even number of separators (name and
-        // value of each label before it); otherwise it is a value equal to the name.
-        let mut from = 0;
-        while let Some(p) = self.inner.find(&key[from..]).map(|p| p + from) {
-            if count_separators(&key[..=p]).is_multiple_of(2) {
-                return value_at(p + self.inner.needle().len());
-            }
-            from = p + 1;
-        }
-        None
     }
 }
 
@@ -358,18 +316,17 @@ impl<'a> WriteBatch<'a> {
                 return (self.services.len() - 1) as u32;
             }
         }
-        let (Ok(start), Ok(end), Ok(run)) = (
+        match (
             u32::try_from(value.start),
             u32::try_from(value.end),
             u32::try_from(self.services.len()),
-        ) else {
-            return NO_SERVICE;
-        };
-        if run == NO_SERVICE {
-            return NO_SERVICE;
+        ) {
+            (Ok(start), Ok(end), Ok(run)) if run != NO_SERVICE => {
+                self.services.push(start..end);
+                run
+            }
+            _ => NO_SERVICE,
         }
-        self.services.push(start..end);
-        run
     }
 
     /// The newest sample timestamp of the batch (`None` when it has no samples): one
@@ -909,7 +866,6 @@ mod tests {
         assert_eq!(v.label("z"), Some("1"));
         for absent in ["", "a", "__name", "__name__\u{ff}", "y", "zz"] {
             assert_eq!(v.label(absent), None, "{absent}");
-            assert_eq!(LabelFinder::new(absent).find(&v), None, "{absent}");
         }
         assert_eq!(
             v.hash,
@@ -1055,7 +1011,6 @@ mod tests {
                 for name in ["__name__", "a", "b", "B", "ab", "m", "x", "yy", "job", "zzzzzzzzz"] {
                     let want = v.labels().find(|(n, _)| *n == name).map(|(_, x)| x);
                     proptest::prop_assert_eq!(v.label(name), want);
-                    proptest::prop_assert_eq!(LabelFinder::new(name).find(&v), want);
                 }
                 let service = v.label("service").or_else(|| v.label("job"));
                 proptest::prop_assert_eq!(b.service(0), service);

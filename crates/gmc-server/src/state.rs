@@ -128,13 +128,9 @@ impl AppState {
             let Some(slot) = batch.service_run(i).and_then(|r| newest.get_mut(r)) else {
                 continue;
             };
-            let ts = s
-                .floats
-                .iter()
-                .map(|f| f.ts_nanos)
-                .chain(s.histograms.iter().map(|h| h.ts_nanos))
-                .fold(*slot, i64::max);
-            *slot = ts;
+            if let Some(ts) = s.newest_ts() {
+                *slot = (*slot).max(ts);
+            }
         }
         let mut local: HashMap<&str, i64> = HashMap::new();
         for (run, ts) in newest.into_iter().enumerate() {

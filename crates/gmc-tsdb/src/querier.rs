@@ -326,22 +326,9 @@ pub(crate) fn finish_floats(v: &mut Vec<(i64, f64)>, mint: i64, maxt: i64) {
     }
 }
 
-/// Whether the timestamps strictly increase. Compared eight pairs per branch: the early
-/// exit of `windows(2).all` kept the check from vectorising, and decoded series are
-/// nearly always in order, so every pair is compared anyway (~3 % of a query over 8,000
-/// series went to it).
+/// Whether the timestamps strictly increase (decoded series nearly always do).
 fn strictly_increasing(v: &[(i64, f64)]) -> bool {
-    const LANES: usize = 8;
-    let mut i = 1;
-    while i + LANES <= v.len() {
-        let ok = (i..i + LANES).fold(true, |ok, k| ok & (v[k - 1].0 < v[k].0));
-        if !ok {
-            return false;
-        }
-        i += LANES;
-    }
-    v.get(i.saturating_sub(1)..)
-        .is_none_or(|tail| tail.windows(2).all(|w| w[0].0 < w[1].0))
+    !gmc_model::lanes::any_adjacent(v, |a, b| a.0 >= b.0)
 }
 
 /// [`finish_floats`] for samples.

@@ -1110,23 +1110,9 @@ fn advance_past<T>(xs: &[T], from: usize, bound: i64, ts: impl Fn(&T) -> i64) ->
 }
 
 /// Whether any value is below the one before it (a counter reset; NaN compares false,
-/// as in the serial check). Eight compares per branch: the early exit of a per-pair scan
-/// kept it from vectorising, and most counters never reset, so every pair is compared.
+/// as in the serial check).
 fn has_decrease(fs: &[(i64, f64)]) -> bool {
-    const LANES: usize = 8;
-    let mut i = 1;
-    while i + LANES <= fs.len() {
-        let mut any = false;
-        for k in i..i + LANES {
-            any |= fs[k].1 < fs[k - 1].1;
-        }
-        if any {
-            return true;
-        }
-        i += LANES;
-    }
-    fs.get(i.saturating_sub(1)..)
-        .is_some_and(|tail| tail.windows(2).any(|w| w[1].1 < w[0].1))
+    gmc_model::lanes::any_adjacent(fs, |a, b| b.1 < a.1)
 }
 
 /// `min_over_time` / `max_over_time` of a non-empty window, as Prometheus computes it:

@@ -274,13 +274,7 @@ fn reject_future(
     let mut dropped = 0u64;
     let mut first: Option<String> = None;
     batch.retain_series(|_, s| {
-        let newest = s
-            .floats
-            .iter()
-            .map(|f| f.ts_nanos)
-            .chain(s.histograms.iter().map(|h| h.ts_nanos))
-            .max()
-            .unwrap_or(i64::MIN);
+        let newest = s.newest_ts().unwrap_or(i64::MIN);
         if newest > limit {
             dropped += 1;
             if first.is_none() {

@@ -506,47 +506,36 @@ impl SegmentReader {
         let mut buf = vec![0u8; first];
         f.read_exact_at(&mut buf, offset)
             .map_err(io("read chunk segment", path))?;
-        let mut head = [0u8; RECORD_HEADER_LEN];
-        head.copy_from_slice(&buf[..RECORD_HEADER_LEN]);
         let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         let le64 = |b: &[u8]| {
             let mut a = [0u8; 8];
             a.copy_from_slice(b);
             i64::from_le_bytes(a)
         };
-        let len = u64::from(le32(&head[..4]));
-        let end = offset + RECORD_HEADER_LEN as u64 + len + 4;
+        let len = le32(&buf[..4]) as usize;
+        let end = offset + (RECORD_HEADER_LEN + len + 4) as u64;
         if end > *size {
             return Err(corrupt("chunk record overruns the segment"));
         }
-        let total = RECORD_HEADER_LEN + len as usize + 4;
-        if total > first {
-            buf.resize(total, 0);
+        let crc_at = RECORD_HEADER_LEN + len;
+        if crc_at + 4 > first {
+            buf.resize(crc_at + 4, 0);
             f.read_exact_at(&mut buf[first..], offset + first as u64)
                 .map_err(io("read chunk segment", path))?;
         }
-        buf.truncate(total);
-        buf.drain(..RECORD_HEADER_LEN);
-        let mut body = buf;
-        let crc_at = len as usize;
-        let stored = le32(&body[crc_at..]);
-        let mut h = crc32fast::Hasher::new();
-        h.update(&head[4..]);
-        h.update(&body[..crc_at]);
-        if h.finalize() != stored {
+        // The checksum covers the header after its length field and the body, which lie
+        // back to back in the record.
+        if crc32fast::hash(&buf[4..crc_at]) != le32(&buf[crc_at..]) {
             return Err(Error::ChunkChecksum {
                 path: path.clone(),
                 offset,
             });
         }
-        body.truncate(crc_at);
-        Ok(Chunk::new(
-            le64(&head[9..17]),
-            le64(&head[17..25]),
-            head[4],
-            le32(&head[5..9]),
-            body,
-        ))
+        let (mint, maxt) = (le64(&buf[9..17]), le64(&buf[17..25]));
+        let (encoding, samples) = (buf[4], le32(&buf[5..9]));
+        buf.truncate(crc_at);
+        buf.drain(..RECORD_HEADER_LEN);
+        Ok(Chunk::new(mint, maxt, encoding, samples, buf))
     }
 }
 

@@ -42,20 +42,20 @@ struct ByShard {
 }
 
 impl ByShard {
-    /// Group the indexes of `shards` (the shard of each index, in order; each below
-    /// [`SHARDS`]).
-    fn new(shards: Vec<usize>) -> ByShard {
+    /// Group the indexes `0..n` by `shard_of` (each below [`SHARDS`]; called twice per
+    /// index, so it should be cheap).
+    fn new(n: usize, shard_of: impl Fn(usize) -> usize) -> ByShard {
         let mut starts = vec![0u32; SHARDS + 1];
-        for &k in &shards {
-            starts[k + 1] += 1;
+        for i in 0..n {
+            starts[shard_of(i) + 1] += 1;
         }
         for k in 0..SHARDS {
             starts[k + 1] += starts[k];
         }
         let mut next = starts.clone();
-        let mut idxs = vec![0u32; shards.len()];
-        for (i, k) in shards.into_iter().enumerate() {
-            let at = &mut next[k];
+        let mut idxs = vec![0u32; n];
+        for i in 0..n {
+            let at = &mut next[shard_of(i)];
             idxs[*at as usize] = i as u32;
             *at += 1;
         }
@@ -96,24 +96,20 @@ impl Head {
         let n = batch.len_series();
         let mut plan = Plan {
             refs: vec![None; n],
-            by_shard: ByShard::new(
-                (0..n)
-                    .map(|i| batch.hash(i).map_or(0, Self::shard_of_hash))
-                    .collect(),
-            ),
+            by_shard: ByShard::new(n, |i| batch.hash(i).map_or(0, Self::shard_of_hash)),
             histograms: Vec::new(),
             ..Plan::default()
         };
-        let any_hist = batch.len_histograms() > 0;
-        for s in batch.iter() {
-            if any_hist {
-                plan.histograms.push(
+        if batch.len_histograms() > 0 {
+            plan.histograms = batch
+                .iter()
+                .map(|s| {
                     s.histograms
                         .iter()
                         .map(|h| Arc::new(h.histogram.clone()))
-                        .collect(),
-                );
-            }
+                        .collect()
+                })
+                .collect();
         }
         let window = self.settings.window_nanos;
         for (shard_idx, idxs) in plan.by_shard.iter() {
@@ -260,7 +256,7 @@ mod tests {
         fn by_shard_groups_indexes_in_order(
             shards in proptest::collection::vec(0usize..SHARDS, 0..300),
         ) {
-            let g = ByShard::new(shards.clone());
+            let g = ByShard::new(shards.len(), |i| shards[i]);
             let mut seen = Vec::new();
             let mut last_shard = None;
             for (k, idxs) in g.iter() {
