@@ -185,6 +185,16 @@ impl Grid {
     pub(crate) fn idx(&self, t: i64) -> usize {
         ((t - self.start) / self.step) as usize
     }
+    /// Index of the first step at or after `t` (`len()` when none is).
+    pub(crate) fn first_at_or_after(&self, t: i64) -> usize {
+        if t <= self.start {
+            return 0;
+        }
+        // Positive, and wide enough that no timestamp pair overflows.
+        let d = (i128::from(t) - i128::from(self.start)).unsigned_abs();
+        let k = d.div_ceil(u128::from(self.step.unsigned_abs().max(1)));
+        usize::try_from(k).map_or(self.len(), |k| k.min(self.len()))
+    }
     fn single(t: i64) -> Grid {
         Grid {
             start: t,
@@ -379,14 +389,32 @@ impl StepPick {
         let (mut jf, mut jh) = (0usize, 0usize);
         let mut last_hist_ts: Option<i64> = None;
         let mut repeat: Option<Arc<Histogram>> = None;
-        for i in 0..n {
+        // Steps before the first sample, or a lookback past the last, show nothing:
+        // visit only the others.
+        let first = (raw.floats.first().map(|p| p.0))
+            .into_iter()
+            .chain(raw.hists.first().map(|p| p.0))
+            .min();
+        let last = (raw.floats.last().map(|p| p.0))
+            .into_iter()
+            .chain(raw.hists.last().map(|p| p.0))
+            .max();
+        let (Some(first), Some(last)) = (first, last) else {
+            return s;
+        };
+        let steps = match at {
+            Some(_) => 0..n,
+            None => {
+                grid.first_at_or_after(first.saturating_add(off))
+                    ..grid.first_at_or_after(last.saturating_add(lookback).saturating_add(off))
+            }
+        };
+        for i in steps {
             let te = at.unwrap_or(grid.ts(i)) - off;
-            while jf < raw.floats.len() && raw.floats[jf].0 <= te {
-                jf += 1;
-            }
-            while jh < raw.hists.len() && raw.hists[jh].0 <= te {
-                jh += 1;
-            }
+            // A step moves the cursors by a step's worth of samples (15 at a 15 s step
+            // over 1 s data): a gallop, not a dependent compare per sample.
+            jf = range_fns::advance_past(&raw.floats, jf, te, |p| p.0);
+            jh = range_fns::advance_past(&raw.hists, jh, te, |p| p.0);
             let f = jf.checked_sub(1).map(|k| raw.floats[k]);
             let h = jh.checked_sub(1).map(|k| &raw.hists[k]);
             let t = grid.ts(i);
@@ -1374,6 +1402,48 @@ mod tests {
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].1, r"a\xc5z");
         assert_eq!(v[0].0, "a\u{c5}z");
+    }
+
+    proptest::proptest! {
+        /// The step picker (which visits only the steps that can show a sample, moving by
+        /// gallops) answers as the definition: per step the newest sample at or before
+        /// the step, shown when inside the lookback and not a stale marker.
+        #[test]
+        fn step_pick_is_the_newest_fresh_sample(
+            ts in proptest::collection::btree_set(-40i64..120, 0..30),
+            stale in proptest::collection::vec(proptest::bool::weighted(0.15), 30),
+            grid_start in -60i64..100,
+            steps in 1usize..40,
+            step in 1i64..9,
+            off in -20i64..20,
+            lookback in 1i64..25,
+        ) {
+            let floats: Vec<(i64, f64)> = ts
+                .iter()
+                .zip(&stale)
+                .map(|(&t, &st)| (t, if st { f64::from_bits(gmc_model::STALE_NAN_BITS) } else { t as f64 }))
+                .collect();
+            let grid = Grid { start: grid_start, end: grid_start + (steps as i64 - 1) * step, step };
+            let pick = StepPick { grid, at: None, off, lookback, timestamps: false };
+            let raw = Raw { labels: Labels::default(), floats: floats.clone(), hists: Vec::new() };
+            let got: Vec<(i64, u64)> =
+                pick.series(raw).floats.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+            let want: Vec<(i64, u64)> = (0..grid.len())
+                .filter_map(|i| {
+                    let te = grid.ts(i) - off;
+                    let &(t, v) = floats.iter().rev().find(|p| p.0 <= te)?;
+                    (t > te - lookback && !gmc_model::is_stale_nan(v)).then(|| (grid.ts(i), v.to_bits()))
+                })
+                .collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+
+        #[test]
+        fn first_step_at_or_after(start in -50i64..50, steps in 1usize..30, step in 1i64..7, t in -100i64..300) {
+            let grid = Grid { start, end: start + (steps as i64 - 1) * step, step };
+            let want = (0..grid.len()).find(|&i| grid.ts(i) >= t).unwrap_or(grid.len());
+            proptest::prop_assert_eq!(grid.first_at_or_after(t), want);
+        }
     }
 
     #[test]
