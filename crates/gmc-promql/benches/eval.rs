@@ -81,6 +81,23 @@ fn bench(c: &mut Criterion) {
             q.select(&m).unwrap().len()
         })
     });
+    // Parsing alone (promql-parser), for the share of a point lookup it takes.
+    g.bench_function("parse_point_selector", |b| {
+        b.iter(|| {
+            gmc_promql::parse(std::hint::black_box(
+                r#"hft_pnl_usd{service="oms-0",pair="BTC-USDT"}"#,
+            ))
+            .unwrap()
+        })
+    });
+    g.bench_function("parse_hist_quantile", |b| {
+        b.iter(|| {
+            gmc_promql::parse(std::hint::black_box(
+                r#"histogram_quantile(0.99, sum by (le) (rate(hft_order_rtt_us_bucket{service="oms-0"}[1m])))"#,
+            ))
+            .unwrap()
+        })
+    });
     g.bench_function("instant_point_lookup", |b| {
         b.iter(|| {
             engine

@@ -54,7 +54,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     let server_cfg = cfg.server_config();
-    let result = runtime.block_on(gmc_server::run(server_cfg, db.clone(), shutdown_signal()));
+    // The server runs as a task on the worker threads, not as the future `block_on`
+    // drives on this thread: its accept loop then runs on a worker, and a new connection's
+    // task starts on that same worker at once. Accepting here woke a worker for every
+    // connection (one thread switch per request for clients that open a connection per
+    // query, as many scripts and benchmark clients do).
+    let result = runtime.block_on(async {
+        match tokio::spawn(gmc_server::run(server_cfg, db.clone(), shutdown_signal())).await {
+            Ok(r) => r.map_err(anyhow::Error::from),
+            Err(e) => Err(anyhow::anyhow!("server task failed: {e}")),
+        }
+    });
     // Stop background tasks before closing the store so nothing appends after close.
     runtime.shutdown_timeout(std::time::Duration::from_secs(5));
     let closed = match Arc::try_unwrap(db) {
