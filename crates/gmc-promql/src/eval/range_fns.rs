@@ -885,13 +885,12 @@ impl Evaluator<'_> {
             ends,
             metric_name,
         } = input;
-        let counter = matches!(func, RangeFn::Rate | RangeFn::Increase);
+        let call = RangeCall::new(func, keep, range, &ends, params, grid);
+        let call = &call;
         // Series are independent: large inputs are split over the cores, each part with
         // its own window scratch and notes (merged below), in order.
         let deadline = self.deadline;
         let timeout = self.opts.timeout;
-        let ends_sorted = ends.is_sorted();
-        let ends = &ends;
         // Work: every window visits its samples, so samples × windows per sample.
         let work = loaded.saturating_mul(super::windows_per_sample(range, grid, ends.len()));
         let parts = gmc_tsdb::par::map_parts_by_work(
@@ -905,19 +904,7 @@ impl Evaluator<'_> {
                     if k % 64 == 63 && Instant::now() > deadline {
                         return Err(Error::Timeout(timeout));
                     }
-                    let s = range_series(
-                        r,
-                        func,
-                        counter,
-                        keep,
-                        range,
-                        ends,
-                        ends_sorted,
-                        params,
-                        grid,
-                        &mut scratch,
-                        &mut notes,
-                    );
+                    let s = range_series(r, call, &mut scratch, &mut notes);
                     if s.points() > 0 {
                         done.push(s);
                     }
@@ -956,34 +943,21 @@ impl Evaluator<'_> {
             span,
             ..
         } = input;
-        let counter = matches!(func, RangeFn::Rate | RangeFn::Increase);
         // Work for the split over the cores, in sample-visits as `range_fn_decoded` counts
         // them (the samples themselves are estimated: they are unknown until decoded).
         let work = series
             .len()
             .saturating_mul(super::samples_guess(span))
             .saturating_mul(super::windows_per_sample(range, grid, ends.len()));
-        let ends_sorted = ends.is_sorted();
-        let ends = &ends;
+        let call = RangeCall::new(func, keep, range, &ends, params, grid);
+        let call = &call;
         let (out, states) = self.stream_series(
             series,
             work,
             |mut r, (notes, scratch): &mut (Notes, WindowScratch)| {
                 // Stale markers end a series for instant selectors only; windows skip them.
                 gmc_model::drop_stale_floats(&mut r.floats);
-                range_series(
-                    r,
-                    func,
-                    counter,
-                    keep,
-                    range,
-                    ends,
-                    ends_sorted,
-                    params,
-                    grid,
-                    scratch,
-                    notes,
-                )
+                range_series(r, call, scratch, notes)
             },
         )?;
         let mut notes = Notes::default();
@@ -1027,23 +1001,65 @@ impl Evaluator<'_> {
     }
 }
 
+/// What every series of one range-function call shares.
+struct RangeCall<'a> {
+    func: RangeFn,
+    /// `rate` or `increase`: counter resets are corrected.
+    counter: bool,
+    /// The function keeps the metric name.
+    keep: bool,
+    /// Window length in milliseconds; a window is `(end - range, end]`.
+    range: i64,
+    /// Window end per grid step.
+    ends: &'a [i64],
+    /// Whether `ends` ascend (they do unless `@` or offsets make them otherwise).
+    ends_sorted: bool,
+    /// Scalar arguments per step.
+    params: &'a [Vec<f64>],
+    grid: Grid,
+}
+
+impl<'a> RangeCall<'a> {
+    fn new(
+        func: RangeFn,
+        keep: bool,
+        range: i64,
+        ends: &'a [i64],
+        params: &'a [Vec<f64>],
+        grid: Grid,
+    ) -> Self {
+        RangeCall {
+            func,
+            counter: matches!(func, RangeFn::Rate | RangeFn::Increase),
+            keep,
+            range,
+            ends,
+            ends_sorted: ends.is_sorted(),
+            params,
+            grid,
+        }
+    }
+}
+
 /// One series of a range function over every window: the pure part of
 /// [`Evaluator::eval_range_call`], run on several threads for large inputs. `scratch` is
 /// reused across series.
-#[allow(clippy::too_many_arguments)]
 fn range_series(
     r: Raw,
-    func: RangeFn,
-    counter: bool,
-    keep: bool,
-    range: i64,
-    ends: &[i64],
-    ends_sorted: bool,
-    params: &[Vec<f64>],
-    grid: Grid,
+    call: &RangeCall<'_>,
     scratch: &mut WindowScratch,
     notes: &mut Notes,
 ) -> Series {
+    let RangeCall {
+        func,
+        counter,
+        keep,
+        range,
+        ends,
+        ends_sorted,
+        params,
+        grid,
+    } = *call;
     let sliding = scratch.start(func, counter, &r, ends.len());
     let steps = steps_with_data(&r, range, ends, ends_sorted);
     let mut s = Series::new(r.labels, !keep);
@@ -1293,15 +1309,14 @@ mod tests {
                 .collect();
             let grid = Grid { start: grid_start, end: grid_start + (steps as i64 - 1) * step, step };
             let ends: Vec<i64> = (0..grid.len()).map(|i| grid.ts(i)).collect();
-            let counter = func == RangeFn::Rate;
             let run = |sorted: bool| {
                 let raw = Raw { labels: Labels::default(), floats: floats.clone(), hists: Vec::new() };
                 let mut scratch = WindowScratch::default();
                 let mut notes = Notes::default();
-                let s = super::range_series(
-                    raw, func, counter, false, range, &ends, sorted, &[], grid, &mut scratch,
-                    &mut notes,
-                );
+                let mut call = RangeCall::new(func, false, range, &ends, &[], grid);
+                assert!(call.ends_sorted);
+                call.ends_sorted = sorted;
+                let s = super::range_series(raw, &call, &mut scratch, &mut notes);
                 s.floats.iter().map(|(t, v)| (*t, v.to_bits())).collect::<Vec<_>>()
             };
             proptest::prop_assert_eq!(run(true), run(false));
