@@ -93,6 +93,14 @@ pub struct BatchSeries<'b> {
     pub key: &'b [u8],
 }
 
+/// The newest timestamp of `floats` and `histograms` (`None` when both are empty): a
+/// series' own samples or a whole batch's.
+fn newest_ts(floats: &[FloatSample], histograms: &[HistogramSample]) -> Option<i64> {
+    let f = floats.iter().map(|f| f.ts_nanos).max();
+    let h = histograms.iter().map(|h| h.ts_nanos).max();
+    f.max(h)
+}
+
 impl<'b> BatchSeries<'b> {
     /// The labels, sorted by name, parsed from the key.
     pub fn labels(&self) -> KeyLabels<'b> {
@@ -118,9 +126,7 @@ impl<'b> BatchSeries<'b> {
 
     /// The newest of the series' sample timestamps (`None` without samples).
     pub fn newest_ts(&self) -> Option<i64> {
-        let f = self.floats.iter().map(|f| f.ts_nanos).max();
-        let h = self.histograms.iter().map(|h| h.ts_nanos).max();
-        f.max(h)
+        newest_ts(self.floats, self.histograms)
     }
 
     /// Value of label `name`, if present.
@@ -268,6 +274,12 @@ impl<'a> WriteBatch<'a> {
         self.series.get(i).map(|e| e.hash)
     }
 
+    /// The identity key of series `i` alone (as [`hash`](Self::hash), without a view).
+    pub fn key(&self, i: usize) -> Option<&[u8]> {
+        let e = self.series.get(i)?;
+        self.keys.get(e.key.start as usize..e.key.end as usize)
+    }
+
     /// The series at position `i`.
     pub fn get(&self, i: usize) -> Option<BatchSeries<'_>> {
         self.series.get(i).map(|e| self.view(e))
@@ -332,9 +344,7 @@ impl<'a> WriteBatch<'a> {
     /// The newest sample timestamp of the batch (`None` when it has no samples): one
     /// pass over the flat sample arrays, not a view per series.
     pub fn newest_ts(&self) -> Option<i64> {
-        let f = self.floats.iter().map(|f| f.ts_nanos).max();
-        let h = self.histograms.iter().map(|h| h.ts_nanos).max();
-        f.max(h)
+        newest_ts(&self.floats, &self.histograms)
     }
 
     /// Keep only the series for which `keep` returns true.

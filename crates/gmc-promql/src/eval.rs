@@ -255,6 +255,25 @@ pub(crate) struct Raw {
     pub(crate) hists: Vec<(i64, Arc<Histogram>)>,
 }
 
+impl Raw {
+    /// The first and last sample timestamps over floats and histograms (each kind is
+    /// sorted); `None` for a series without samples.
+    pub(crate) fn span(&self) -> Option<(i64, i64)> {
+        let first = [
+            self.floats.first().map(|p| p.0),
+            self.hists.first().map(|p| p.0),
+        ];
+        let last = [
+            self.floats.last().map(|p| p.0),
+            self.hists.last().map(|p| p.0),
+        ];
+        Some((
+            first.into_iter().flatten().min()?,
+            last.into_iter().flatten().max()?,
+        ))
+    }
+}
+
 /// The input of a range function: raw series and, per grid step, the window end.
 pub(crate) struct RangeInput {
     pub(crate) series: Vec<Raw>,
@@ -382,6 +401,7 @@ impl StepPick {
             timestamps,
         } = *self;
         let n = grid.len();
+        let span = raw.span();
         let mut s = Series::new(raw.labels, false);
         s.floats.reserve(n.min(raw.floats.len()));
         // One cursor per kind (a series may switch between floats and histograms);
@@ -391,15 +411,7 @@ impl StepPick {
         let mut repeat: Option<Arc<Histogram>> = None;
         // Steps before the first sample, or a lookback past the last, show nothing:
         // visit only the others.
-        let first = (raw.floats.first().map(|p| p.0))
-            .into_iter()
-            .chain(raw.hists.first().map(|p| p.0))
-            .min();
-        let last = (raw.floats.last().map(|p| p.0))
-            .into_iter()
-            .chain(raw.hists.last().map(|p| p.0))
-            .max();
-        let (Some(first), Some(last)) = (first, last) else {
+        let Some((first, last)) = span else {
             return s;
         };
         let steps = match at {

@@ -82,7 +82,7 @@ impl Shard {
         for &i in idxs {
             let i = i as usize;
             if keys {
-                let first = batch.get(i).and_then(|s| s.key.first().copied());
+                let first = batch.key(i).and_then(|k| k.first().copied());
                 acc = acc.wrapping_add(u64::from(first.unwrap_or(0)));
             }
             if let Some(m) = batch.hash(i).and_then(|h| self.by_hash.get(&h)) {

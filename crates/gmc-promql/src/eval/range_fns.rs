@@ -1111,15 +1111,7 @@ fn range_series(
 /// window-edge searches each when visited (most of `range_series` in a `rate` query over
 /// ten minutes of data).
 fn steps_with_data(r: &Raw, range: i64, ends: &[i64], ends_sorted: bool) -> std::ops::Range<usize> {
-    let first = [r.floats.first().map(|p| p.0), r.hists.first().map(|p| p.0)]
-        .into_iter()
-        .flatten()
-        .min();
-    let last = [r.floats.last().map(|p| p.0), r.hists.last().map(|p| p.0)]
-        .into_iter()
-        .flatten()
-        .max();
-    let (Some(first), Some(last)) = (first, last) else {
+    let Some((first, last)) = r.span() else {
         return 0..0;
     };
     if !ends_sorted {
