@@ -13,7 +13,7 @@ rate=$1 dur=$2 rounds=$3
 shift 3
 here=$(cd "$(dirname "$0")" && pwd)
 load=$here/target/release/gmc-rwload
-[ -x "$load" ] || (cd "$here" && cargo build --release -q)
+(cd "$here" && cargo build --release -q)
 port=9471
 for ((r = 1; r <= rounds; r++)); do
   for bin in "$@"; do
@@ -21,7 +21,7 @@ for ((r = 1; r <= rounds; r++)); do
     "$bin" serve --listen 127.0.0.1:$port --data-dir "$dir" >"$dir.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do curl -sf 127.0.0.1:$port/-/ready >/dev/null && break; sleep 0.1; done
-    "$load" --addr 127.0.0.1:$port --samples 10000 --conc 4 --rate 200000 --duration-s 1 >/dev/null
+    "$load" --addr 127.0.0.1:$port --samples 10000 --conc 4 --rate 200000 --duration-s 1 --start-offset-s 7200 >/dev/null
     t0=$(awk '{print $14 + $15}' /proc/$pid/stat)
     out=$("$load" --addr 127.0.0.1:$port --samples 10000 --conc 4 --rate "$rate" --duration-s "$dur")
     t1=$(awk '{print $14 + $15}' /proc/$pid/stat)

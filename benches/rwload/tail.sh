@@ -14,7 +14,7 @@ set -euo pipefail
 bin=$1 rate=$2 dur=$3 cfg=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 load=$here/target/release/gmc-rwload
-[ -x "$load" ] || (cd "$here" && cargo build --release -q)
+(cd "$here" && cargo build --release -q)
 port=9473
 dir=$(mktemp -d /tmp/gmc-tail.XXXXXX)
 args=(serve --listen 127.0.0.1:$port --data-dir "$dir")
@@ -23,7 +23,7 @@ args=(serve --listen 127.0.0.1:$port --data-dir "$dir")
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir" "$dir.log"' EXIT
 for _ in $(seq 100); do curl -sf 127.0.0.1:$port/-/ready >/dev/null && break; sleep 0.1; done
-"$load" --addr 127.0.0.1:$port --samples 10000 --conc 4 --rate 200000 --duration-s 2 >/dev/null
+"$load" --addr 127.0.0.1:$port --samples 10000 --conc 4 --rate 200000 --duration-s 2 --start-offset-s 7200 >/dev/null
 python3 - "$pid" "$((dur + 1))" "$dir.threads" <<'PY' &
 import os, sys, time
 pid, dur, out = sys.argv[1], float(sys.argv[2]), open(sys.argv[3], "w")

@@ -23,6 +23,11 @@ struct Args {
     warmup: u64,
     /// Print the N slowest requests (start time into the run, latency) to stderr.
     slow: usize,
+    /// Round 0's timestamp is this many seconds before now. A warm-up run given a larger
+    /// offset than the measured run that follows it stays older than all of that run's
+    /// samples; with equal offsets the measured run's first rounds would repeat the
+    /// warm-up's timestamps and time the store's duplicate check, not the append.
+    start_offset_s: i64,
 }
 
 fn parse_args() -> Args {
@@ -35,6 +40,7 @@ fn parse_args() -> Args {
         duration_s: 20.0,
         warmup: 0,
         slow: 0,
+        start_offset_s: 3600,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -49,8 +55,9 @@ fn parse_args() -> Args {
             "--duration-s" => a.duration_s = v.parse().expect("--duration-s S"),
             "--warmup" => a.warmup = v.parse().expect("--warmup N"),
             "--slow" => a.slow = v.parse().expect("--slow N"),
+            "--start-offset-s" => a.start_offset_s = v.parse().expect("--start-offset-s S"),
             "--help" | "-h" => {
-                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20] [--warmup requests per worker left out of the latencies, 0] [--slow N: print the N slowest requests to stderr]");
+                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20] [--warmup requests per worker left out of the latencies, 0] [--slow N: print the N slowest requests to stderr] [--start-offset-s S: round 0 is S seconds ago, 3600]");
                 std::process::exit(0);
             }
             other => panic!("unknown flag {other}"),
@@ -174,7 +181,7 @@ fn main() {
         .duration_since(UNIX_EPOCH)
         .expect("clock")
         .as_millis() as i64
-        - 3_600_000;
+        - a.start_offset_s * 1000;
     let stop = Arc::new(AtomicBool::new(false));
     let lat_us: Arc<Mutex<Vec<u64>>> = Arc::default();
     // (scheduled start after the run's start, latency, worker, round), times in µs: for

@@ -49,6 +49,13 @@ pub struct AppendReport {
     pub rejected: Vec<Rejection>,
 }
 
+/// One job of [`Db::append_parts`] after its log write: the sync, or storing a part in
+/// the head.
+enum AppendJob<'a, 'b> {
+    Sync,
+    Commit(&'a &'a WriteBatch<'b>, &'a crate::head::Plan),
+}
+
 /// What a flush did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlushReport {
@@ -253,36 +260,102 @@ impl Db {
     /// [`AppendReport::rejected`]); whole-batch failures (I/O, disk full, closed) return
     /// `Err`, and then nothing of the batch is acknowledged.
     pub fn append(&self, batch: &WriteBatch<'_>) -> Result<AppendReport> {
+        let mut reports = self.append_parts(&[batch])?;
+        Ok(reports.pop().unwrap_or_default())
+    }
+
+    /// [`append`](Self::append) for the parts of one large write, as one write: the
+    /// parts are checked against the head and stored in it on the cores
+    /// ([`crate::par`]), and their WAL records go to disk in a single write made durable
+    /// by a single sync. Appending the parts one by one on threads of their own cost a
+    /// 10 k-sample request two syncs when the second part reached the log after the
+    /// first part's sync had begun, plus a thread start per part; together about a third
+    /// of its latency. One report per part, in order; an `Err` acknowledges no part.
+    pub fn append_parts(&self, batches: &[&WriteBatch<'_>]) -> Result<Vec<AppendReport>> {
         let inner = &self.inner;
         if inner.closed.load(Relaxed) {
             return Err(Error::Closed);
         }
         let _gate = inner.gate.read();
         let flushed_maxt = inner.flushed_maxt();
-        let mut plan = inner.head.prepare(batch, flushed_maxt);
-        if !plan.touches_flushed.is_empty() {
-            inner.check_flushed(batch, &mut plan);
+        let plans = crate::par::each(batches.to_vec(), |batch| {
+            let mut plan = inner.head.prepare(batch, flushed_maxt);
+            if !plan.touches_flushed.is_empty() {
+                inner.check_flushed(batch, &mut plan);
+            }
+            plan
+        });
+        let mut buf = Vec::new();
+        let mut new_meta = Vec::new();
+        for (batch, plan) in batches.iter().zip(&plans) {
+            // Metadata another part already changed is not logged twice.
+            let changed: Vec<_> = inner
+                .head
+                .changed_metadata(batch.metadata())
+                .into_iter()
+                .filter(|m| !new_meta.contains(m))
+                .collect();
+            let records = encode::wal_records(batch, plan, &changed);
+            if buf.is_empty() {
+                buf = records;
+            } else {
+                buf.extend_from_slice(&records);
+            }
+            new_meta.extend(changed);
         }
-        let new_meta = inner.head.changed_metadata(batch.metadata());
-        let buf = encode::wal_records(batch, &plan, &new_meta);
-        let segment = inner.wal.append(&buf)?;
-        if inner.head.commit(batch, &plan, segment) {
+        let written = inner.wal.write(&buf)?;
+        // The head stores the parts while the log's sync is in flight (the sync first,
+        // so the calling thread usually takes it and the pool the parts): a 10 k-sample
+        // request no longer waits for the sync and then for the head one after the
+        // other. Queries may see the samples a moment before they are durable, as in
+        // Prometheus' head; nothing is acknowledged before the sync returns, and a failed
+        // sync fails the write (a retry of the same samples is accepted as a duplicate).
+        let mut jobs = Vec::with_capacity(batches.len() + 1);
+        if inner.wal.syncs_after_write() {
+            jobs.push(AppendJob::Sync);
+        }
+        jobs.extend(
+            batches
+                .iter()
+                .zip(&plans)
+                .map(|(batch, plan)| AppendJob::Commit(batch, plan)),
+        );
+        let mut synced = Ok(());
+        let mut wake = false;
+        for done in crate::par::each(jobs, |job| match job {
+            AppendJob::Sync => Err(inner.wal.sync(written)),
+            AppendJob::Commit(batch, plan) => Ok(inner.head.commit(batch, plan, written.segment)),
+        }) {
+            match done {
+                Ok(w) => wake |= w,
+                Err(r) => synced = r,
+            }
+        }
+        if wake {
             inner.wake_recompressor();
         }
+        synced?;
         // Exactly what was logged, so the head holds what a replay would rebuild.
         inner.head.set_metadata(&new_meta);
-        let (f, h) = plan.accepted(batch);
-        inner.metrics.appended_floats.fetch_add(f as u64, Relaxed);
-        inner
-            .metrics
-            .appended_histograms
-            .fetch_add(h as u64, Relaxed);
-        Ok(AppendReport {
-            accepted_floats: f,
-            accepted_histograms: h,
-            new_series: plan.created,
-            rejected: plan.rejected,
-        })
+        let reports = batches
+            .iter()
+            .zip(plans)
+            .map(|(batch, plan)| {
+                let (f, h) = plan.accepted(batch);
+                inner.metrics.appended_floats.fetch_add(f as u64, Relaxed);
+                inner
+                    .metrics
+                    .appended_histograms
+                    .fetch_add(h as u64, Relaxed);
+                AppendReport {
+                    accepted_floats: f,
+                    accepted_histograms: h,
+                    new_series: plan.created,
+                    rejected: plan.rejected,
+                }
+            })
+            .collect();
+        Ok(reports)
     }
 
     /// Run `hook` on the flushing thread when a flush (manual or background) starts

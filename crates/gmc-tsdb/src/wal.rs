@@ -69,6 +69,15 @@ struct SyncState {
     failed: Vec<(u64, u64)>,
 }
 
+/// A write to the log ([`Wal::write`]), to be made durable with [`Wal::sync`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Written {
+    /// The write's number in the log's write count (`None`: nothing was written).
+    number: Option<u64>,
+    /// The segment it went to.
+    pub(crate) segment: u64,
+}
+
 /// The WAL writer.
 pub(crate) struct Wal {
     dir: PathBuf,
@@ -182,10 +191,25 @@ impl Wal {
 
     /// Write `buf` (whole records) and make it durable per the sync policy; returns the
     /// segment it went to (the current one when `buf` is empty). On error nothing of `buf`
-    /// counts as written and the segment is cut back to its last good end.
+    /// counts as written and the segment is cut back to its last good end. (The store
+    /// writes and syncs in two steps, see [`crate::Db::append_parts`].)
+    #[cfg(test)]
     pub(crate) fn append(&self, buf: &[u8]) -> Result<u64> {
+        let w = self.write(buf)?;
+        self.sync(w)?;
+        Ok(w.segment)
+    }
+
+    /// Write `buf` (whole records), durable already under `sync = "batch"`; under group
+    /// commit [`sync`](Self::sync) makes it durable, and the caller may do other work
+    /// (store the samples in the head) meanwhile. On error nothing of `buf` counts as
+    /// written and the segment is cut back to its last good end.
+    pub(crate) fn write(&self, buf: &[u8]) -> Result<Written> {
         if buf.is_empty() {
-            return Ok(self.inner.lock().seq);
+            return Ok(Written {
+                number: None,
+                segment: self.inner.lock().seq,
+            });
         }
         let (my, seq) = {
             let mut g = self.inner.lock();
@@ -226,11 +250,24 @@ impl Wal {
                 .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
             (g.written, g.seq)
         };
-        match self.policy {
-            SyncPolicy::GroupCommit { window } => self.group_sync(my, window)?,
-            SyncPolicy::Batch | SyncPolicy::None => {}
+        Ok(Written {
+            number: Some(my),
+            segment: seq,
+        })
+    }
+
+    /// Whether [`sync`](Self::sync) has anything to wait for (group commit).
+    pub(crate) fn syncs_after_write(&self) -> bool {
+        matches!(self.policy, SyncPolicy::GroupCommit { .. })
+    }
+
+    /// Return once `w` is durable per the sync policy (at once unless it is group
+    /// commit).
+    pub(crate) fn sync(&self, w: Written) -> Result<()> {
+        match (self.policy, w.number) {
+            (SyncPolicy::GroupCommit { window }, Some(my)) => self.group_sync(my, window),
+            _ => Ok(()),
         }
-        Ok(seq)
     }
 
     fn count_failure(&self) {

@@ -111,6 +111,62 @@ fn appended_samples_survive_reopen_bit_exactly() {
 }
 
 #[test]
+fn parts_appended_as_one_write_survive_reopen_with_a_report_each() {
+    // The default group commit: the head stores the parts while the log syncs.
+    let dir = tempfile::tempdir().unwrap();
+    let meta = Metadata {
+        metric_family: "p".into(),
+        metric_type: MetricType::Gauge,
+        help: "parts".into(),
+        unit: String::new(),
+    };
+    {
+        let db = Db::open(dir.path(), Config::default()).unwrap();
+        for k in 0..50 {
+            let ts = T0 + k * NANOS_PER_SEC;
+            let series: Vec<(&str, u64)> = (0..300).map(|i| ("p", i)).collect();
+            let mut a = batch(&series[..100], ts, k as f64);
+            let mut b = batch(&series[100..], ts, k as f64);
+            // Both parts carry the same metadata: it is stored once.
+            a.push_metadata(meta.clone());
+            b.push_metadata(meta.clone());
+            // One refused series in the second part (its sample is beyond the
+            // out-of-order window of the newest sample, which the first part sets).
+            let mut old = batch(&[("q", 0)], ts, 1.0);
+            if k == 49 {
+                old = batch(&[("p", 0)], T0, 9.0);
+            }
+            let reports = db.append_parts(&[&a, &b, &old]).unwrap();
+            assert_eq!(reports.len(), 3);
+            assert_eq!(reports[0].accepted_floats, 100);
+            assert_eq!(reports[1].accepted_floats, 200);
+            if k == 0 {
+                assert_eq!(reports[0].new_series, 100);
+                assert_eq!(reports[1].new_series, 200);
+            }
+            if k == 49 {
+                // `p{i="0"}` at T0 again with another value: a conflict, refused.
+                assert_eq!(reports[2].accepted_floats, 0);
+                assert_eq!(reports[2].rejected.len(), 1);
+            }
+        }
+        db.close().unwrap();
+    }
+    let db = Db::open(dir.path(), Config::default()).unwrap();
+    let got = floats(&db, "p");
+    assert_eq!(got.len(), 300);
+    for (i, samples) in &got {
+        assert_eq!(samples.len(), 50, "series {i}");
+        assert_eq!(samples[0], (T0, 0f64.to_bits()), "series {i}");
+        assert_eq!(samples[49].1, 49f64.to_bits(), "series {i}");
+    }
+    assert_eq!(floats(&db, "q").len(), 1);
+    let q = db.querier(T0, T0).unwrap();
+    assert_eq!(q.metadata(Some("p")), vec![meta]);
+    assert_eq!(db.metrics().replay_corruptions(), 0);
+}
+
+#[test]
 fn out_of_order_window_accepts_recent_and_rejects_old() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), config()).unwrap();

@@ -162,14 +162,14 @@ where
     commit_parts(state, p, parts)
 }
 
-/// Store the parts of one request (see `decode::remote_write`) on one thread each. The
-/// request's sample limit applies to their total, before anything is stored. If the
-/// store refuses one part, the request fails; parts already stored stay stored, and a
-/// retry of the whole request is accepted (same timestamps and values are idempotent).
+/// Store the parts of one request (see `decode::remote_write`) as one write: the store
+/// checks and stores the parts on the cores and logs them with one sync
+/// ([`gmc_tsdb::Db::append_parts`]). The request's sample limit applies to their total,
+/// before anything is stored. If the store refuses the write, nothing is acknowledged.
 fn commit_parts(
     state: &AppState,
     p: Protocol,
-    parts: Vec<Decoded<'_>>,
+    mut parts: Vec<Decoded<'_>>,
 ) -> Result<Outcome, ApiError> {
     let total: usize = parts.iter().map(|d| d.batch.len_samples()).sum();
     let max = state.config.ingest.max_samples_per_request;
@@ -177,14 +177,23 @@ fn commit_parts(
         state.metrics.rejected(p, "too_many_samples", 1);
         return Err(too_many_samples(total, max));
     }
+    let mut tallies: Vec<Tally> = parts
+        .iter_mut()
+        .map(|d| Tally::before_append(state, d))
+        .collect();
+    let batches: Vec<&WriteBatch<'_>> = parts.iter().map(|d| &d.batch).collect();
+    let reports = state
+        .db
+        .append_parts(&batches)
+        .map_err(|e| storage_refused(state, p, e))?;
     let mut out = Outcome::default();
-    // Each part's append waits for its WAL group commit: threads of their own, not the
-    // shared pool that queries' parts run on.
-    for r in gmc_tsdb::par::each_blocking(parts, |d| commit(state, p, d)) {
-        let o = r?;
-        out.samples += o.samples;
-        out.rejected_series += o.rejected_series;
-        out.messages.extend(o.messages);
+    for ((t, d), report) in tallies.iter_mut().zip(&parts).zip(&reports) {
+        t.after_append(state, p, d, report);
+    }
+    for t in tallies {
+        out.samples += t.outcome.samples;
+        out.rejected_series += t.outcome.rejected_series;
+        out.messages.extend(t.outcome.messages);
     }
     out.messages.truncate(MAX_MESSAGES);
     Ok(out)
@@ -203,14 +212,6 @@ pub(crate) fn commit(
     p: Protocol,
     mut decoded: Decoded<'_>,
 ) -> Result<Outcome, ApiError> {
-    let mut outcome = Outcome::default();
-    let mut by_reason: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for (reason, n) in &decoded.report.rejected {
-        *by_reason.entry(reason).or_default() += n;
-        outcome.rejected_series += n;
-    }
-    outcome.messages.append(&mut decoded.report.messages);
-    outcome.messages.truncate(MAX_MESSAGES);
     if decoded.batch.len_samples() > state.config.ingest.max_samples_per_request {
         state.metrics.rejected(p, "too_many_samples", 1);
         return Err(too_many_samples(
@@ -218,43 +219,80 @@ pub(crate) fn commit(
             state.config.ingest.max_samples_per_request,
         ));
     }
-    reject_future(state, &mut decoded.batch, &mut by_reason, &mut outcome);
-    let report = match state.db.append(&decoded.batch) {
-        Ok(r) => {
-            *state.last_storage_error.lock() = None;
-            r
+    let mut t = Tally::before_append(state, &mut decoded);
+    let report = state
+        .db
+        .append(&decoded.batch)
+        .map_err(|e| storage_refused(state, p, e))?;
+    t.after_append(state, p, &decoded, &report);
+    Ok(t.outcome)
+}
+
+/// What one decoded batch's write refused and achieved, counted by reason once the
+/// store has answered.
+struct Tally {
+    outcome: Outcome,
+    by_reason: BTreeMap<&'static str, u64>,
+}
+
+impl Tally {
+    /// Take over the decoder's rejections and drop future samples from the batch.
+    fn before_append(state: &AppState, decoded: &mut Decoded<'_>) -> Self {
+        let mut outcome = Outcome::default();
+        let mut by_reason: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for (reason, n) in &decoded.report.rejected {
+            *by_reason.entry(reason).or_default() += n;
+            outcome.rejected_series += n;
         }
-        Err(e) => {
-            state.metrics.rejected(p, "storage_error", 1);
-            *state.last_storage_error.lock() = Some((std::time::Instant::now(), e.to_string()));
-            tracing::error!(error = %e, protocol = p.as_str(), "Store refused a write; nothing of it was acknowledged.");
-            return Err(ApiError::from_class(
-                e.class(),
-                format!("storage refused the write, nothing was stored: {e}"),
-            ));
+        outcome.messages.append(&mut decoded.report.messages);
+        outcome.messages.truncate(MAX_MESSAGES);
+        reject_future(state, &mut decoded.batch, &mut by_reason, &mut outcome);
+        Tally { outcome, by_reason }
+    }
+
+    /// Count what the store refused and stored.
+    fn after_append(
+        &mut self,
+        state: &AppState,
+        p: Protocol,
+        decoded: &Decoded<'_>,
+        report: &gmc_tsdb::AppendReport,
+    ) {
+        *state.last_storage_error.lock() = None;
+        let outcome = &mut self.outcome;
+        for r in &report.rejected {
+            *self.by_reason.entry(r.error.reason()).or_default() += 1;
+            outcome.rejected_series += 1;
+            if outcome.messages.len() < MAX_MESSAGES {
+                let labels = decoded
+                    .batch
+                    .get(r.series_index)
+                    .map(|s| s.to_labels().to_string())
+                    .unwrap_or_default();
+                outcome.messages.push(format!("{labels}: {}", r.error));
+            }
         }
-    };
-    for r in &report.rejected {
-        *by_reason.entry(r.error.reason()).or_default() += 1;
-        outcome.rejected_series += 1;
-        if outcome.messages.len() < MAX_MESSAGES {
-            let labels = decoded
-                .batch
-                .get(r.series_index)
-                .map(|s| s.to_labels().to_string())
-                .unwrap_or_default();
-            outcome.messages.push(format!("{labels}: {}", r.error));
+        for (reason, n) in std::mem::take(&mut self.by_reason) {
+            state.metrics.rejected(p, reason, n);
+        }
+        outcome.samples = (report.accepted_floats + report.accepted_histograms) as u64;
+        state.metrics.ingested(p, outcome.samples);
+        if outcome.samples > 0 {
+            state.note_services(&decoded.batch);
         }
     }
-    for (reason, n) in by_reason {
-        state.metrics.rejected(p, reason, n);
-    }
-    outcome.samples = (report.accepted_floats + report.accepted_histograms) as u64;
-    state.metrics.ingested(p, outcome.samples);
-    if outcome.samples > 0 {
-        state.note_services(&decoded.batch);
-    }
-    Ok(outcome)
+}
+
+/// The store refused a whole write: count it, remember it for `/system/status` and
+/// answer with its class.
+fn storage_refused(state: &AppState, p: Protocol, e: gmc_tsdb::Error) -> ApiError {
+    state.metrics.rejected(p, "storage_error", 1);
+    *state.last_storage_error.lock() = Some((std::time::Instant::now(), e.to_string()));
+    tracing::error!(error = %e, protocol = p.as_str(), "Store refused a write; nothing of it was acknowledged.");
+    ApiError::from_class(
+        e.class(),
+        format!("storage refused the write, nothing was stored: {e}"),
+    )
 }
 
 /// Drop series with samples beyond the allowed clock skew into the future.
