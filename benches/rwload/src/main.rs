@@ -28,6 +28,9 @@ struct Args {
     /// samples; with equal offsets the measured run's first rounds would repeat the
     /// warm-up's timestamps and time the store's duplicate check, not the append.
     start_offset_s: i64,
+    /// Round 0's timestamp in ms since the epoch, overriding `start_offset_s`: two runs
+    /// with the same value send the same samples (a retry of everything).
+    start_ms: Option<i64>,
 }
 
 fn parse_args() -> Args {
@@ -41,6 +44,7 @@ fn parse_args() -> Args {
         warmup: 0,
         slow: 0,
         start_offset_s: 3600,
+        start_ms: None,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -56,8 +60,9 @@ fn parse_args() -> Args {
             "--warmup" => a.warmup = v.parse().expect("--warmup N"),
             "--slow" => a.slow = v.parse().expect("--slow N"),
             "--start-offset-s" => a.start_offset_s = v.parse().expect("--start-offset-s S"),
+            "--start-ms" => a.start_ms = Some(v.parse().expect("--start-ms MS")),
             "--help" | "-h" => {
-                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20] [--warmup requests per worker left out of the latencies, 0] [--slow N: print the N slowest requests to stderr] [--start-offset-s S: round 0 is S seconds ago, 3600]");
+                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20] [--warmup requests per worker left out of the latencies, 0] [--slow N: print the N slowest requests to stderr] [--start-offset-s S: round 0 is S seconds ago, 3600] [--start-ms MS: round 0's timestamp]");
                 std::process::exit(0);
             }
             other => panic!("unknown flag {other}"),
@@ -177,11 +182,13 @@ fn post(conn: &mut Option<BufReader<TcpStream>>, a: &Args, body: &[u8]) -> Resul
 
 fn main() {
     let a = Arc::new(parse_args());
-    let t0_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
-        - a.start_offset_s * 1000;
+    let t0_ms = a.start_ms.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as i64
+            - a.start_offset_s * 1000
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let lat_us: Arc<Mutex<Vec<u64>>> = Arc::default();
     // (scheduled start after the run's start, latency, worker, round), times in µs: for

@@ -689,4 +689,84 @@ mod tests {
         assert_eq!(read(&head), before);
         assert_eq!(before[0].1.len(), n as usize);
     }
+
+    fn float_batch(samples: &[(i64, f64)]) -> gmc_model::WriteBatch<'static> {
+        let mut b = gmc_model::WriteBatch::new();
+        let mut s = b.series();
+        s.label("__name__", "m");
+        for &(t, v) in samples {
+            s.float(t, v);
+        }
+        s.finish().unwrap();
+        b
+    }
+
+    fn stored(head: &Head) -> Vec<(i64, f64)> {
+        use crate::querier::Source as _;
+        let mut out = Vec::new();
+        head.select(
+            &[gmc_model::Matcher::equal("__name__", "m")],
+            0,
+            i64::MAX,
+            &mut out,
+        )
+        .unwrap();
+        out.into_iter()
+            .flat_map(|(_, samples)| samples)
+            .map(|s| match s.value {
+                crate::querier::SampleValue::Float(v) => (s.ts_nanos, v),
+                crate::querier::SampleValue::Histogram(_) => (s.ts_nanos, f64::NAN),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_retry_of_stored_samples_is_not_stored_again() {
+        let head = Head::new(
+            Settings::from_config(&Config::default()),
+            Arc::new(Metrics::default()),
+        );
+        let first: Vec<(i64, f64)> = (1..=300).map(|i| (i * 1_000_000_000, i as f64)).collect();
+        let b = float_batch(&first);
+        let plan = head.prepare(&b, i64::MIN);
+        assert!(plan.already_stored.is_empty());
+        head.commit(&b, &plan, 0);
+        // The same samples again (a retry), and a part of them out of order.
+        for retry in [first.clone(), first[100..140].to_vec()] {
+            let b = float_batch(&retry);
+            let plan = head.prepare(&b, i64::MIN);
+            assert_eq!(plan.refs.iter().flatten().count(), 1);
+            assert_eq!(plan.already_stored, [true]);
+            assert_eq!(plan.accepted(&b).0, retry.len());
+            head.commit(&b, &plan, 0);
+            assert_eq!(stored(&head), first);
+        }
+        // One new sample among stored ones: the series is stored, the new sample kept.
+        let mut mixed = first[290..].to_vec();
+        mixed.push((301_000_000_000, 301.0));
+        let b = float_batch(&mixed);
+        let plan = head.prepare(&b, i64::MIN);
+        assert!(plan.already_stored.iter().all(|s| !s));
+        head.commit(&b, &plan, 0);
+        assert_eq!(stored(&head).len(), 301);
+    }
+
+    #[test]
+    fn a_sample_only_reserved_by_another_write_is_stored_by_its_retry() {
+        // Write A reserves a sample but never stores it (its WAL write failed); a retry
+        // B of the same sample must store it, not take A's reservation for stored data.
+        let head = Head::new(
+            Settings::from_config(&Config::default()),
+            Arc::new(Metrics::default()),
+        );
+        let base = float_batch(&[(1_000_000_000, 1.0)]);
+        let plan = head.prepare(&base, i64::MIN);
+        head.commit(&base, &plan, 0);
+        let x = float_batch(&[(2_000_000_000, 2.0)]);
+        let _a = head.prepare(&x, i64::MIN);
+        let b = head.prepare(&x, i64::MIN);
+        assert!(b.already_stored.iter().all(|s| !s));
+        head.commit(&x, &b, 0);
+        assert_eq!(stored(&head), [(1_000_000_000, 1.0), (2_000_000_000, 2.0)]);
+    }
 }

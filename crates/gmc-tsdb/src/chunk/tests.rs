@@ -355,3 +355,33 @@ fn fuzz_crash_751bc049_corrupt_seek_table_decodes_cleanly() {
     let _ = decode_floats_from(ENCODING_PACKED, bytes, whole[whole.len() / 2].0, &mut tail);
     let _ = last_float(ENCODING_PACKED, bytes);
 }
+
+proptest! {
+    /// `float_at` finds exactly what a linear scan of the decoded chunk finds, for stored
+    /// timestamps and for timestamps between, before and after them, in both float
+    /// encodings (long integer chunks exercise the `PACKED` seek table).
+    #[test]
+    fn float_at_agrees_with_a_scan(
+        s in prop_oneof![samples_strategy(), long_int_samples()],
+        picks in prop::collection::vec((any::<prop::sample::Index>(), -1i64..=1), 1..20),
+    ) {
+        let (enc, packed) = encode_floats(&s);
+        let mut a = XorAppender::new();
+        for &(t, v) in &s {
+            a.append(t, v);
+        }
+        let xor = a.bytes();
+        let scan = |ts: i64| s.iter().find(|p| p.0 == ts).map(|p| p.1.to_bits());
+        let mut probes: Vec<i64> = picks
+            .iter()
+            .filter(|_| !s.is_empty())
+            .map(|(i, d)| i.get(&s).0.saturating_add(*d))
+            .collect();
+        probes.extend([i64::MIN, i64::MAX]);
+        for ts in probes {
+            let want = scan(ts);
+            prop_assert_eq!(float_at(enc, &packed, ts).unwrap().map(f64::to_bits), want, "{} at {}", enc, ts);
+            prop_assert_eq!(float_at(ENCODING_XOR, &xor, ts).unwrap().map(f64::to_bits), want, "xor at {}", ts);
+        }
+    }
+}

@@ -29,6 +29,10 @@ pub(crate) struct Plan {
     /// Accepted batch series with a sample at or before the `flushed_maxt` given to
     /// `prepare`: they must also be checked against flushed data.
     pub(crate) touches_flushed: Vec<usize>,
+    /// Per batch series (empty when none is): every sample is already stored in the head
+    /// with the same value, so `commit` skips it. A retried write otherwise looked up
+    /// each sample's stored value twice, once to check it and once to store it.
+    pub(crate) already_stored: Vec<bool>,
 }
 
 /// Indexes `0..n` grouped by shard in one array (a counting sort): a vector per shard
@@ -162,8 +166,14 @@ impl Head {
                     series.reserve(samples, window)
                 };
                 match res {
-                    Ok(()) => {
+                    Ok(stored) => {
                         plan.refs[i] = Some(r);
+                        if stored {
+                            if plan.already_stored.is_empty() {
+                                plan.already_stored = vec![false; n];
+                            }
+                            plan.already_stored[i] = true;
+                        }
                         // In-order floats: the first is the oldest, so this is one compare.
                         let old = s.floats.first().is_some_and(|f| f.ts_nanos <= flushed_maxt)
                             || (flushed_maxt > i64::MIN
@@ -209,6 +219,9 @@ impl Head {
                 let (Some(Some(r)), Some(s)) = (plan.refs.get(i), batch.get(i)) else {
                     continue;
                 };
+                if plan.already_stored.get(i) == Some(&true) {
+                    continue;
+                }
                 let Some(series) = shard.get_mut_hinted(s.hash, *r) else {
                     continue;
                 };

@@ -129,22 +129,29 @@ impl MemSeries {
     }
 
     /// Check `samples` (arrival order) against the series and, when all pass, reserve them
-    /// so concurrent appends validate against them too.
+    /// so concurrent appends validate against them too. `Ok(true)`: every sample is
+    /// already stored in the head with the same value (a retried write), so storing
+    /// them again can be skipped. A sample that only matches another write's reservation
+    /// does not count: that write may still fail.
     pub(crate) fn reserve(
         &mut self,
         samples: impl Iterator<Item = (i64, SampleValue)>,
         window_nanos: i64,
-    ) -> Result<(), SampleError> {
+    ) -> Result<bool, SampleError> {
         let mut max = self.res_max_ts;
         let mut last = self.res_last.clone();
+        let mut all_stored = true;
         for (ts, v) in samples {
             if ts > max {
                 max = ts;
                 last = Some(v);
+                all_stored = false;
             } else if ts == max {
                 if !last.as_ref().is_some_and(|l| l.same_as(&v)) {
                     return Err(SampleError::DuplicateSample { ts_nanos: ts });
                 }
+                all_stored &=
+                    ts == self.max_ts && self.last.as_ref().is_some_and(|l| l.same_as(&v));
             } else {
                 if ts < max.saturating_sub(window_nanos) {
                     return Err(SampleError::OutOfOrderSample {
@@ -153,16 +160,18 @@ impl MemSeries {
                         window_nanos,
                     });
                 }
-                if let Some(stored) = self.value_at(ts) {
-                    if !stored.same_as(&v) {
+                match self.value_at(ts) {
+                    Some(stored) if !stored.same_as(&v) => {
                         return Err(SampleError::DuplicateSample { ts_nanos: ts });
                     }
+                    Some(_) => {}
+                    None => all_stored = false,
                 }
             }
         }
         self.res_max_ts = max;
         self.res_last = last;
-        Ok(())
+        Ok(all_stored)
     }
 
     /// [`MemSeries::reserve`] for float-only samples, without building `SampleValue`s for
@@ -171,7 +180,7 @@ impl MemSeries {
         &mut self,
         floats: &[gmc_model::FloatSample],
         window_nanos: i64,
-    ) -> Result<(), SampleError> {
+    ) -> Result<bool, SampleError> {
         let in_order = floats.first().is_some_and(|f| f.ts_nanos > self.res_max_ts)
             && floats.windows(2).all(|w| w[0].ts_nanos < w[1].ts_nanos);
         if !in_order {
@@ -186,7 +195,7 @@ impl MemSeries {
             self.res_max_ts = f.ts_nanos;
             self.res_last = Some(SampleValue::Float(f.value));
         }
-        Ok(())
+        Ok(floats.is_empty())
     }
 
     /// The stored value at `ts`, if any (decodes at most the chunks covering `ts`).
@@ -198,6 +207,12 @@ impl MemSeries {
             return self.last.clone();
         }
         let find = |enc: u8, bytes: &[u8]| -> Option<SampleValue> {
+            if enc != chunk::ENCODING_HISTOGRAM {
+                return chunk::float_at(enc, bytes, ts)
+                    .ok()
+                    .flatten()
+                    .map(SampleValue::Float);
+            }
             chunk::decode_iter(enc, bytes)
                 .ok()?
                 .map_while(|s| s.ok())
