@@ -180,6 +180,9 @@ fn post(conn: &mut Option<BufReader<TcpStream>>, a: &Args, body: &[u8]) -> Resul
     })
 }
 
+/// One request: scheduled start after the run's start and latency (µs), worker, round.
+type Timed = (u64, u64, usize, u64);
+
 fn main() {
     let a = Arc::new(parse_args());
     let t0_ms = a.start_ms.unwrap_or_else(|| {
@@ -193,7 +196,7 @@ fn main() {
     let lat_us: Arc<Mutex<Vec<u64>>> = Arc::default();
     // (scheduled start after the run's start, latency, worker, round), times in µs: for
     // `--slow N`.
-    let timeline: Arc<Mutex<Vec<(u64, u64, usize, u64)>>> = Arc::default();
+    let timeline: Arc<Mutex<Vec<Timed>>> = Arc::default();
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();

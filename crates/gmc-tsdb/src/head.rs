@@ -637,7 +637,7 @@ mod tests {
 
     #[test]
     fn closed_chunks_are_recompressed_off_the_append_path() {
-        use crate::querier::{SampleValue, Source};
+        use crate::querier::SampleValue;
         let head = Head::new(
             Settings::from_config(&Config::default()),
             Arc::new(Metrics::default()),
@@ -655,17 +655,7 @@ mod tests {
             })
             .collect();
         assert_eq!(head.replay_batch(&mut batch), 0);
-        let read = |head: &Head| {
-            let mut out = Vec::new();
-            head.select(
-                &[gmc_model::Matcher::equal("__name__", "m")],
-                0,
-                i64::MAX,
-                &mut out,
-            )
-            .unwrap();
-            out
-        };
+        let read = select_m;
         let before = read(&head);
         let encodings = |head: &Head| -> Vec<u8> {
             let g = head.shards[Head::shard_of_ref(r)].lock();
@@ -701,7 +691,8 @@ mod tests {
         b
     }
 
-    fn stored(head: &Head) -> Vec<(i64, f64)> {
+    /// Everything the head holds of the series named `m`.
+    fn select_m(head: &Head) -> Vec<(Labels, Vec<crate::querier::Sample>)> {
         use crate::querier::Source as _;
         let mut out = Vec::new();
         head.select(
@@ -711,7 +702,12 @@ mod tests {
             &mut out,
         )
         .unwrap();
-        out.into_iter()
+        out
+    }
+
+    fn stored(head: &Head) -> Vec<(i64, f64)> {
+        select_m(head)
+            .into_iter()
             .flat_map(|(_, samples)| samples)
             .map(|s| match s.value {
                 crate::querier::SampleValue::Float(v) => (s.ts_nanos, v),
