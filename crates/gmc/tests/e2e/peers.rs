@@ -67,7 +67,15 @@ fn prometheus_remote_write_delivers_scraped_samples() {
         g.metric("gmc_ingest_rejected_total{protocol=\"remote_write\",reason=\"decode_error\"}"),
         0.0
     );
-    assert!(g.metric("gmc_ingest_samples_total{protocol=\"remote_write\"}") > 0.0);
+    // Samples are visible once in the head, which may be a moment before their write is
+    // durable and acknowledged; the counter counts acknowledged samples.
+    let counted = eventually(Duration::from_secs(10), || {
+        (g.metric("gmc_ingest_samples_total{protocol=\"remote_write\"}") > 0.0).then_some(())
+    });
+    assert!(
+        counted.is_some(),
+        "acknowledged remote_write samples were not counted"
+    );
 }
 
 #[test]
