@@ -47,15 +47,68 @@ pub(crate) struct Outcome {
     pub(crate) messages: Vec<String>,
 }
 
-/// Read the body, refusing more than `limit` bytes.
+/// Bytes of an over-limit body read on and dropped before the refusal is sent.
+const DRAIN_BYTES: usize = 16 << 20;
+
+/// Longest wait for them.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Read the body, refusing more than `limit` bytes. An over-limit body is read on and
+/// dropped (up to [`DRAIN_BYTES`] more, for up to [`DRAIN_TIME`]) before the refusal is
+/// sent: a server that closes a connection whose request is still arriving resets it,
+/// and the sender then sees a connection error, which remote-write senders retry
+/// forever, instead of the 413 that says this request will never succeed. (The e2e
+/// bad-input test met that reset on a loaded machine.)
 async fn read_body(state: &AppState, p: Protocol, body: Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
     let limit = usize::try_from(state.config.ingest.max_body_bytes).unwrap_or(usize::MAX);
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+    let refuse = |why: String| {
         state.metrics.rejected(p, "body_too_large", 1);
-        ApiError::too_large(format!(
-            "request body exceeds the limit of {limit} bytes (ingest.max_body_bytes) or could not be read: {e}"
-        ))
+        ApiError::too_large(why)
+    };
+    let mut body = body;
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| refuse(format!("request body could not be read: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total > limit {
+            drain(&mut body).await;
+            return Err(refuse(format!(
+                "request body exceeds the limit of {limit} bytes (ingest.max_body_bytes)"
+            )));
+        }
+        parts.push(data);
+    }
+    Ok(match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.pop().unwrap_or_default(),
+        _ => {
+            let mut all = Vec::with_capacity(total);
+            for part in parts {
+                all.extend_from_slice(&part);
+            }
+            Bytes::from(all)
+        }
     })
+}
+
+/// Read and drop what is left of `body`, within [`DRAIN_BYTES`] and [`DRAIN_TIME`].
+async fn drain(body: &mut Body) {
+    use http_body_util::BodyExt as _;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut n = 0usize;
+        while n < DRAIN_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => n += frame.data_ref().map_or(0, Bytes::len),
+                _ => break,
+            }
+        }
+    })
+    .await;
 }
 
 /// Undo `Content-Encoding: gzip` with the decompressed size capped like the body.

@@ -262,3 +262,36 @@ fn nan_and_infinities_are_valid_samples() {
         assert!(vals.iter().any(|x| x == want), "{want} missing in {vals:?}");
     }
 }
+
+#[test]
+fn an_over_limit_body_sent_in_full_gets_its_413() {
+    use std::io::{Read as _, Write as _};
+    // 12 MiB beyond a 1 MiB limit: more than loopback's socket buffers hold, so a server
+    // that answered and closed after the first MiB would reset the sender mid-body, and
+    // the sender would never read the 413 (a remote-write sender retries such errors).
+    let g = Gmc::start_with_config("[ingest]\nmax_body_bytes = \"1MiB\"\n");
+    let body = vec![b'#'; 13 << 20];
+    let mut s = std::net::TcpStream::connect(g.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/import/prometheus HTTP/1.1\r\nHost: {}\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        g.addr,
+        body.len()
+    );
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(head.as_bytes())?;
+        w.write_all(&body)
+    });
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let sent = writer.join().unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        sent.is_ok(),
+        "the body was cut off: {sent:?}; answer {text:?}"
+    );
+    assert!(text.starts_with("HTTP/1.1 413"), "{text:?}");
+    assert!(text.contains("ingest.max_body_bytes"), "{text:?}");
+}
