@@ -53,8 +53,13 @@ pub struct AppendReport {
 /// the head.
 enum AppendJob<'a, 'b> {
     Sync,
-    Commit(&'a &'a WriteBatch<'b>, &'a crate::head::Plan),
+    Commit(&'a WriteBatch<'b>, &'a crate::head::Plan),
 }
+
+/// Fewest samples in one write for which the head stores them on the pool while the log
+/// syncs: below it (a scrape, a JSON push, self-monitoring) storing takes microseconds,
+/// less than waking a pool thread, so the calling thread syncs and then stores.
+const OVERLAP_MIN_SAMPLES: usize = 2_000;
 
 /// What a flush did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -304,10 +309,10 @@ impl Db {
             new_meta.extend(changed);
         }
         let written = inner.wal.write(&buf)?;
-        // The head stores the parts while the log's sync is in flight (the sync first,
-        // so the calling thread usually takes it and the pool the parts): a 10 k-sample
-        // request no longer waits for the sync and then for the head one after the
-        // other. Queries may see the samples a moment before they are durable, as in
+        // For a large write the head stores the parts while the log's sync is in flight
+        // (the sync first, so the calling thread usually takes it and the pool the
+        // parts): a 10 k-sample request no longer waits for the sync and then for the
+        // head one after the other (small writes: see `OVERLAP_MIN_SAMPLES`). Queries may see the samples a moment before they are durable, as in
         // Prometheus' head; nothing is acknowledged before the sync returns, and a failed
         // sync fails the write (a retry of the same samples is accepted as a duplicate).
         let mut jobs = Vec::with_capacity(batches.len() + 1);
@@ -320,21 +325,21 @@ impl Db {
                 .zip(&plans)
                 .map(|(batch, plan)| AppendJob::Commit(batch, plan)),
         );
-        let mut synced = Ok(());
-        let mut wake = false;
-        for done in crate::par::each(jobs, |job| match job {
-            AppendJob::Sync => Err(inner.wal.sync(written)),
+        let run = |job: AppendJob<'_, '_>| match job {
+            // A sync reports no recompression to wake.
+            AppendJob::Sync => inner.wal.sync(written).map(|()| false),
             AppendJob::Commit(batch, plan) => Ok(inner.head.commit(batch, plan, written.segment)),
-        }) {
-            match done {
-                Ok(w) => wake |= w,
-                Err(r) => synced = r,
-            }
-        }
-        if wake {
+        };
+        let samples: usize = batches.iter().map(|b| b.len_samples()).sum();
+        let done: Vec<Result<bool>> = if samples >= OVERLAP_MIN_SAMPLES {
+            crate::par::each(jobs, run)
+        } else {
+            jobs.into_iter().map(run).collect()
+        };
+        if done.iter().any(|d| matches!(d, Ok(true))) {
             inner.wake_recompressor();
         }
-        synced?;
+        done.into_iter().collect::<Result<Vec<bool>>>()?;
         // Exactly what was logged, so the head holds what a replay would rebuild.
         inner.head.set_metadata(&new_meta);
         let reports = batches
