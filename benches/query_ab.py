@@ -39,6 +39,9 @@ def main():
         else:
             path = "/api/v1/query_range"
             p = {"query": q, "start": f"{end - a.window_s:.3f}", "end": f"{end:.3f}", "step": str(step)}
+        # As peerbench: nocache=1 turns off VictoriaMetrics' rollup result cache, which
+        # would otherwise answer every repeat of a range query from memory.
+        p["nocache"] = "1"
         url = path + "?" + urllib.parse.urlencode(p)
         lat = {pt: [] for pt in ports}
         for pt in ports:  # one cold request each, not counted

@@ -879,6 +879,12 @@ impl<'a> Evaluator<'a> {
 
     fn eval_checked(&mut self, e: &Expr, grid: Grid) -> Result<Val> {
         self.check_deadline()?;
+        // A boundary: once the query has run its in-place budget, this node's evaluation
+        // moves off the async worker it started on (see `gmc_tsdb::inplace`).
+        gmc_tsdb::inplace::around(|| self.eval_node(e, grid))
+    }
+
+    fn eval_node(&mut self, e: &Expr, grid: Grid) -> Result<Val> {
         if grid.len() > 1
             && !Self::is_literal(e)
             && Self::step_invariant(e)

@@ -37,6 +37,7 @@ pub mod downsample;
 pub mod error;
 pub mod head;
 pub mod index;
+pub mod inplace;
 pub mod metrics;
 pub mod par;
 pub mod querier;

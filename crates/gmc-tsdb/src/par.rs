@@ -111,6 +111,11 @@ pub fn each<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R
 /// (the calling thread is one of them).
 pub fn map<T: Send, R: Send>(items: Vec<T>, f: impl Fn(T) -> R + Sync) -> Vec<R> {
     let n = items.len();
+    if workers_for(n / MIN_ITEMS_PER_THREAD) == 1 {
+        // One thread: a boundary after each item, so a long run of them can move off an
+        // async worker (see `crate::inplace`).
+        return crate::inplace::map(items, f);
+    }
     let mut out = Vec::with_capacity(n);
     for part in map_parts(items, |p| p.into_iter().map(&f).collect::<Vec<R>>()) {
         out.extend(part);
@@ -150,9 +155,9 @@ fn split_run<T: Send, R: Send>(
     f: impl Fn(Vec<T>) -> R + Sync,
 ) -> Vec<R> {
     let n = items.len();
-    let workers = threads().min(parts).max(1);
+    let workers = workers_for(parts);
     if workers == 1 {
-        return vec![f(items)];
+        return vec![crate::inplace::around(|| f(items))];
     }
     let per = n.div_ceil(n.min(workers * CHUNKS_PER_WORKER));
     let mut it = items.into_iter();
@@ -164,7 +169,18 @@ fn split_run<T: Send, R: Send>(
         }
         chunks.push(c);
     }
-    each(chunks, f)
+    // More parts than threads is more work than a thread's share on each: long enough to
+    // move off an async worker at once rather than at the next boundary.
+    if parts > workers {
+        crate::inplace::around_long(|| each(chunks, f))
+    } else {
+        crate::inplace::around(|| each(chunks, f))
+    }
+}
+
+/// Threads a split into `parts` parts uses: one per part, up to the core count.
+fn workers_for(parts: usize) -> usize {
+    threads().min(parts).max(1)
 }
 
 /// Pin the calling pool thread `index` to the `index`-th CPU this process may run on

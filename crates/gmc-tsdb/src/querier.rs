@@ -529,6 +529,11 @@ impl Querier {
     /// Series with at least one sample in `[mint, maxt]` matching all `matchers`, sorted by
     /// labels. An empty matcher list selects nothing (as in Prometheus).
     pub fn select(&self, matchers: &[Matcher]) -> Result<Vec<Series>> {
+        crate::inplace::around(|| self.select_now(matchers))
+    }
+
+    /// [`Querier::select`] on this thread.
+    fn select_now(&self, matchers: &[Matcher]) -> Result<Vec<Series>> {
         if matchers.is_empty() {
             return Ok(Vec::new());
         }
@@ -607,6 +612,15 @@ impl Querier {
         matchers: &[Matcher],
         unit_nanos: i64,
     ) -> Result<Vec<LazySeries>> {
+        crate::inplace::around(|| self.select_floats_lazy_now(matchers, unit_nanos))
+    }
+
+    /// [`Querier::select_floats_lazy`] on this thread.
+    fn select_floats_lazy_now(
+        &self,
+        matchers: &[Matcher],
+        unit_nanos: i64,
+    ) -> Result<Vec<LazySeries>> {
         if matchers.is_empty() {
             return Ok(Vec::new());
         }
@@ -653,6 +667,16 @@ impl Querier {
     /// instead of the whole window. When several sources hold the newest timestamp, the
     /// newest source's sample wins (as in [`Querier::select`]).
     pub fn select_latest(
+        &self,
+        matchers: &[Matcher],
+        t_nanos: i64,
+        lookback_nanos: i64,
+    ) -> Result<Vec<Selected>> {
+        crate::inplace::around(|| self.select_latest_now(matchers, t_nanos, lookback_nanos))
+    }
+
+    /// [`Querier::select_latest`] on this thread.
+    fn select_latest_now(
         &self,
         matchers: &[Matcher],
         t_nanos: i64,
@@ -723,6 +747,11 @@ impl Querier {
 
     /// Sorted label names of series matching `matchers` (all series when empty).
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
+        crate::inplace::around(|| self.label_names_now(matchers))
+    }
+
+    /// [`Querier::label_names`] on this thread.
+    fn label_names_now(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut all = Vec::new();
         for src in &self.set.sources() {
             all.extend(src.label_names(matchers, self.mint, self.maxt)?);
@@ -734,6 +763,11 @@ impl Querier {
 
     /// Sorted values of label `name` on series matching `matchers`.
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
+        crate::inplace::around(|| self.label_values_now(name, matchers))
+    }
+
+    /// [`Querier::label_values`] on this thread.
+    fn label_values_now(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut all = Vec::new();
         for src in &self.set.sources() {
             all.extend(src.label_values(name, matchers, self.mint, self.maxt)?);

@@ -27,7 +27,7 @@ impl Querier {
         agg: Aggregate,
     ) -> Result<Vec<Series>> {
         let (set, mint, maxt) = self.view();
-        select(set, mint, maxt, matchers, res, agg)
+        crate::inplace::around(|| select(set, mint, maxt, matchers, res, agg))
     }
 }
 
