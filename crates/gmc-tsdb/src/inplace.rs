@@ -85,11 +85,7 @@ pub fn around<R>(f: impl FnOnce() -> R) -> R {
 
 /// Run `f`, known to be long: through the mover whenever a lease is held.
 pub fn around_long<R>(f: impl FnOnce() -> R) -> R {
-    if LEASE.get().is_some() {
-        move_off(f)
-    } else {
-        f()
-    }
+    move_off(f)
 }
 
 /// `items.into_iter().map(f).collect()` with a boundary after each item: once the budget

@@ -204,21 +204,19 @@ where
     // The batches keep only owned data: the decompressed request goes back to the pool
     // now, not after the append's wait for the WAL, so the pool needs about one buffer
     // per decoding thread rather than one per write in flight.
-    let mut parts: Vec<Decoded<'static>> = parts.into_iter().map(Decoded::into_owned).collect();
+    let parts: Vec<Decoded<'static>> = parts.into_iter().map(Decoded::into_owned).collect();
     drop(scratch);
-    if parts.len() <= 1 {
-        return match parts.pop() {
-            Some(d) => commit(state, p, d),
-            None => Ok(Outcome::default()),
-        };
+    if parts.is_empty() {
+        return Ok(Outcome::default());
     }
     commit_parts(state, p, parts)
 }
 
-/// Store the parts of one request (see `decode::remote_write`) as one write: the store
-/// checks and stores the parts on the cores and logs them with one sync
-/// ([`gmc_tsdb::Db::append_parts`]). The request's sample limit applies to their total,
-/// before anything is stored. If the store refuses the write, nothing is acknowledged.
+/// Store the decoded parts of one request (one, or several from `decode::remote_write`)
+/// as one write: the store checks and stores the parts on the cores and logs them with
+/// one sync ([`gmc_tsdb::Db::append_parts`]). The request's sample limit applies to their
+/// total, before anything is stored. If the store refuses the write, nothing is
+/// acknowledged.
 fn commit_parts(
     state: &AppState,
     p: Protocol,
@@ -239,6 +237,7 @@ fn commit_parts(
         .db
         .append_parts(&batches)
         .map_err(|e| storage_refused(state, p, e))?;
+    *state.last_storage_error.lock() = None;
     let mut out = Outcome::default();
     for ((t, d), report) in tallies.iter_mut().zip(&parts).zip(&reports) {
         t.after_append(state, p, d, report);
@@ -263,22 +262,9 @@ fn too_many_samples(n: usize, limit: usize) -> ApiError {
 pub(crate) fn commit(
     state: &AppState,
     p: Protocol,
-    mut decoded: Decoded<'_>,
+    decoded: Decoded<'_>,
 ) -> Result<Outcome, ApiError> {
-    if decoded.batch.len_samples() > state.config.ingest.max_samples_per_request {
-        state.metrics.rejected(p, "too_many_samples", 1);
-        return Err(too_many_samples(
-            decoded.batch.len_samples(),
-            state.config.ingest.max_samples_per_request,
-        ));
-    }
-    let mut t = Tally::before_append(state, &mut decoded);
-    let report = state
-        .db
-        .append(&decoded.batch)
-        .map_err(|e| storage_refused(state, p, e))?;
-    t.after_append(state, p, &decoded, &report);
-    Ok(t.outcome)
+    commit_parts(state, p, vec![decoded])
 }
 
 /// What one decoded batch's write refused and achieved, counted by reason once the
@@ -311,7 +297,6 @@ impl Tally {
         decoded: &Decoded<'_>,
         report: &gmc_tsdb::AppendReport,
     ) {
-        *state.last_storage_error.lock() = None;
         let outcome = &mut self.outcome;
         for r in &report.rejected {
             *self.by_reason.entry(r.error.reason()).or_default() += 1;
