@@ -20,9 +20,11 @@
 //! here runs its work directly.
 //!
 //! How long can a read hold the worker? The budget plus the longest single unit between
-//! two boundaries that started before the budget ran out: one series' decode or one
-//! node's own arithmetic, typically microseconds, at worst milliseconds for one series
-//! holding weeks of raw samples.
+//! two boundaries that started before the budget ran out: one series' decode, one
+//! node's own arithmetic, or the index lookup of one selector; typically microseconds,
+//! milliseconds for one series holding weeks of raw samples or a regex over many label
+//! values. Label name and value listings have no boundary inside their walk over the
+//! index, so they move at once ([`around_long`] in the querier).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
