@@ -74,6 +74,10 @@ pub struct Config {
     pub maintenance_interval: Duration,
     /// Samples per head chunk before it is cut and recompressed.
     pub chunk_samples: usize,
+    /// Keep recompressed closed head chunks in files under `<data dir>/head_chunks/`
+    /// instead of memory (read back with one positioned read; the WAL stays the durable
+    /// copy). The head's memory then holds series, index and open chunks only.
+    pub head_chunks_on_disk: bool,
     /// Raw blocks entirely older than this are deleted (their rollups stay).
     #[serde(with = "duration_secs_f")]
     pub retention_raw: Duration,
@@ -109,6 +113,7 @@ impl Default for Config {
             head_flush_range: Duration::from_secs(1800),
             maintenance_interval: Duration::from_secs(60),
             chunk_samples: 120,
+            head_chunks_on_disk: true,
             retention_raw: Duration::from_secs(30 * 24 * 3600),
             retention_one_minute: Duration::from_secs(180 * 24 * 3600),
             retention_one_hour: Duration::from_secs(730 * 24 * 3600),

@@ -174,10 +174,12 @@ impl Db {
             ),
         })?;
         let metrics = Arc::new(Metrics::default());
-        let head = Arc::new(Head::new(
-            Settings::from_config(&config),
-            Arc::clone(&metrics),
-        ));
+        let head = Head::new(Settings::from_config(&config), Arc::clone(&metrics));
+        let head = Arc::new(if config.head_chunks_on_disk {
+            head.with_spill(dir)?
+        } else {
+            head
+        });
         let started = Instant::now();
         let (stats, unknown_series_samples) = replay::replay_into(&wal_dir, &head)?;
         metrics.replay_nanos.store(
@@ -494,6 +496,7 @@ impl Inner {
         // The last references to the written head data: free it before the checkpoint
         // is built and the release hook runs.
         drop(pending);
+        self.head.release_spill();
         // Series left empty by the take (idle since) leave the head first, so the
         // checkpoint holds only series that can still receive samples: after a backfill
         // or on a fleet that rotates instances this keeps the WAL from carrying every

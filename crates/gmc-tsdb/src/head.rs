@@ -8,6 +8,7 @@ mod append;
 mod postings;
 mod read;
 mod series;
+mod spill;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -258,6 +259,8 @@ pub(crate) struct Head {
     /// Chunks opened since the last recompression pass began (each cut opens one): the
     /// backlog of closed `XOR` chunks, approximately.
     opened_since_recompress: AtomicUsize,
+    /// Where recompressed closed chunks go (`None`: they stay in memory).
+    spill: Option<spill::Spill>,
     pub(crate) settings: Settings,
     metrics: Arc<Metrics>,
 }
@@ -283,9 +286,17 @@ impl Head {
             min_time: AtomicI64::new(i64::MAX),
             max_time: AtomicI64::new(i64::MIN),
             opened_since_recompress: AtomicUsize::new(0),
+            spill: None,
             settings,
             metrics,
         }
+    }
+
+    /// Spill recompressed closed chunks to files in `data_dir` (see [`spill`]) rather
+    /// than keep them in memory.
+    pub(crate) fn with_spill(mut self, data_dir: &std::path::Path) -> crate::error::Result<Self> {
+        self.spill = Some(spill::Spill::open(data_dir, Arc::clone(&self.metrics))?);
+        Ok(self)
     }
 
     /// Count `n` newly opened chunks; true exactly when this crosses the backlog at which
@@ -544,13 +555,17 @@ impl Head {
             if todo.is_empty() {
                 continue;
             }
-            let done: Vec<(u64, usize, Arc<[u8]>, series::Chunk)> = todo
+            let mut done: Vec<(u64, usize, Arc<[u8]>, series::Chunk)> = todo
                 .into_iter()
                 .filter_map(|(r, i, c)| {
                     let fresh = series::recompress(&c)?;
-                    Some((r, i, c.bytes, fresh))
+                    let series::ChunkBytes::Mem(was) = c.bytes else {
+                        return None;
+                    };
+                    Some((r, i, was, fresh))
                 })
                 .collect();
+            self.spill(&mut done);
             let mut g = shard.lock();
             for (r, i, was, fresh) in done {
                 if let Some(s) = g.get_mut(r) {
@@ -562,6 +577,46 @@ impl Head {
             .chunks_recompressed
             .fetch_add(replaced as u64, Relaxed);
         replaced
+    }
+
+    /// Return the disk space of spill files no chunk uses any more (after a flush).
+    pub(crate) fn release_spill(&self) {
+        if let Some(s) = &self.spill {
+            s.release_unused();
+        }
+    }
+
+    /// Move the bytes of freshly recompressed chunks to the spill files, if the head has
+    /// them; on a write error they stay in memory (counted, logged once per pass).
+    fn spill(&self, done: &mut [(u64, usize, Arc<[u8]>, series::Chunk)]) {
+        let Some(spill) = &self.spill else {
+            return;
+        };
+        let written = {
+            // Fresh recompressions are in memory.
+            let slices: Vec<&[u8]> = done
+                .iter()
+                .filter_map(|d| match &d.3.bytes {
+                    series::ChunkBytes::Mem(b) => Some(&b[..]),
+                    series::ChunkBytes::Spilled(_) => None,
+                })
+                .collect();
+            if slices.len() != done.len() {
+                return;
+            }
+            spill.write(&slices)
+        };
+        match written {
+            Ok(refs) => {
+                for (d, r) in done.iter_mut().zip(refs) {
+                    d.3.bytes = series::ChunkBytes::Spilled(r);
+                }
+            }
+            Err(e) => {
+                self.metrics.spill_failures.fetch_add(1, Relaxed);
+                tracing::warn!(error = %e, "head chunks stay in memory: spilling failed");
+            }
+        }
     }
 
     /// Drop series holding no data whose newest samples were logged in WAL segment

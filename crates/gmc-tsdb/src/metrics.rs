@@ -13,6 +13,9 @@ pub const LABEL_REASON: &str = "reason";
 const HEAD_SERIES: &str = "gmc_tsdb_head_series";
 const HEAD_CHUNKS: &str = "gmc_tsdb_head_chunks";
 const HEAD_RECOMPRESSED: &str = "gmc_tsdb_head_chunks_recompressed_total";
+const HEAD_SPILLED_BYTES: &str = "gmc_tsdb_head_spilled_bytes";
+const HEAD_SPILL_SEGMENTS: &str = "gmc_tsdb_head_spill_segments";
+const HEAD_SPILL_FAILURES: &str = "gmc_tsdb_head_spill_failures_total";
 const HEAD_SERIES_CREATED: &str = "gmc_tsdb_head_series_created_total";
 const APPENDED: &str = "gmc_tsdb_appended_samples_total";
 const REJECTED: &str = "gmc_tsdb_rejected_samples_total";
@@ -85,6 +88,9 @@ pub struct Metrics {
     pub(crate) head_series: AtomicI64,
     pub(crate) head_chunks: AtomicI64,
     pub(crate) chunks_recompressed: AtomicU64,
+    pub(crate) spilled_bytes: AtomicU64,
+    pub(crate) spill_segments: AtomicU64,
+    pub(crate) spill_failures: AtomicU64,
     pub(crate) series_created: AtomicU64,
     pub(crate) appended_floats: AtomicU64,
     pub(crate) appended_histograms: AtomicU64,
@@ -124,6 +130,11 @@ impl Metrics {
     /// Closed head chunks recompressed from the appendable codec since start.
     pub fn chunks_recompressed(&self) -> u64 {
         self.chunks_recompressed.load(Relaxed)
+    }
+
+    /// Bytes of closed head chunks in spill files (see `head::spill`).
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spilled_bytes.load(Relaxed)
     }
 
     /// Active series in the head.
@@ -175,6 +186,24 @@ impl Metrics {
             HEAD_RECOMPRESSED,
             "Closed head chunks recompressed from the appendable XOR codec to the denser closed-chunk codec.",
             self.chunks_recompressed.load(Relaxed),
+        );
+        gauge(
+            out,
+            HEAD_SPILLED_BYTES,
+            "Bytes of closed head chunks held in spill files instead of memory (freed by flushes).",
+            self.spilled_bytes.load(Relaxed) as f64,
+        );
+        gauge(
+            out,
+            HEAD_SPILL_SEGMENTS,
+            "Open head chunk spill files.",
+            self.spill_segments.load(Relaxed) as f64,
+        );
+        counter(
+            out,
+            HEAD_SPILL_FAILURES,
+            "Recompression passes whose chunks stayed in memory because spilling them failed.",
+            self.spill_failures.load(Relaxed),
         );
         counter(
             out,

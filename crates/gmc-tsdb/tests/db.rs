@@ -504,3 +504,70 @@ fn a_backlog_of_closed_chunks_is_recompressed_before_the_maintenance_round() {
     await_recompression(&db, "the replay");
     assert_eq!(floats(&db, "g").len(), series as usize);
 }
+
+#[test]
+fn recompressed_chunks_spill_to_disk_read_back_exactly_and_free_their_space_on_flush() {
+    let value = |i: u64, k: i64| ((i as f64) * 0.29 + (k as f64) * 0.53).cos() * 1e6;
+    let (series, per_batch, batches) = (64u64, 16i64, 70i64);
+    let write = |db: &Db| {
+        for b in 0..batches {
+            let mut wb = WriteBatch::new();
+            for i in 0..series {
+                let mut s = wb.series();
+                s.label("__name__", "g");
+                s.label("i", i.to_string());
+                for j in 0..per_batch {
+                    let k = b * per_batch + j;
+                    s.float(T0 + k * NANOS_PER_SEC, value(i, k));
+                }
+                s.finish().unwrap();
+            }
+            db.append(&wb).unwrap();
+        }
+    };
+    let check = |db: &Db| {
+        let got = floats(db, "g");
+        assert_eq!(got.len(), series as usize);
+        for (i, samples) in got {
+            let i: u64 = i.parse().unwrap();
+            let want: Vec<(i64, u64)> = (0..batches * per_batch)
+                .map(|k| (T0 + k * NANOS_PER_SEC, value(i, k).to_bits()))
+                .collect();
+            assert_eq!(samples, want, "series {i}");
+        }
+    };
+    for on_disk in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config {
+            sync: SyncPolicy::None,
+            chunk_samples: 8,
+            maintenance_interval: Duration::from_secs(3600),
+            head_chunks_on_disk: on_disk,
+            ..Config::default()
+        };
+        let db = Db::open(dir.path(), cfg).unwrap();
+        write(&db);
+        await_recompression(&db, "appends");
+        let spilled = db.metrics().spilled_bytes();
+        assert_eq!(
+            spilled > 0,
+            on_disk,
+            "spilled {spilled} bytes, on_disk={on_disk}"
+        );
+        let mut text = String::new();
+        db.metrics().encode_text(&mut text);
+        assert!(text.contains("gmc_tsdb_head_spilled_bytes "), "{text}");
+        // Queries over the head read the spilled chunks back bit-exactly.
+        check(&db);
+        // A flush writes them into a block and frees the spill space.
+        db.flush().unwrap();
+        assert_eq!(db.metrics().spilled_bytes(), 0);
+        check(&db);
+        drop(db);
+        // Nothing is left behind in the data directory's spill area.
+        let left = std::fs::read_dir(dir.path().join("head_chunks"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(left, 0);
+    }
+}

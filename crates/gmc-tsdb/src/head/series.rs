@@ -1,10 +1,12 @@
 //! One in-memory series: closed (recompressed) chunks, the open appendable chunk, a small
 //! sorted out-of-order buffer, and the newest-sample state used to validate appends.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use gmc_model::Histogram;
 
+use super::spill::SpillRef;
 use crate::chunk::{self, XorAppender};
 use crate::error::{Result, SampleError};
 use crate::querier::{finish_floats, Sample, SampleValue, SeriesData};
@@ -18,7 +20,46 @@ pub(crate) struct Chunk {
     pub(crate) mint: i64,
     pub(crate) maxt: i64,
     pub(crate) encoding: u8,
-    pub(crate) bytes: Arc<[u8]>,
+    pub(crate) bytes: ChunkBytes,
+}
+
+/// Where a closed chunk's bytes are: in memory, or in a spill file once recompressed
+/// (see `head::spill`).
+#[derive(Debug, Clone)]
+pub(crate) enum ChunkBytes {
+    /// In memory, shared with readers.
+    Mem(Arc<[u8]>),
+    /// In a spill segment.
+    Spilled(SpillRef),
+}
+
+impl ChunkBytes {
+    /// The bytes: borrowed when in memory, read back when spilled.
+    pub(crate) fn get(&self) -> Result<Cow<'_, [u8]>> {
+        match self {
+            ChunkBytes::Mem(b) => Ok(Cow::Borrowed(b)),
+            ChunkBytes::Spilled(r) => r.read().map(Cow::Owned),
+        }
+    }
+
+    /// Length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            ChunkBytes::Mem(b) => b.len(),
+            ChunkBytes::Spilled(r) => r.len(),
+        }
+    }
+
+    /// Whether these are the in-memory bytes `b`.
+    fn is(&self, b: &Arc<[u8]>) -> bool {
+        matches!(self, ChunkBytes::Mem(m) if Arc::ptr_eq(m, b))
+    }
+}
+
+impl From<Vec<u8>> for ChunkBytes {
+    fn from(v: Vec<u8>) -> Self {
+        ChunkBytes::Mem(v.into())
+    }
 }
 
 /// The chunk being appended to.
@@ -237,7 +278,9 @@ impl MemSeries {
             .iter()
             .rev()
             .filter(|c| c.mint <= ts && ts <= c.maxt)
-            .find_map(|c| find(c.encoding, &c.bytes))
+            // A spilled chunk that cannot be read back counts as not holding `ts`: the
+            // sample is then judged as new, and a duplicate of it is dropped at read time.
+            .find_map(|c| find(c.encoding, &c.bytes.get().ok()?))
     }
 
     /// Store one sample (after it is in the WAL, or during replay).
@@ -357,7 +400,7 @@ impl MemSeries {
     /// recompression may have moved it meanwhile). Returns whether it was replaced.
     pub(crate) fn replace_closed(&mut self, idx: usize, was: &Arc<[u8]>, with: Chunk) -> bool {
         match self.closed.get_mut(idx) {
-            Some(c) if Arc::ptr_eq(&c.bytes, was) => {
+            Some(c) if c.bytes.is(was) => {
                 *c = with;
                 true
             }
@@ -438,7 +481,7 @@ impl MemSeries {
 /// if it does not decode (then it stays as it is).
 pub(crate) fn recompress(c: &Chunk) -> Option<Chunk> {
     let mut f: Vec<(i64, f64)> = Vec::with_capacity(128);
-    chunk::decode_floats(c.encoding, &c.bytes, &mut f).ok()?;
+    chunk::decode_floats(c.encoding, &c.bytes.get().ok()?, &mut f).ok()?;
     let (encoding, bytes) = chunk::encode_floats(&f);
     Some(Chunk {
         mint: c.mint,
@@ -460,7 +503,7 @@ impl Taken {
     pub(crate) fn decode(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
         let start = out.len();
         for c in self.chunks_in(mint, maxt) {
-            chunk::decode_range(c.encoding, &c.bytes, mint, maxt, out)?;
+            chunk::decode_range(c.encoding, &c.bytes.get()?, mint, maxt, out)?;
         }
         out.extend(
             self.ooo
@@ -502,13 +545,13 @@ impl Taken {
             if c.maxt <= maxt {
                 // The chunk ends inside the range (it overlaps it): its last sample is
                 // the newest, at `maxt`; only the values need decoding.
-                if let Some(f) = chunk::last_float(c.encoding, &c.bytes)? {
+                if let Some(f) = chunk::last_float(c.encoding, &c.bytes.get()?)? {
                     newest = Some((c.maxt, f));
                     break;
                 }
             }
             v.clear();
-            chunk::decode_floats(c.encoding, &c.bytes, &mut v)?;
+            chunk::decode_floats(c.encoding, &c.bytes.get()?, &mut v)?;
             finish_floats(&mut v, mint, maxt);
             if let Some(&last) = v.last() {
                 newest = Some(last);
@@ -545,13 +588,18 @@ impl Taken {
         }
         // Exact capacity from the chunk headers: growing by doubling would leave up to
         // half of every series' vector unused while the query holds it.
+        // Spilled chunks are read once, before both passes.
+        let chunks = self
+            .chunks_in(mint, maxt)
+            .map(|c| Ok((c.encoding, c.bytes.get()?)))
+            .collect::<Result<Vec<_>>>()?;
         let mut cap = self.ooo.len();
-        for c in self.chunks_in(mint, maxt) {
-            cap = cap.saturating_add(chunk::sample_count(c.encoding, &c.bytes)?);
+        for (encoding, bytes) in &chunks {
+            cap = cap.saturating_add(chunk::sample_count(*encoding, bytes)?);
         }
         let mut v: Vec<(i64, f64)> = Vec::with_capacity(cap);
-        for c in self.chunks_in(mint, maxt) {
-            chunk::decode_floats(c.encoding, &c.bytes, &mut v)?;
+        for (encoding, bytes) in &chunks {
+            chunk::decode_floats(*encoding, bytes, &mut v)?;
         }
         v.extend(self.ooo.iter().filter_map(|s| match s.value {
             SampleValue::Float(f) if s.ts_nanos >= mint && s.ts_nanos <= maxt => {
