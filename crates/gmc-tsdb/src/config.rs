@@ -75,7 +75,7 @@ pub struct Config {
     /// Samples per head chunk before it is cut and recompressed.
     pub chunk_samples: usize,
     /// Keep recompressed closed head chunks in files under `<data dir>/head_chunks/`
-    /// instead of memory (read back with one positioned read; the WAL stays the durable
+    /// instead of memory (read through a read-only mapping; the WAL stays the durable
     /// copy). The head's memory then holds series, index and open chunks only.
     pub head_chunks_on_disk: bool,
     /// Raw blocks entirely older than this are deleted (their rollups stay).

@@ -34,11 +34,11 @@ pub(crate) enum ChunkBytes {
 }
 
 impl ChunkBytes {
-    /// The bytes: borrowed when in memory, read back when spilled.
+    /// The bytes, in memory or through the spill segment's mapping.
     pub(crate) fn get(&self) -> Result<Cow<'_, [u8]>> {
         match self {
             ChunkBytes::Mem(b) => Ok(Cow::Borrowed(b)),
-            ChunkBytes::Spilled(r) => r.read().map(Cow::Owned),
+            ChunkBytes::Spilled(r) => r.bytes().map(Cow::Borrowed),
         }
     }
 

@@ -5,8 +5,14 @@
 //! sample against ~0.3 kB of labels and index per series), and they grow with the head's
 //! time range, while only the open chunk is written to. Prometheus keeps the same data in
 //! memory-mapped `chunks_head` files for the same reason. Reads (queries over the head, a
-//! flush, a retried write's duplicate check) fetch the bytes with one positioned read;
-//! they come from the page cache while the machine has memory to spare.
+//! flush, a retried write's duplicate check) come from the page cache while the machine
+//! has memory to spare.
+//!
+//! Reads go through a read-only mapping of each segment: a query over the head touches
+//! every chunk of thousands of series, and a `pread` plus a buffer per chunk made such
+//! queries 5–16 % slower than with the chunks in memory. The pages a read touches count
+//! in the process's RSS (as file pages the kernel may drop under pressure) until the
+//! segment is freed; ingest never reads, so its memory peak is unaffected.
 //!
 //! The files are a cache, not durable state: the WAL still holds every sample until a
 //! flush has written it to a block, so nothing is fsynced and a restart discards them
@@ -56,6 +62,8 @@ struct Current {
 #[derive(Debug)]
 pub(crate) struct Segment {
     file: File,
+    /// The whole file (its size is fixed at creation), mapped read-only.
+    map: memmap2::Mmap,
     /// Set when the file could not be unlinked at creation: removed on drop instead.
     path: Option<PathBuf>,
     /// Bytes written (the next chunk's offset).
@@ -89,14 +97,19 @@ impl SpillRef {
         self.len as usize
     }
 
-    /// Read the bytes back.
-    pub(crate) fn read(&self) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; self.len as usize];
+    /// The bytes, through the segment's mapping.
+    pub(crate) fn bytes(&self) -> Result<&[u8]> {
+        let start = self.offset as usize;
         self.seg
-            .file
-            .read_exact_at(&mut buf, u64::from(self.offset))
-            .map_err(|e| Error::io("read spilled head chunk", Path::new(DIR), e))?;
-        Ok(buf)
+            .map
+            .get(start..start + self.len as usize)
+            .ok_or_else(|| {
+                Error::io(
+                    "read spilled head chunk",
+                    Path::new(DIR),
+                    std::io::Error::other("chunk outside its segment"),
+                )
+            })
     }
 }
 
@@ -128,11 +141,11 @@ impl Spill {
         let mut cur = self.current.lock();
         let seg = match &cur.seg {
             // A segment only the writer still holds is all dead space: start afresh.
-            Some(s) if Arc::strong_count(s) > 1 && s.len.load(Relaxed) + total <= SEGMENT_BYTES => {
+            Some(s) if Arc::strong_count(s) > 1 && s.len.load(Relaxed) + total <= s.cap() => {
                 Arc::clone(s)
             }
             _ => {
-                let s = self.create(cur.next_id)?;
+                let s = self.create(cur.next_id, total)?;
                 cur.next_id += 1;
                 cur.seg = Some(Arc::clone(&s));
                 s
@@ -176,7 +189,8 @@ impl Spill {
         }
     }
 
-    fn create(&self, id: u64) -> Result<Arc<Segment>> {
+    /// A new segment of at least `need` bytes (normally [`SEGMENT_BYTES`]).
+    fn create(&self, id: u64, need: u64) -> Result<Arc<Segment>> {
         let path = self.dir.join(format!("{id:08}.seg"));
         let file = File::options()
             .read(true)
@@ -188,14 +202,49 @@ impl Spill {
             Ok(()) => None,
             Err(_) => Some(path),
         };
+        let cap = need.max(SEGMENT_BYTES);
+        let dir = self.dir.as_path();
+        // Sparse: blocks are allocated as chunks are written.
+        file.set_len(cap)
+            .map_err(|e| Error::io("size head chunk spill segment", dir, e))?;
+        let len = usize::try_from(cap).map_err(|_| {
+            Error::io(
+                "map head chunk spill segment",
+                dir,
+                std::io::Error::other("segment larger than the address space"),
+            )
+        })?;
+        let map = map_read_only(&file, len)
+            .map_err(|e| Error::io("map head chunk spill segment", dir, e))?;
         self.metrics.spill_segments.fetch_add(1, Relaxed);
         Ok(Arc::new(Segment {
             file,
+            map,
             path,
             len: AtomicU64::new(0),
             metrics: Arc::clone(&self.metrics),
         }))
     }
+}
+
+impl Segment {
+    /// Bytes the segment can hold.
+    fn cap(&self) -> u64 {
+        self.map.len() as u64
+    }
+}
+
+/// Map the first `len` bytes of `file` read-only.
+#[allow(unsafe_code)]
+fn map_read_only(file: &File, len: usize) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: a mapped file that shrinks under the mapping turns reads into SIGBUS, and one
+    // written by another process changes bytes under a `&[u8]`. Neither can happen here:
+    // the file was created by this process with `create_new` in the data directory it
+    // holds locked, unlinked at once where the OS allows (then no other process can open
+    // it by name), sized before mapping and never resized; this process
+    // writes only byte ranges that no chunk handed out so far refers to (each write goes
+    // past the segment's current length), and every read stays below that length.
+    unsafe { memmap2::MmapOptions::new().len(len).map(file) }
 }
 
 #[cfg(test)]
@@ -211,14 +260,14 @@ mod tests {
         let b: Vec<u8> = (0..=255).collect();
         let refs = s.write(&[&a, &b]).unwrap();
         assert_eq!(refs.len(), 2);
-        assert_eq!(refs[0].read().unwrap(), a);
-        assert_eq!(refs[1].read().unwrap(), b);
+        assert_eq!(refs[0].bytes().unwrap(), a);
+        assert_eq!(refs[1].bytes().unwrap(), b);
         assert_eq!(refs[1].len(), 256);
         assert_eq!(m.spilled_bytes.load(Relaxed), 556);
         // The segment file is already unlinked: nothing to clean up after a crash.
         assert_eq!(std::fs::read_dir(dir.path().join(DIR)).unwrap().count(), 0);
         let more = s.write(&[&b]).unwrap();
-        assert_eq!(more[0].read().unwrap(), b);
+        assert_eq!(more[0].bytes().unwrap(), b);
         assert_eq!(m.spilled_bytes.load(Relaxed), 812);
         drop(refs);
         s.release_unused();
@@ -245,7 +294,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&first[0].seg, &second[0].seg));
         drop(first);
         assert_eq!(m.spill_segments.load(Relaxed), 1);
-        assert_eq!(second[0].read().unwrap().len(), big.len());
+        assert_eq!(second[0].bytes().unwrap().len(), big.len());
     }
 
     #[test]
