@@ -452,6 +452,43 @@ fn await_recompression(db: &Db, after: &str) {
     }
 }
 
+/// 64 series `g{i=…}` of 1,120 one-second samples in 70 batches of 16 per series: in
+/// 8-sample chunks they open 8,960 chunks, past the recompression backlog of 8,192.
+const SERIES: u64 = 64;
+const PER_BATCH: i64 = 16;
+const BATCHES: i64 = 70;
+
+/// Append the [`SERIES`] with values from `value(i, k)` (series, sample number).
+fn write_series(db: &Db, value: impl Fn(u64, i64) -> f64) {
+    for b in 0..BATCHES {
+        let mut wb = WriteBatch::new();
+        for i in 0..SERIES {
+            let mut s = wb.series();
+            s.label("__name__", "g");
+            s.label("i", i.to_string());
+            for j in 0..PER_BATCH {
+                let k = b * PER_BATCH + j;
+                s.float(T0 + k * NANOS_PER_SEC, value(i, k));
+            }
+            s.finish().unwrap();
+        }
+        db.append(&wb).unwrap();
+    }
+}
+
+/// Every sample [`write_series`] wrote reads back bit-exactly.
+fn check_series(db: &Db, value: impl Fn(u64, i64) -> f64) {
+    let got = floats(db, "g");
+    assert_eq!(got.len(), SERIES as usize);
+    for (i, samples) in got {
+        let i: u64 = i.parse().unwrap();
+        let want: Vec<(i64, u64)> = (0..BATCHES * PER_BATCH)
+            .map(|k| (T0 + k * NANOS_PER_SEC, value(i, k).to_bits()))
+            .collect();
+        assert_eq!(samples, want, "series {i}");
+    }
+}
+
 #[test]
 fn a_backlog_of_closed_chunks_is_recompressed_before_the_maintenance_round() {
     let dir = tempfile::tempdir().unwrap();
@@ -463,23 +500,8 @@ fn a_backlog_of_closed_chunks_is_recompressed_before_the_maintenance_round() {
         ..Config::default()
     };
     let db = Db::open(dir.path(), cfg.clone()).unwrap();
-    let (series, per_batch, batches) = (64u64, 16i64, 70i64);
     let value = |i: u64, k: i64| ((i as f64) * 0.61 + (k as f64) * 0.37).sin() * 1e3;
-    for b in 0..batches {
-        let mut wb = WriteBatch::new();
-        for i in 0..series {
-            let mut s = wb.series();
-            s.label("__name__", "g");
-            s.label("i", i.to_string());
-            for j in 0..per_batch {
-                let k = b * per_batch + j;
-                s.float(T0 + k * NANOS_PER_SEC, value(i, k));
-            }
-            s.finish().unwrap();
-        }
-        db.append(&wb).unwrap();
-    }
-    // 64 × 1,120 samples in 8-sample chunks open 8,960 chunks: past the backlog of 8,192.
+    write_series(&db, value);
     await_recompression(&db, "appends");
     let mut text = String::new();
     db.metrics().encode_text(&mut text);
@@ -487,55 +509,19 @@ fn a_backlog_of_closed_chunks_is_recompressed_before_the_maintenance_round() {
         text.contains("gmc_tsdb_head_chunks_recompressed_total "),
         "{text}"
     );
-    let got = floats(&db, "g");
-    assert_eq!(got.len(), series as usize);
-    for (i, samples) in got {
-        let i: u64 = i.parse().unwrap();
-        let want: Vec<(i64, u64)> = (0..batches * per_batch)
-            .map(|k| (T0 + k * NANOS_PER_SEC, value(i, k).to_bits()))
-            .collect();
-        assert_eq!(samples, want, "series {i}");
-    }
+    check_series(&db, value);
 
     // A replay rebuilds the chunks as `XOR` without counting them: reopening must still
     // recompress them before the maintenance round.
     drop(db);
     let db = Db::open(dir.path(), cfg).unwrap();
     await_recompression(&db, "the replay");
-    assert_eq!(floats(&db, "g").len(), series as usize);
+    assert_eq!(floats(&db, "g").len(), SERIES as usize);
 }
 
 #[test]
 fn recompressed_chunks_spill_to_disk_read_back_exactly_and_free_their_space_on_flush() {
     let value = |i: u64, k: i64| ((i as f64) * 0.29 + (k as f64) * 0.53).cos() * 1e6;
-    let (series, per_batch, batches) = (64u64, 16i64, 70i64);
-    let write = |db: &Db| {
-        for b in 0..batches {
-            let mut wb = WriteBatch::new();
-            for i in 0..series {
-                let mut s = wb.series();
-                s.label("__name__", "g");
-                s.label("i", i.to_string());
-                for j in 0..per_batch {
-                    let k = b * per_batch + j;
-                    s.float(T0 + k * NANOS_PER_SEC, value(i, k));
-                }
-                s.finish().unwrap();
-            }
-            db.append(&wb).unwrap();
-        }
-    };
-    let check = |db: &Db| {
-        let got = floats(db, "g");
-        assert_eq!(got.len(), series as usize);
-        for (i, samples) in got {
-            let i: u64 = i.parse().unwrap();
-            let want: Vec<(i64, u64)> = (0..batches * per_batch)
-                .map(|k| (T0 + k * NANOS_PER_SEC, value(i, k).to_bits()))
-                .collect();
-            assert_eq!(samples, want, "series {i}");
-        }
-    };
     for on_disk in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Config {
@@ -546,7 +532,7 @@ fn recompressed_chunks_spill_to_disk_read_back_exactly_and_free_their_space_on_f
             ..Config::default()
         };
         let db = Db::open(dir.path(), cfg).unwrap();
-        write(&db);
+        write_series(&db, value);
         await_recompression(&db, "appends");
         let spilled = db.metrics().spilled_bytes();
         assert_eq!(
@@ -558,11 +544,11 @@ fn recompressed_chunks_spill_to_disk_read_back_exactly_and_free_their_space_on_f
         db.metrics().encode_text(&mut text);
         assert!(text.contains("gmc_tsdb_head_spilled_bytes "), "{text}");
         // Queries over the head read the spilled chunks back bit-exactly.
-        check(&db);
+        check_series(&db, value);
         // A flush writes them into a block and frees the spill space.
         db.flush().unwrap();
         assert_eq!(db.metrics().spilled_bytes(), 0);
-        check(&db);
+        check_series(&db, value);
         drop(db);
         // Nothing is left behind in the data directory's spill area.
         let left = std::fs::read_dir(dir.path().join("head_chunks"))
