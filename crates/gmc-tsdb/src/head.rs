@@ -261,6 +261,9 @@ pub(crate) struct Head {
     opened_since_recompress: AtomicUsize,
     /// Where recompressed closed chunks go (`None`: they stay in memory).
     spill: Option<spill::Spill>,
+    /// Whether the last spill write failed (logged on change only: a full disk fails
+    /// every shard of every pass).
+    spill_failing: std::sync::atomic::AtomicBool,
     pub(crate) settings: Settings,
     metrics: Arc<Metrics>,
 }
@@ -287,6 +290,7 @@ impl Head {
             max_time: AtomicI64::new(i64::MIN),
             opened_since_recompress: AtomicUsize::new(0),
             spill: None,
+            spill_failing: std::sync::atomic::AtomicBool::new(false),
             settings,
             metrics,
         }
@@ -587,7 +591,8 @@ impl Head {
     }
 
     /// Move the bytes of freshly recompressed chunks to the spill files, if the head has
-    /// them; on a write error they stay in memory (counted, logged once per pass).
+    /// them; on a write error they stay in memory (counted; logged when spilling starts
+    /// or stops failing).
     fn spill(&self, done: &mut [(u64, usize, Arc<[u8]>, series::Chunk)]) {
         let Some(spill) = &self.spill else {
             return;
@@ -611,10 +616,15 @@ impl Head {
                 for (d, r) in done.iter_mut().zip(refs) {
                     d.3.bytes = series::ChunkBytes::Spilled(r);
                 }
+                if self.spill_failing.swap(false, Relaxed) {
+                    tracing::info!("head chunks spill to disk again");
+                }
             }
             Err(e) => {
                 self.metrics.spill_failures.fetch_add(1, Relaxed);
-                tracing::warn!(error = %e, "head chunks stay in memory: spilling failed");
+                if !self.spill_failing.swap(true, Relaxed) {
+                    tracing::warn!(error = %e, "head chunks stay in memory: spilling failed");
+                }
             }
         }
     }

@@ -137,6 +137,11 @@ impl Metrics {
         self.spilled_bytes.load(Relaxed)
     }
 
+    /// Spill writes that failed (their chunks stayed in memory).
+    pub fn spill_failures(&self) -> u64 {
+        self.spill_failures.load(Relaxed)
+    }
+
     /// Active series in the head.
     pub fn head_series(&self) -> i64 {
         self.head_series.load(Relaxed)
@@ -202,7 +207,7 @@ impl Metrics {
         counter(
             out,
             HEAD_SPILL_FAILURES,
-            "Recompression passes whose chunks stayed in memory because spilling them failed.",
+            "Spill writes that failed; their chunks stayed in memory.",
             self.spill_failures.load(Relaxed),
         );
         counter(

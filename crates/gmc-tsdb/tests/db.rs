@@ -557,3 +557,25 @@ fn recompressed_chunks_spill_to_disk_read_back_exactly_and_free_their_space_on_f
         assert_eq!(left, 0);
     }
 }
+
+#[test]
+fn chunks_stay_in_memory_when_spilling_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        sync: SyncPolicy::None,
+        chunk_samples: 8,
+        maintenance_interval: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    let db = Db::open(dir.path(), cfg).unwrap();
+    // No spill directory: every segment creation fails.
+    std::fs::remove_dir_all(dir.path().join("head_chunks")).unwrap();
+    let value = |i: u64, k: i64| (i as f64) * 1e3 + (k as f64) * 0.25;
+    write_series(&db, value);
+    await_recompression(&db, "appends");
+    assert!(db.metrics().spill_failures() > 0);
+    assert_eq!(db.metrics().spilled_bytes(), 0);
+    check_series(&db, value);
+    db.flush().unwrap();
+    check_series(&db, value);
+}
