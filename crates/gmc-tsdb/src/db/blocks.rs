@@ -235,7 +235,7 @@ pub(super) fn write(dir: &Path, frozen: &Frozen) -> Result<Option<(Arc<BlockSour
     for (labels, taken) in &frozen.series {
         samples.clear();
         encoded.clear();
-        taken.decode(i64::MIN, i64::MAX, &mut samples)?;
+        taken.decode_all_once(&mut samples)?;
         encode_chunks(&samples, &mut encoded);
         let data: Vec<ChunkData<'_>> = encoded
             .iter()
