@@ -176,7 +176,7 @@ impl Db {
         let metrics = Arc::new(Metrics::default());
         let head = Head::new(Settings::from_config(&config), Arc::clone(&metrics));
         let head = Arc::new(if config.head_chunks_on_disk {
-            head.with_spill(dir)?
+            head.with_spill(dir)
         } else {
             head
         });

@@ -297,10 +297,19 @@ impl Head {
     }
 
     /// Spill recompressed closed chunks to files in `data_dir` (see [`spill`]) rather
-    /// than keep them in memory.
-    pub(crate) fn with_spill(mut self, data_dir: &std::path::Path) -> crate::error::Result<Self> {
-        self.spill = Some(spill::Spill::open(data_dir, Arc::clone(&self.metrics))?);
-        Ok(self)
+    /// than keep them in memory. If the spill directory cannot be prepared the store
+    /// still opens, keeping closed chunks in memory (counted and logged): the files are
+    /// a memory saving, never a reason to refuse to start.
+    pub(crate) fn with_spill(mut self, data_dir: &std::path::Path) -> Self {
+        match spill::Spill::open(data_dir, Arc::clone(&self.metrics)) {
+            Ok(s) => self.spill = Some(s),
+            Err(e) => {
+                self.metrics.spill_failures.fetch_add(1, Relaxed);
+                self.spill_failing.store(true, Relaxed);
+                tracing::warn!(error = %e, "head chunks stay in memory: no spill directory");
+            }
+        }
+        self
     }
 
     /// Count `n` newly opened chunks; true exactly when this crosses the backlog at which

@@ -579,3 +579,23 @@ fn chunks_stay_in_memory_when_spilling_fails() {
     db.flush().unwrap();
     check_series(&db, value);
 }
+
+#[test]
+fn a_spill_directory_that_cannot_be_prepared_does_not_stop_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file where the spill directory belongs: it can be neither cleared nor created.
+    std::fs::write(dir.path().join("head_chunks"), b"not a directory").unwrap();
+    let cfg = Config {
+        sync: SyncPolicy::None,
+        chunk_samples: 8,
+        maintenance_interval: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    let db = Db::open(dir.path(), cfg).unwrap();
+    assert!(db.metrics().spill_failures() > 0);
+    let value = |i: u64, k: i64| (i as f64) - (k as f64) * 0.5;
+    write_series(&db, value);
+    await_recompression(&db, "appends");
+    assert_eq!(db.metrics().spilled_bytes(), 0);
+    check_series(&db, value);
+}
