@@ -572,10 +572,7 @@ impl Head {
                 .into_iter()
                 .filter_map(|(r, i, c)| {
                     let fresh = series::recompress(&c)?;
-                    let series::ChunkBytes::Mem(was) = c.bytes else {
-                        return None;
-                    };
-                    Some((r, i, was, fresh))
+                    Some((r, i, c.bytes.in_memory()?.clone(), fresh))
                 })
                 .collect();
             self.spill(&mut done);
@@ -606,18 +603,15 @@ impl Head {
         let Some(spill) = &self.spill else {
             return;
         };
+        // Fresh recompressions are in memory (`None` never happens; it would skip the pass).
         let written = {
-            // Fresh recompressions are in memory.
-            let slices: Vec<&[u8]> = done
+            let Some(slices) = done
                 .iter()
-                .filter_map(|d| match &d.3.bytes {
-                    series::ChunkBytes::Mem(b) => Some(&b[..]),
-                    series::ChunkBytes::Spilled(_) => None,
-                })
-                .collect();
-            if slices.len() != done.len() {
+                .map(|d| d.3.bytes.in_memory().map(|b| &b[..]))
+                .collect::<Option<Vec<&[u8]>>>()
+            else {
                 return;
-            }
+            };
             spill.write(&slices)
         };
         match written {

@@ -13,7 +13,7 @@
 //! each decoded series, each split over the cores). Once the budget is spent, the next
 //! boundary runs the rest of its work through the mover, which hands the worker's
 //! other tasks to another thread before running it. Work the store knows is large before
-//! it starts (a split over the cores of many parts) moves at once ([`around_long`]).
+//! it starts (a split over the cores of many parts) moves at once ([`move_off`]).
 //!
 //! The store does not depend on the async runtime: the mover is a plain function the
 //! server supplies. Outside [`run`] (pool threads, tests, the ingest path) every call
@@ -24,7 +24,7 @@
 //! node's own arithmetic, or the index lookup of one selector; typically microseconds,
 //! milliseconds for one series holding weeks of raw samples or a regex over many label
 //! values. Label name and value listings have no boundary inside their walk over the
-//! index, so they move at once ([`around_long`] in the querier).
+//! index, so they move at once ([`move_off`] in the querier).
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
@@ -85,11 +85,6 @@ pub fn around<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Run `f`, known to be long: through the mover whenever a lease is held.
-pub fn around_long<R>(f: impl FnOnce() -> R) -> R {
-    move_off(f)
-}
-
 /// `items.into_iter().map(f).collect()` with a boundary after each item: once the budget
 /// is spent, the remaining items run through the mover.
 pub fn map<T, R>(items: Vec<T>, mut f: impl FnMut(T) -> R) -> Vec<R> {
@@ -104,10 +99,11 @@ pub fn map<T, R>(items: Vec<T>, mut f: impl FnMut(T) -> R) -> Vec<R> {
     out
 }
 
-/// Run `f` through the lease's mover (directly without a lease). The next attempt is
+/// Run `f` through the lease's mover (directly without a lease): for work known to be
+/// long, and for [`around`] and [`map`] once the budget is spent. The next attempt is
 /// allowed a budget later: a move whose work was short may not have taken (the worker
 /// stays with this thread), and later boundaries then try again, at most once per budget.
-fn move_off<R>(f: impl FnOnce() -> R) -> R {
+pub fn move_off<R>(f: impl FnOnce() -> R) -> R {
     let Some(lease) = LEASE.get() else {
         return f();
     };
@@ -157,7 +153,7 @@ mod tests {
         moves();
         assert!(!due());
         assert_eq!(around(|| 1), 1);
-        assert_eq!(around_long(|| 2), 2);
+        assert_eq!(move_off(|| 2), 2);
         assert_eq!(map(vec![1, 2, 3], |x| x * 2), vec![2, 4, 6]);
         assert_eq!(moves(), 0);
     }
@@ -182,7 +178,7 @@ mod tests {
         assert_eq!(moves(), 1);
         run(Duration::from_secs(3600), counting, || {
             assert!(!due());
-            around_long(|| ());
+            move_off(|| ());
             // The attempt re-arms the budget: no second move an hour early.
             around(|| ());
             assert!(!due());

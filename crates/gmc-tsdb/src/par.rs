@@ -172,7 +172,7 @@ fn split_run<T: Send, R: Send>(
     // More parts than threads is more work than a thread's share on each: long enough to
     // move off an async worker at once rather than at the next boundary.
     if parts > workers {
-        crate::inplace::around_long(|| each(chunks, f))
+        crate::inplace::move_off(|| each(chunks, f))
     } else {
         crate::inplace::around(|| each(chunks, f))
     }

@@ -748,7 +748,7 @@ impl Querier {
     /// Sorted label names of series matching `matchers` (all series when empty).
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         // No boundary inside the index walk: long for all the lease can tell.
-        crate::inplace::around_long(|| self.label_names_now(matchers))
+        crate::inplace::move_off(|| self.label_names_now(matchers))
     }
 
     /// [`Querier::label_names`] on this thread.
@@ -765,7 +765,7 @@ impl Querier {
     /// Sorted values of label `name` on series matching `matchers`.
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
         // No boundary inside the index walk: long for all the lease can tell.
-        crate::inplace::around_long(|| self.label_values_now(name, matchers))
+        crate::inplace::move_off(|| self.label_values_now(name, matchers))
     }
 
     /// [`Querier::label_values`] on this thread.

@@ -458,6 +458,17 @@ const SERIES: u64 = 64;
 const PER_BATCH: i64 = 16;
 const BATCHES: i64 = 70;
 
+/// 8-sample chunks, no fsync, and a maintenance round that never comes within a test:
+/// only the backlog trigger recompresses.
+fn backlog_config() -> Config {
+    Config {
+        sync: SyncPolicy::None,
+        chunk_samples: 8,
+        maintenance_interval: Duration::from_secs(3600),
+        ..Config::default()
+    }
+}
+
 /// Append the [`SERIES`] with values from `value(i, k)` (series, sample number).
 fn write_series(db: &Db, value: impl Fn(u64, i64) -> f64) {
     for b in 0..BATCHES {
@@ -492,13 +503,7 @@ fn check_series(db: &Db, value: impl Fn(u64, i64) -> f64) {
 #[test]
 fn a_backlog_of_closed_chunks_is_recompressed_before_the_maintenance_round() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        sync: SyncPolicy::None,
-        chunk_samples: 8,
-        // Only the backlog trigger can recompress within this test.
-        maintenance_interval: Duration::from_secs(3600),
-        ..Config::default()
-    };
+    let cfg = backlog_config();
     let db = Db::open(dir.path(), cfg.clone()).unwrap();
     let value = |i: u64, k: i64| ((i as f64) * 0.61 + (k as f64) * 0.37).sin() * 1e3;
     write_series(&db, value);
@@ -525,11 +530,8 @@ fn recompressed_chunks_spill_to_disk_read_back_exactly_and_free_their_space_on_f
     for on_disk in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let cfg = Config {
-            sync: SyncPolicy::None,
-            chunk_samples: 8,
-            maintenance_interval: Duration::from_secs(3600),
             head_chunks_on_disk: on_disk,
-            ..Config::default()
+            ..backlog_config()
         };
         let db = Db::open(dir.path(), cfg).unwrap();
         write_series(&db, value);
@@ -561,13 +563,7 @@ fn recompressed_chunks_spill_to_disk_read_back_exactly_and_free_their_space_on_f
 #[test]
 fn chunks_stay_in_memory_when_spilling_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        sync: SyncPolicy::None,
-        chunk_samples: 8,
-        maintenance_interval: Duration::from_secs(3600),
-        ..Config::default()
-    };
-    let db = Db::open(dir.path(), cfg).unwrap();
+    let db = Db::open(dir.path(), backlog_config()).unwrap();
     // No spill directory: every segment creation fails.
     std::fs::remove_dir_all(dir.path().join("head_chunks")).unwrap();
     let value = |i: u64, k: i64| (i as f64) * 1e3 + (k as f64) * 0.25;
@@ -585,13 +581,7 @@ fn a_spill_directory_that_cannot_be_prepared_does_not_stop_the_store() {
     let dir = tempfile::tempdir().unwrap();
     // A file where the spill directory belongs: it can be neither cleared nor created.
     std::fs::write(dir.path().join("head_chunks"), b"not a directory").unwrap();
-    let cfg = Config {
-        sync: SyncPolicy::None,
-        chunk_samples: 8,
-        maintenance_interval: Duration::from_secs(3600),
-        ..Config::default()
-    };
-    let db = Db::open(dir.path(), cfg).unwrap();
+    let db = Db::open(dir.path(), backlog_config()).unwrap();
     assert!(db.metrics().spill_failures() > 0);
     let value = |i: u64, k: i64| (i as f64) - (k as f64) * 0.5;
     write_series(&db, value);

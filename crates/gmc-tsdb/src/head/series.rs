@@ -35,10 +35,18 @@ pub(crate) enum ChunkBytes {
 
 impl ChunkBytes {
     /// The bytes, in memory or through the spill segment's mapping.
-    pub(crate) fn get(&self) -> Result<Cow<'_, [u8]>> {
+    pub(crate) fn get(&self) -> Result<&[u8]> {
         match self {
-            ChunkBytes::Mem(b) => Ok(Cow::Borrowed(b)),
-            ChunkBytes::Spilled(r) => r.bytes().map(Cow::Borrowed),
+            ChunkBytes::Mem(b) => Ok(b),
+            ChunkBytes::Spilled(r) => r.bytes(),
+        }
+    }
+
+    /// The bytes if they are in memory.
+    pub(crate) fn in_memory(&self) -> Option<&Arc<[u8]>> {
+        match self {
+            ChunkBytes::Mem(b) => Some(b),
+            ChunkBytes::Spilled(_) => None,
         }
     }
 
@@ -61,7 +69,7 @@ impl ChunkBytes {
 
     /// Whether these are the in-memory bytes `b`.
     fn is(&self, b: &Arc<[u8]>) -> bool {
-        matches!(self, ChunkBytes::Mem(m) if Arc::ptr_eq(m, b))
+        self.in_memory().is_some_and(|m| Arc::ptr_eq(m, b))
     }
 }
 
@@ -289,7 +297,7 @@ impl MemSeries {
             .filter(|c| c.mint <= ts && ts <= c.maxt)
             // A spilled chunk that cannot be read back counts as not holding `ts`: the
             // sample is then judged as new, and a duplicate of it is dropped at read time.
-            .find_map(|c| find(c.encoding, &c.bytes.get().ok()?))
+            .find_map(|c| find(c.encoding, c.bytes.get().ok()?))
     }
 
     /// Store one sample (after it is in the WAL, or during replay).
@@ -490,7 +498,7 @@ impl MemSeries {
 /// if it does not decode (then it stays as it is).
 pub(crate) fn recompress(c: &Chunk) -> Option<Chunk> {
     let mut f: Vec<(i64, f64)> = Vec::with_capacity(128);
-    chunk::decode_floats(c.encoding, &c.bytes.get().ok()?, &mut f).ok()?;
+    chunk::decode_floats(c.encoding, c.bytes.get().ok()?, &mut f).ok()?;
     let (encoding, bytes) = chunk::encode_floats(&f);
     Some(Chunk {
         mint: c.mint,
@@ -510,7 +518,7 @@ impl Taken {
 
     /// Decode everything into time-ordered, deduplicated samples in `[mint, maxt]`.
     pub(crate) fn decode(&self, mint: i64, maxt: i64, out: &mut Vec<Sample>) -> Result<()> {
-        self.decode_from(mint, maxt, out, ChunkBytes::get)
+        self.decode_from(mint, maxt, out, |b| b.get().map(Cow::Borrowed))
     }
 
     /// [`Taken::decode`] of everything for a flush, which reads each chunk once: spilled
@@ -572,13 +580,13 @@ impl Taken {
             if c.maxt <= maxt {
                 // The chunk ends inside the range (it overlaps it): its last sample is
                 // the newest, at `maxt`; only the values need decoding.
-                if let Some(f) = chunk::last_float(c.encoding, &c.bytes.get()?)? {
+                if let Some(f) = chunk::last_float(c.encoding, c.bytes.get()?)? {
                     newest = Some((c.maxt, f));
                     break;
                 }
             }
             v.clear();
-            chunk::decode_floats(c.encoding, &c.bytes.get()?, &mut v)?;
+            chunk::decode_floats(c.encoding, c.bytes.get()?, &mut v)?;
             finish_floats(&mut v, mint, maxt);
             if let Some(&last) = v.last() {
                 newest = Some(last);
@@ -615,18 +623,13 @@ impl Taken {
         }
         // Exact capacity from the chunk headers: growing by doubling would leave up to
         // half of every series' vector unused while the query holds it.
-        // Spilled chunks are read once, before both passes.
-        let chunks = self
-            .chunks_in(mint, maxt)
-            .map(|c| Ok((c.encoding, c.bytes.get()?)))
-            .collect::<Result<Vec<_>>>()?;
         let mut cap = self.ooo.len();
-        for (encoding, bytes) in &chunks {
-            cap = cap.saturating_add(chunk::sample_count(*encoding, bytes)?);
+        for c in self.chunks_in(mint, maxt) {
+            cap = cap.saturating_add(chunk::sample_count(c.encoding, c.bytes.get()?)?);
         }
         let mut v: Vec<(i64, f64)> = Vec::with_capacity(cap);
-        for (encoding, bytes) in &chunks {
-            chunk::decode_floats(*encoding, bytes, &mut v)?;
+        for c in self.chunks_in(mint, maxt) {
+            chunk::decode_floats(c.encoding, c.bytes.get()?, &mut v)?;
         }
         v.extend(self.ooo.iter().filter_map(|s| match s.value {
             SampleValue::Float(f) if s.ts_nanos >= mint && s.ts_nanos <= maxt => {
