@@ -4,6 +4,12 @@
 //! `(base^(i-1), base^i]` for positive values (mirrored for negative ones). Counts are held
 //! as absolute `f64` per bucket (not deltas): integer counts up to 2^53 stay exact, and
 //! float histograms (e.g. after `rate`) use the same type.
+//!
+//! Custom-bucket histograms (NHCB, schema [`Histogram::CUSTOM_BUCKETS_SCHEMA`]) carry their
+//! own upper bounds in `custom_values`: positive bucket `i` covers
+//! `(custom_values[i-1], custom_values[i]]`, bucket 0 starts at `-Inf` and bucket
+//! `custom_values.len()` ends at `+Inf`. They have no negative buckets and no zero bucket.
+//! Prometheus 3 produces them from classic histograms; they arrive over remote_write.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +66,10 @@ pub struct Histogram {
     pub max: Option<f64>,
     /// Counter-reset hint from the sender.
     pub reset_hint: CounterResetHint,
+    /// Upper bounds of the buckets of a custom-bucket histogram (strictly increasing,
+    /// finite; the `+Inf` bucket is implied). Empty for exponential schemas.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_values: Vec<f64>,
 }
 
 impl Default for Histogram {
@@ -77,6 +87,7 @@ impl Default for Histogram {
             min: None,
             max: None,
             reset_hint: CounterResetHint::Unknown,
+            custom_values: Vec::new(),
         }
     }
 }
@@ -87,11 +98,28 @@ impl Histogram {
     /// Highest schema Prometheus defines.
     pub const MAX_SCHEMA: i32 = 8;
 
-    /// Check that spans and bucket counts agree and the schema is in range.
+    /// Schema of custom-bucket histograms (NHCB), as in Prometheus.
+    pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
+
+    /// Whether this histogram has custom bucket bounds (schema -53).
+    #[inline]
+    pub fn uses_custom_buckets(&self) -> bool {
+        self.schema == Self::CUSTOM_BUCKETS_SCHEMA
+    }
+
+    /// Check that spans and bucket counts agree and the schema is in range; for
+    /// custom buckets also that the bounds increase strictly, are finite, and cover
+    /// every bucket, and that there are no negative or zero buckets.
     pub fn validate(&self) -> Result<()> {
-        if !(Self::MIN_SCHEMA..=Self::MAX_SCHEMA).contains(&self.schema) {
+        if self.uses_custom_buckets() {
+            self.validate_custom()?;
+        } else if !(Self::MIN_SCHEMA..=Self::MAX_SCHEMA).contains(&self.schema) {
             return Err(Error::InvalidHistogram {
-                reason: "schema out of range -4..=8",
+                reason: "schema out of range -4..=8 (or -53 for custom buckets)",
+            });
+        } else if !self.custom_values.is_empty() {
+            return Err(Error::InvalidHistogram {
+                reason: "custom bucket bounds on an exponential schema",
             });
         }
         let span_len = |s: &[Span]| s.iter().map(|s| s.length as usize).sum::<usize>();
@@ -113,6 +141,107 @@ impl Histogram {
         Ok(())
     }
 
+    fn validate_custom(&self) -> Result<()> {
+        let bad = |reason| Err(Error::InvalidHistogram { reason });
+        let mut prev = f64::NEG_INFINITY;
+        for &b in &self.custom_values {
+            if b.is_nan() || b <= prev {
+                return bad("custom bucket bounds must increase strictly");
+            }
+            prev = b;
+        }
+        if prev == f64::INFINITY {
+            return bad("custom bucket bounds must not list +Inf (the last bucket is implied)");
+        }
+        if !self.negative_spans.is_empty() || !self.negative_buckets.is_empty() {
+            return bad("custom-bucket histogram with negative buckets");
+        }
+        if self.zero_count != 0.0 || self.zero_threshold != 0.0 {
+            return bad("custom-bucket histogram with a zero bucket");
+        }
+        let mut next = 0i64;
+        for s in &self.positive_spans {
+            if s.offset < 0 {
+                return bad("custom-bucket histogram with a negative span offset");
+            }
+            next += i64::from(s.offset) + i64::from(s.length);
+        }
+        if next > self.custom_values.len() as i64 + 1 {
+            return bad("custom-bucket histogram has more buckets than bounds");
+        }
+        Ok(())
+    }
+
+    /// `(lower, upper)` bounds of positive bucket `index` (custom or exponential).
+    /// Custom bucket 0 starts at `-Inf` and the last one ends at `+Inf`; exponential
+    /// bucket `i` is `(base^(i-1), base^i]`.
+    pub fn positive_bucket_bounds(&self, index: i32) -> (f64, f64) {
+        if self.uses_custom_buckets() {
+            let cv = &self.custom_values;
+            let at = |i: i32| -> f64 {
+                match usize::try_from(i) {
+                    Err(_) => f64::NEG_INFINITY,
+                    Ok(i) => cv.get(i).copied().unwrap_or(f64::INFINITY),
+                }
+            };
+            (at(index - 1), at(index))
+        } else {
+            (
+                Self::bucket_upper_bound(self.schema, index - 1),
+                Self::bucket_upper_bound(self.schema, index),
+            )
+        }
+    }
+
+    /// This custom-bucket histogram re-bucketed onto `bounds`, a subset of its own
+    /// bounds (see [`intersect_custom_bounds`]): each bucket moves to the first new
+    /// bucket whose upper bound is at or above its own, so no count changes side of
+    /// any kept bound.
+    pub fn with_custom_bounds(&self, bounds: &[f64]) -> Histogram {
+        if bounds == self.custom_values.as_slice() {
+            return self.clone();
+        }
+        let mut counts: Vec<f64> = Vec::new();
+        let mut present: Vec<bool> = Vec::new();
+        for (idx, c) in self.positive_iter() {
+            let (_, upper) = self.positive_bucket_bounds(idx);
+            let j = bounds.partition_point(|&b| b < upper);
+            if counts.len() <= j {
+                counts.resize(j + 1, 0.0);
+                present.resize(j + 1, false);
+            }
+            counts[j] += c;
+            present[j] = true;
+        }
+        let mut spans: Vec<Span> = Vec::new();
+        let mut buckets = Vec::new();
+        let mut gap = 0i32;
+        let mut open = false;
+        for (j, c) in counts.into_iter().enumerate() {
+            if present[j] {
+                match spans.last_mut() {
+                    Some(s) if open => s.length += 1,
+                    _ => spans.push(Span {
+                        offset: gap,
+                        length: 1,
+                    }),
+                }
+                buckets.push(c);
+                open = true;
+                gap = 0;
+            } else {
+                open = false;
+                gap += 1;
+            }
+        }
+        Histogram {
+            positive_spans: spans,
+            positive_buckets: buckets,
+            custom_values: bounds.to_vec(),
+            ..self.clone()
+        }
+    }
+
     /// Iterate `(bucket index, count)` of the positive buckets.
     pub fn positive_iter(&self) -> BucketIter<'_> {
         BucketIter::new(&self.positive_spans, &self.positive_buckets)
@@ -129,6 +258,25 @@ impl Histogram {
         let exp = f64::from(index) * (-f64::from(schema)).exp2();
         exp.exp2()
     }
+}
+
+/// The bounds two custom-bucket histograms share, in order (Prometheus reconciles
+/// mismatched custom buckets onto this set).
+pub fn intersect_custom_bounds(a: &[f64], b: &[f64]) -> Vec<f64> {
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        if x == y {
+            out.push(x);
+            i += 1;
+            j += 1;
+        } else if x < y {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
 }
 
 /// Iterator over `(index, count)` pairs of sparse buckets.
@@ -220,5 +368,81 @@ mod tests {
         assert_eq!(Histogram::bucket_upper_bound(0, 1), 2.0);
         assert_eq!(Histogram::bucket_upper_bound(0, 3), 8.0);
         assert!((Histogram::bucket_upper_bound(1, 1) - 2f64.sqrt()).abs() < 1e-12);
+    }
+
+    fn nhcb(bounds: &[f64], spans: Vec<Span>, buckets: Vec<f64>) -> Histogram {
+        Histogram {
+            schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: buckets.iter().sum(),
+            positive_spans: spans,
+            positive_buckets: buckets,
+            custom_values: bounds.to_vec(),
+            ..Histogram::default()
+        }
+    }
+
+    fn span(offset: i32, length: u32) -> Span {
+        Span { offset, length }
+    }
+
+    #[test]
+    fn custom_bounds_validate_like_prometheus() {
+        let ok = nhcb(&[5.0, 10.0], vec![span(0, 3)], vec![1.0, 2.0, 1.0]);
+        ok.validate().unwrap();
+        // Index 3 would be a bucket above +Inf.
+        assert!(nhcb(&[5.0, 10.0], vec![span(1, 3)], vec![1.0, 2.0, 1.0])
+            .validate()
+            .is_err());
+        assert!(nhcb(&[10.0, 5.0], vec![], vec![]).validate().is_err());
+        assert!(nhcb(&[5.0, 5.0], vec![], vec![]).validate().is_err());
+        assert!(nhcb(&[5.0, f64::NAN], vec![], vec![]).validate().is_err());
+        assert!(nhcb(&[5.0, f64::INFINITY], vec![], vec![])
+            .validate()
+            .is_err());
+        assert!(nhcb(&[5.0], vec![span(-1, 1)], vec![1.0])
+            .validate()
+            .is_err());
+        let mut neg = ok.clone();
+        neg.negative_spans = vec![span(0, 1)];
+        neg.negative_buckets = vec![1.0];
+        assert!(neg.validate().is_err());
+        let mut zero = ok.clone();
+        zero.zero_count = 1.0;
+        assert!(zero.validate().is_err());
+        let exp_with_bounds = Histogram {
+            custom_values: vec![1.0],
+            ..Histogram::default()
+        };
+        assert!(exp_with_bounds.validate().is_err());
+    }
+
+    #[test]
+    fn custom_bucket_bounds_start_at_minus_inf_and_end_at_inf() {
+        let h = nhcb(&[5.0, 10.0], vec![], vec![]);
+        assert_eq!(h.positive_bucket_bounds(0), (f64::NEG_INFINITY, 5.0));
+        assert_eq!(h.positive_bucket_bounds(1), (5.0, 10.0));
+        assert_eq!(h.positive_bucket_bounds(2), (10.0, f64::INFINITY));
+    }
+
+    #[test]
+    fn rebucketing_onto_shared_bounds_keeps_counts_on_their_side() {
+        let a = nhcb(
+            &[2.0, 5.0, 10.0],
+            vec![span(0, 2), span(1, 1)],
+            vec![1.0, 2.0, 4.0],
+        );
+        let shared = intersect_custom_bounds(&a.custom_values, &[5.0, 7.0]);
+        assert_eq!(shared, vec![5.0]);
+        let r = a.with_custom_bounds(&shared);
+        r.validate().unwrap();
+        // (-Inf,2] and (2,5] fold into (-Inf,5]; (10,+Inf] lands in (5,+Inf].
+        let v: Vec<_> = r.positive_iter().collect();
+        assert_eq!(v, vec![(0, 3.0), (1, 4.0)]);
+        assert_eq!(r.count, a.count);
+        // A gap survives the re-bucketing.
+        let b = nhcb(&[1.0, 2.0, 3.0], vec![span(3, 1)], vec![7.0]);
+        let r = b.with_custom_bounds(&[1.0, 3.0]);
+        assert_eq!(r.positive_spans, vec![span(2, 1)]);
+        assert_eq!(r.positive_buckets, vec![7.0]);
     }
 }

@@ -1,16 +1,31 @@
 //! Float native-histogram arithmetic for PromQL: add/subtract (at the coarser common
 //! schema), scale, compare, counter-reset detection, quantiles and fractions.
 //! `gmc_model::Histogram` keeps absolute `f64` counts, so it serves as Prometheus'
-//! `FloatHistogram` directly. Custom-bucket (NHCB) histograms are not representable in
-//! the store's model, so only exponential schemas are handled.
+//! `FloatHistogram` directly. Custom-bucket histograms (NHCB, schema -53) combine only
+//! with each other: when their bounds differ they are first re-bucketed onto the bounds
+//! both share (Prometheus' reconciliation), and their quantiles, fractions and variance
+//! interpolate linearly, as for classic histograms.
 
 use std::collections::BTreeMap;
 
 use gmc_model::{CounterResetHint, Histogram, Span};
 
-/// Whether `h` uses custom buckets (never, in gmc's model).
-pub(crate) fn is_custom(_h: &Histogram) -> bool {
-    false
+/// Whether `h` uses custom buckets.
+pub(crate) fn is_custom(h: &Histogram) -> bool {
+    h.uses_custom_buckets()
+}
+
+/// The bounds two custom-bucket histograms are combined on, and whether they differed
+/// (Prometheus then reports that it reconciled them).
+pub(crate) fn shared_bounds(a: &Histogram, b: &Histogram) -> (Vec<f64>, bool) {
+    if a.custom_values == b.custom_values {
+        (a.custom_values.clone(), false)
+    } else {
+        (
+            gmc_model::intersect_custom_bounds(&a.custom_values, &b.custom_values),
+            true,
+        )
+    }
 }
 
 type Buckets = BTreeMap<i32, f64>;
@@ -129,7 +144,18 @@ fn combine(a: &Histogram, b: &Histogram, sign: f64) -> Option<Histogram> {
     if is_custom(a) != is_custom(b) {
         return None;
     }
-    let (schema, mut pa, pb) = aligned(a, b);
+    let mut bounds = Vec::new();
+    let (schema, mut pa, pb) = if is_custom(a) {
+        bounds = shared_bounds(a, b).0;
+        let s = Histogram::CUSTOM_BUCKETS_SCHEMA;
+        (
+            s,
+            parts(&a.with_custom_bounds(&bounds), s),
+            parts(&b.with_custom_bounds(&bounds), s),
+        )
+    } else {
+        aligned(a, b)
+    };
     let zt = pa.zt;
     for (k, v) in pb.pos {
         *pa.pos.entry(k).or_insert(0.0) += sign * v;
@@ -158,6 +184,7 @@ fn combine(a: &Histogram, b: &Histogram, sign: f64) -> Option<Histogram> {
         } else {
             CounterResetHint::Unknown
         },
+        custom_values: bounds,
     })
 }
 
@@ -210,6 +237,7 @@ pub(crate) fn compact(h: Histogram) -> Histogram {
 /// Semantic equality (same schema, zero bucket, count, sum and non-empty buckets).
 pub(crate) fn equals(a: &Histogram, b: &Histogram) -> bool {
     if a.schema != b.schema
+        || a.custom_values != b.custom_values
         || a.zero_threshold != b.zero_threshold
         || a.zero_count != b.zero_count
         || a.count != b.count
@@ -238,6 +266,22 @@ pub(crate) fn detect_reset(cur: &Histogram, prev: &Histogram) -> bool {
     if cur.count < prev.count {
         return true;
     }
+    if is_custom(cur) || is_custom(prev) {
+        // A change between custom and exponential buckets is a reset; custom bounds
+        // that changed are compared on the bounds both share (a changed layout alone
+        // is not a reset, as in Prometheus 3).
+        if cur.schema != prev.schema {
+            return true;
+        }
+        let (bounds, _) = shared_bounds(cur, prev);
+        let s = Histogram::CUSTOM_BUCKETS_SCHEMA;
+        let pc = parts(&cur.with_custom_bounds(&bounds), s);
+        let pp = parts(&prev.with_custom_bounds(&bounds), s);
+        return pp
+            .pos
+            .iter()
+            .any(|(k, v)| pc.pos.get(k).copied().unwrap_or(0.0) < *v);
+    }
     if cur.schema > prev.schema {
         return true;
     }
@@ -257,6 +301,13 @@ pub(crate) fn detect_reset(cur: &Histogram, prev: &Histogram) -> bool {
 fn all_buckets(h: &Histogram) -> Vec<(f64, f64, f64)> {
     let mut v = Vec::new();
     let p = parts(h, h.schema);
+    if is_custom(h) {
+        for (idx, c) in &p.pos {
+            let (lo, up) = h.positive_bucket_bounds(*idx);
+            v.push((lo, up, *c));
+        }
+        return v;
+    }
     for (idx, c) in p.neg.iter().rev() {
         v.push((-upper(h.schema, *idx), -upper(h.schema, idx - 1), *c));
     }
@@ -307,7 +358,20 @@ pub(crate) fn quantile(q: f64, h: &Histogram) -> f64 {
         return f64::NAN;
     }
     let (mut lower, mut up, bc) = bucket;
-    if lower < 0.0 && up > 0.0 {
+    let custom = is_custom(h);
+    if custom {
+        // The first bucket reaches down to -Inf: its observations lie between 0 and its
+        // bound when that is positive, else at its bound; the last one's lie at its
+        // lower bound.
+        if lower == f64::NEG_INFINITY {
+            if up <= 0.0 {
+                return up;
+            }
+            lower = 0.0;
+        } else if up == f64::INFINITY {
+            return lower;
+        }
+    } else if lower < 0.0 && up > 0.0 {
         let has_neg =
             h.negative_buckets.iter().any(|c| *c != 0.0) || !h.negative_buckets.is_empty();
         let has_pos = !h.positive_buckets.is_empty();
@@ -332,7 +396,7 @@ pub(crate) fn quantile(q: f64, h: &Histogram) -> f64 {
         rank = count - rank;
     }
     let fraction = rank / bc;
-    if lower <= 0.0 && up >= 0.0 {
+    if custom || lower <= 0.0 && up >= 0.0 {
         return lower + (up - lower) * fraction;
     }
     let ll = lower.abs().log2();
@@ -372,6 +436,9 @@ pub(crate) fn fraction(lo: f64, hi: f64, h: &Histogram) -> f64 {
             c * (1.0 - f)
         }
     };
+    if is_custom(h) {
+        return custom_fraction(lo, hi, h);
+    }
     let buckets = all_buckets(h);
     let only_pos = h.negative_buckets.is_empty();
     let only_neg = h.positive_buckets.is_empty() && !h.negative_buckets.is_empty();
@@ -393,6 +460,34 @@ pub(crate) fn fraction(lo: f64, hi: f64, h: &Histogram) -> f64 {
     (below_hi - below_lo) / h.count
 }
 
+/// `histogram_fraction` of a custom-bucket histogram: linear within a bucket, as for
+/// classic histograms. A first bucket with a positive bound spans `[0, bound]`; an
+/// infinitely wide bucket is not interpolated: the first one's observations count as
+/// below any value inside it, the `+Inf` bucket's as above any finite value.
+fn custom_fraction(lo: f64, hi: f64, h: &Histogram) -> f64 {
+    let below = |v: f64| -> f64 {
+        let mut n = 0.0;
+        for (l, u, c) in all_buckets(h) {
+            let l = if l == f64::NEG_INFINITY && u > 0.0 {
+                0.0
+            } else {
+                l
+            };
+            if l == f64::NEG_INFINITY {
+                n += if v == f64::NEG_INFINITY { 0.0 } else { c };
+            } else if u == f64::INFINITY {
+                n += if v == f64::INFINITY { c } else { 0.0 };
+            } else if v >= u {
+                n += c;
+            } else if v > l {
+                n += c * (v - l) / (u - l);
+            }
+        }
+        n
+    };
+    (below(hi) - below(lo)) / h.count
+}
+
 /// Estimated variance of the observations (Prometheus' `histogram_stdvar`).
 pub(crate) fn stdvar(h: &Histogram) -> f64 {
     if h.count == 0.0 {
@@ -405,7 +500,10 @@ pub(crate) fn stdvar(h: &Histogram) -> f64 {
         if c == 0.0 {
             continue;
         }
-        let val = if l <= 0.0 && u >= 0.0 {
+        let val = if is_custom(h) {
+            // Arithmetic mid-point of a custom bucket.
+            (l + u) / 2.0
+        } else if l <= 0.0 && u >= 0.0 {
             0.0
         } else if l > 0.0 {
             (l * u).sqrt()
@@ -425,6 +523,15 @@ pub(crate) fn to_string(h: &Histogram) -> String {
     let f = crate::eval::format_float;
     let mut parts = vec![format!("count:{}", f(h.count)), format!("sum:{}", f(h.sum))];
     let p = parts_of(h);
+    if is_custom(h) {
+        for (idx, c) in &p.pos {
+            if *c != 0.0 {
+                let (l, u) = h.positive_bucket_bounds(*idx);
+                parts.push(format!("({},{}]:{}", f(l), f(u), f(*c)));
+            }
+        }
+        return format!("{{{}}}", parts.join(", "));
+    }
     for (idx, c) in p.neg.iter().rev() {
         if *c != 0.0 {
             parts.push(format!(
@@ -473,6 +580,10 @@ pub(crate) struct HistSum {
     pos: BTreeMap<i32, (f64, f64)>,
     neg: BTreeMap<i32, (f64, f64)>,
     gauge: bool,
+    /// Bounds of a sum of custom-bucket histograms (the ones all added share).
+    custom: Option<Vec<f64>>,
+    /// Some added custom-bucket histograms had other bounds (Prometheus' info).
+    pub(crate) reconciled: bool,
 }
 
 fn kahan_add(acc: &mut (f64, f64), v: f64) {
@@ -493,6 +604,8 @@ impl HistSum {
             pos: p.pos.into_iter().map(|(k, v)| (k, (v, 0.0))).collect(),
             neg: p.neg.into_iter().map(|(k, v)| (k, (v, 0.0))).collect(),
             gauge: h.reset_hint == CounterResetHint::Gauge,
+            custom: is_custom(h).then(|| h.custom_values.clone()),
+            reconciled: false,
         }
     }
 
@@ -508,10 +621,47 @@ impl HistSum {
         }
     }
 
-    /// Add `h` (None when the layouts are incompatible).
+    /// Add a custom-bucket histogram, re-bucketing onto the bounds both share.
+    fn add_custom(&mut self, h: &Histogram) -> Option<()> {
+        let old = self.custom.as_ref()?;
+        let h = if *old == h.custom_values {
+            std::borrow::Cow::Borrowed(h)
+        } else {
+            let bounds = gmc_model::intersect_custom_bounds(old, &h.custom_values);
+            if bounds != *old {
+                let prev = std::mem::take(&mut self.pos);
+                for (i, (v, c)) in prev {
+                    let upper = usize::try_from(i)
+                        .ok()
+                        .and_then(|i| old.get(i).copied())
+                        .unwrap_or(f64::INFINITY);
+                    let j = bounds.partition_point(|&b| b < upper) as i32;
+                    let e = self.pos.entry(j).or_insert((0.0, 0.0));
+                    e.0 += v;
+                    e.1 += c;
+                }
+            }
+            self.reconciled = true;
+            let r = h.with_custom_bounds(&bounds);
+            self.custom = Some(bounds);
+            std::borrow::Cow::Owned(r)
+        };
+        kahan_add(&mut self.count, h.count);
+        kahan_add(&mut self.sum, h.sum);
+        for (k, v) in h.positive_iter() {
+            kahan_add(self.pos.entry(k).or_insert((0.0, 0.0)), v);
+        }
+        self.gauge |= h.reset_hint == CounterResetHint::Gauge;
+        Some(())
+    }
+
+    /// Add `h` (None when the layouts are incompatible: custom and exponential).
     pub(crate) fn add(&mut self, h: &Histogram) -> Option<()> {
-        if is_custom(h) {
+        if is_custom(h) != self.custom.is_some() {
             return None;
+        }
+        if is_custom(h) {
+            return self.add_custom(h);
         }
         if h.schema < self.schema {
             Self::reduce(&mut self.pos, self.schema, h.schema);
@@ -578,6 +728,7 @@ impl HistSum {
             } else {
                 CounterResetHint::Unknown
             },
+            custom_values: self.custom.clone().unwrap_or_default(),
         }
     }
 }

@@ -92,6 +92,95 @@ async fn remote_write_round_trips_floats_stale_markers_and_histograms() {
     }
 }
 
+/// Custom-bucket histograms (NHCB, as Prometheus 3 sends converted classic histograms)
+/// are stored with their bounds and answered by PromQL: the raw sample lists its
+/// bounds, `histogram_quantile` interpolates linearly, and a sum over series whose
+/// bounds differ is taken on the bounds they share.
+#[tokio::test]
+async fn custom_bucket_histograms_are_stored_and_queried() {
+    let (st, _dir) = state(Config::default());
+    let t = now_ms() - 30_000;
+    let nhcb = |bounds: &[f64], buckets: &[f64]| Histogram {
+        schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
+        count: buckets.iter().sum(),
+        sum: 5.0,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: buckets.len() as u32,
+        }],
+        positive_buckets: buckets.to_vec(),
+        custom_values: bounds.to_vec(),
+        ..Histogram::default()
+    };
+    let mut b = WriteBatch::new();
+    for (venue, h) in [
+        ("XNAS", nhcb(&[5.0, 10.0], &[1.0, 2.0, 1.0])),
+        ("XLON", nhcb(&[2.0, 10.0], &[4.0, 0.0, 1.0])),
+    ] {
+        let mut s = b.series();
+        s.label("__name__", "ack_latency_us");
+        s.label("venue", venue);
+        s.histogram(t * 1_000_000, h);
+        s.finish().unwrap();
+    }
+    let body = gmc_wire::remote_write::encode_write_request(&b);
+    let resp = gmc_server::router(st.clone())
+        .oneshot(rw_request(body))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+
+    let query = |q: &str| {
+        let uri = format!(
+            "/api/v1/query?query={}&time={}",
+            q.replace(' ', "%20")
+                .replace('{', "%7B")
+                .replace('}', "%7D")
+                .replace('"', "%22")
+                .replace('(', "%28")
+                .replace(')', "%29")
+                .replace(',', "%2C"),
+            (t + 1000) as f64 / 1000.0
+        );
+        Request::get(uri).body(Body::empty()).unwrap()
+    };
+    let get = |req: Request<Body>| {
+        let st = st.clone();
+        async move {
+            let resp = gmc_server::router(st).oneshot(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let v = get(query("ack_latency_us{venue=\"XNAS\"}")).await;
+    let buckets = &v["data"]["result"][0]["histogram"][1]["buckets"];
+    assert_eq!(
+        buckets,
+        &serde_json::json!([
+            [0, "-Inf", "5", "1"],
+            [0, "5", "10", "2"],
+            [0, "10", "+Inf", "1"]
+        ]),
+        "{v}"
+    );
+    // Rank 2 of 4 lies halfway through (5, 10].
+    let v = get(query(
+        "histogram_quantile(0.5, ack_latency_us{venue=\"XNAS\"})",
+    ))
+    .await;
+    assert_eq!(v["data"]["result"][0]["value"][1], "7.5", "{v}");
+    // The bounds both share are {10}: (-Inf,10] holds 1+2 and 4+0, (10,+Inf] 1 and 1.
+    let v = get(query("sum(ack_latency_us)")).await;
+    assert_eq!(
+        v["data"]["result"][0]["histogram"][1]["buckets"],
+        serde_json::json!([[0, "-Inf", "10", "7"], [0, "10", "+Inf", "2"]]),
+        "{v}"
+    );
+}
+
 #[tokio::test]
 async fn metadata_only_request_is_accepted() {
     let (st, _dir) = state(Config::default());

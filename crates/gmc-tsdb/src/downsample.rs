@@ -117,7 +117,10 @@ struct FloatBucket {
 }
 
 /// Merges native histograms bucket-wise, downscaling to the coarsest schema seen and
-/// widening the zero bucket to the largest threshold seen.
+/// widening the zero bucket to the largest threshold seen. Custom-bucket histograms merge
+/// onto the bounds they all share, as PromQL reconciles them; a mix of custom and
+/// exponential histograms has no sum (PromQL drops such a sum with a warning), so the
+/// merger then yields nothing.
 #[derive(Debug, Clone)]
 pub struct HistogramMerger {
     schema: i32,
@@ -132,6 +135,10 @@ pub struct HistogramMerger {
     has_min_max: bool,
     all_gauge: bool,
     empty: bool,
+    /// Shared bounds so far when the histograms have custom buckets.
+    custom: Option<Vec<f64>>,
+    /// Custom and exponential histograms were both added.
+    mixed: bool,
 }
 
 impl Default for HistogramMerger {
@@ -149,6 +156,8 @@ impl Default for HistogramMerger {
             has_min_max: true,
             all_gauge: true,
             empty: true,
+            custom: None,
+            mixed: false,
         }
     }
 }
@@ -214,6 +223,57 @@ impl HistogramMerger {
 
     /// Add one histogram.
     pub fn add(&mut self, h: &Histogram) {
+        if self.mixed {
+            return;
+        }
+        if !self.empty && self.custom.is_some() != h.uses_custom_buckets() {
+            self.mixed = true;
+            return;
+        }
+        if h.uses_custom_buckets() {
+            self.add_custom(h);
+        } else {
+            self.add_exponential(h);
+        }
+        self.count += h.count;
+        self.sum += h.sum;
+        match (h.min, h.max) {
+            (Some(lo), Some(hi)) => {
+                self.min = Some(self.min.map_or(lo, |m| m.min(lo)));
+                self.max = Some(self.max.map_or(hi, |m| m.max(hi)));
+            }
+            _ => self.has_min_max = false,
+        }
+        self.all_gauge &= h.reset_hint == CounterResetHint::Gauge;
+        self.empty = false;
+    }
+
+    fn add_custom(&mut self, h: &Histogram) {
+        let bounds = match &self.custom {
+            None => h.custom_values.clone(),
+            Some(b) => gmc_model::intersect_custom_bounds(b, &h.custom_values),
+        };
+        if let Some(old) = &self.custom {
+            if *old != bounds {
+                // Fold the buckets so far onto the narrower set of shared bounds.
+                let prev = std::mem::take(&mut self.positive);
+                for (i, c) in prev {
+                    let upper = usize::try_from(i)
+                        .ok()
+                        .and_then(|i| old.get(i).copied())
+                        .unwrap_or(f64::INFINITY);
+                    let j = bounds.partition_point(|&b| b < upper);
+                    *self.positive.entry(j as i32).or_insert(0.0) += c;
+                }
+            }
+        }
+        for (i, c) in h.with_custom_bounds(&bounds).positive_iter() {
+            *self.positive.entry(i).or_insert(0.0) += c;
+        }
+        self.custom = Some(bounds);
+    }
+
+    fn add_exponential(&mut self, h: &Histogram) {
         let schema = h.schema.clamp(Histogram::MIN_SCHEMA, Histogram::MAX_SCHEMA);
         if schema < self.schema {
             rescale(&mut self.positive, self.schema, schema);
@@ -241,28 +301,22 @@ impl HistogramMerger {
             }
         }
         self.zero_count += h.zero_count;
-        self.count += h.count;
-        self.sum += h.sum;
-        match (h.min, h.max) {
-            (Some(lo), Some(hi)) => {
-                self.min = Some(self.min.map_or(lo, |m| m.min(lo)));
-                self.max = Some(self.max.map_or(hi, |m| m.max(hi)));
-            }
-            _ => self.has_min_max = false,
-        }
-        self.all_gauge &= h.reset_hint == CounterResetHint::Gauge;
-        self.empty = false;
     }
 
-    /// The merged histogram (`None` if nothing was added).
+    /// The merged histogram (`None` if nothing was added, or custom and exponential
+    /// histograms were mixed).
     pub fn finish(&self) -> Option<Histogram> {
-        if self.empty {
+        if self.empty || self.mixed {
             return None;
         }
         let (positive_spans, positive_buckets) = spans_of(&self.positive);
         let (negative_spans, negative_buckets) = spans_of(&self.negative);
         Some(Histogram {
-            schema: self.schema,
+            schema: if self.custom.is_some() {
+                Histogram::CUSTOM_BUCKETS_SCHEMA
+            } else {
+                self.schema
+            },
             zero_threshold: self.zero_threshold,
             zero_count: self.zero_count,
             count: self.count,
@@ -278,6 +332,7 @@ impl HistogramMerger {
             } else {
                 CounterResetHint::Unknown
             },
+            custom_values: self.custom.clone().unwrap_or_default(),
         })
     }
 }
@@ -512,5 +567,54 @@ mod tests {
         assert_eq!(buckets, vec![(1, 4.0), (2, 1.0)]);
         let total: f64 = buckets.iter().map(|b| b.1).sum::<f64>() + h.zero_count;
         assert_eq!(total, h.count);
+    }
+
+    fn nhcb(bounds: &[f64], offset: i32, buckets: &[f64]) -> Histogram {
+        Histogram {
+            schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: buckets.iter().sum(),
+            sum: 1.0,
+            positive_spans: vec![Span {
+                offset,
+                length: buckets.len() as u32,
+            }],
+            positive_buckets: buckets.to_vec(),
+            custom_values: bounds.to_vec(),
+            ..Histogram::default()
+        }
+    }
+
+    #[test]
+    fn custom_bucket_merge_reconciles_onto_shared_bounds() {
+        let mut m = HistogramMerger::new();
+        // (-Inf,5] 1, (5,10] 2, (10,+Inf] 1
+        m.add(&nhcb(&[5.0, 10.0], 0, &[1.0, 2.0, 1.0]));
+        // (-Inf,2] 4, (2,10] 1: shares only 10 with the first.
+        m.add(&nhcb(&[2.0, 10.0], 0, &[4.0, 1.0]));
+        let h = m.finish().unwrap();
+        h.validate().unwrap();
+        assert_eq!(h.schema, Histogram::CUSTOM_BUCKETS_SCHEMA);
+        assert_eq!(h.custom_values, vec![10.0]);
+        let v: Vec<_> = h.positive_iter().collect();
+        assert_eq!(v, vec![(0, 8.0), (1, 1.0)]);
+        assert_eq!(h.count, 9.0);
+        // A third one with the same bound keeps the layout.
+        m.add(&nhcb(&[10.0], 1, &[2.0]));
+        let v: Vec<_> = m.finish().unwrap().positive_iter().collect();
+        assert_eq!(v, vec![(0, 8.0), (1, 3.0)]);
+    }
+
+    #[test]
+    fn custom_and_exponential_histograms_have_no_sum() {
+        let mut m = HistogramMerger::new();
+        m.add(&nhcb(&[5.0], 0, &[1.0]));
+        m.add(&Histogram {
+            count: 1.0,
+            zero_count: 1.0,
+            ..Histogram::default()
+        });
+        assert!(m.finish().is_none());
+        m.add(&nhcb(&[5.0], 0, &[1.0]));
+        assert!(m.finish().is_none());
     }
 }

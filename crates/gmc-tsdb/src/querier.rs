@@ -51,6 +51,7 @@ fn histogram_bits_eq(a: &Histogram, b: &Histogram) -> bool {
         && fo(a.min, b.min)
         && fo(a.max, b.max)
         && a.reset_hint == b.reset_hint
+        && fs(&a.custom_values, &b.custom_values)
 }
 
 /// One sample.

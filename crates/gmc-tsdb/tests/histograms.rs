@@ -1,6 +1,6 @@
 //! Native histogram series longer than one head chunk: read back bit-exactly from the head,
 //! from a block after a flush and after a reopen (WAL replay), for fixed and random
-//! sequences and chunk sizes.
+//! sequences and chunk sizes, exponential and custom-bucket (NHCB) histograms mixed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -56,6 +56,37 @@ fn hist(i: u32) -> Histogram {
             2 => CounterResetHint::Reset,
             _ => CounterResetHint::Gauge,
         },
+        custom_values: Vec::new(),
+    }
+}
+
+/// A custom-bucket histogram whose bounds change every 40 samples (each change makes
+/// the encoder state them again), with buckets up to the implied `+Inf` one.
+fn nhcb(i: u32, bounds_seed: u32) -> Histogram {
+    let nb = 1 + (bounds_seed % 4) as usize;
+    let custom_values: Vec<f64> = (0..nb)
+        .map(|k| f64::from(bounds_seed % 3) * 0.5 + k as f64 * 2.5 - 1.0)
+        .collect();
+    let len = (i % 3) + 1;
+    let offset = (i / 3) % 2;
+    let len = len.min(nb as u32 + 1 - offset);
+    let positive_buckets: Vec<f64> = (0..len).map(|k| f64::from(i + 2 * k)).collect();
+    Histogram {
+        schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
+        count: positive_buckets.iter().sum(),
+        sum: f64::from(i) * 0.75,
+        positive_spans: vec![Span {
+            offset: offset as i32,
+            length: len,
+        }],
+        positive_buckets,
+        reset_hint: if i.is_multiple_of(5) {
+            CounterResetHint::Gauge
+        } else {
+            CounterResetHint::Unknown
+        },
+        custom_values,
+        ..Histogram::default()
     }
 }
 
@@ -127,6 +158,30 @@ fn histogram_series_longer_than_one_head_chunk_reads_back() {
 }
 
 #[test]
+fn custom_bucket_histograms_read_back_with_their_bounds() {
+    // NHCB only, bounds changing every 40 samples; then NHCB and exponential alternating
+    // in runs, so a chunk holds both kinds.
+    let only: Vec<(i64, Histogram)> = (0..300u32)
+        .map(|i| (T0 + i64::from(i) * NANOS_PER_SEC, nhcb(i, i / 40)))
+        .collect();
+    for (_, h) in &only {
+        h.validate().unwrap();
+    }
+    check_round_trip(&only, 120);
+    let mixed: Vec<(i64, Histogram)> = (0..300u32)
+        .map(|i| {
+            let h = if (i / 17) % 2 == 0 {
+                nhcb(i, i / 30)
+            } else {
+                hist(i)
+            };
+            (T0 + i64::from(i) * NANOS_PER_SEC, h)
+        })
+        .collect();
+    check_round_trip(&mixed, 50);
+}
+
+#[test]
 fn identical_histograms_without_buckets_read_back() {
     // Same schema, same (empty) spans, unchanged counts: 4-byte records.
     let h = Histogram {
@@ -193,9 +248,18 @@ fn arb_hist() -> impl Strategy<Value = Histogram> {
                         2 => CounterResetHint::NotReset,
                         _ => CounterResetHint::Gauge,
                     },
+                    custom_values: Vec::new(),
                 }
             },
         )
+}
+
+/// Either an exponential histogram or a custom-bucket one.
+fn arb_any_hist() -> impl Strategy<Value = Histogram> {
+    prop_oneof![
+        3 => arb_hist(),
+        1 => (0u32..500, 0u32..6).prop_map(|(i, seed)| nhcb(i, seed)),
+    ]
 }
 
 proptest! {
@@ -205,7 +269,7 @@ proptest! {
     fn random_histogram_sequences_read_back(
         chunk_samples in 8usize..200,
         // Runs of a repeated histogram make the smallest records; steps vary the intervals.
-        seq in proptest::collection::vec((arb_hist(), 1usize..40, 1i64..30), 1..20),
+        seq in proptest::collection::vec((arb_any_hist(), 1usize..40, 1i64..30), 1..20),
     ) {
         let mut samples = Vec::new();
         let mut ts = T0;

@@ -465,8 +465,8 @@ fn decode_histogram(mut r: Reader<'_>) -> PbResult<(i64, Histogram)> {
                 }
             }
             (15, VARINT) => ts = r.varint()? as i64,
-            (16, LEN | FIXED64) => r.skip(field, wt)?,
-            (1..=8 | 11 | 14..=16, _) => return Err(r.error("wrong wire type for Histogram field")),
+            (16, _) => doubles(&mut r, wt, &mut h.custom_values)?,
+            (1..=8 | 11 | 14 | 15, _) => return Err(r.error("wrong wire type for Histogram field")),
             _ => r.skip(field, wt)?,
         }
     }
@@ -709,6 +709,7 @@ pub fn histogram_to_proto(h: &Histogram, ts_ms: i64) -> proto::Histogram {
             CounterResetHint::Gauge => ResetHint::Gauge,
         } as i32,
         timestamp: ts_ms,
+        custom_values: h.custom_values.clone(),
         ..proto::Histogram::default()
     };
     if integral {
@@ -949,6 +950,54 @@ mod tests {
         assert_eq!(got.histogram.reset_hint, CounterResetHint::NotReset);
         // And back: the encoder picks the integer form and the same deltas.
         let back = histogram_to_proto(&got.histogram, 5);
+        assert_eq!(back, req.timeseries[0].histograms[0]);
+    }
+
+    #[test]
+    fn custom_bucket_histograms_keep_their_bounds() {
+        let nhcb = |bounds: Vec<f64>, ts: i64| proto::Histogram {
+            count: Some(proto::histogram::Count::CountInt(4)),
+            sum: 5.0,
+            schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
+            zero_count: Some(proto::histogram::ZeroCount::ZeroCountInt(0)),
+            positive_spans: vec![proto::BucketSpan {
+                offset: 0,
+                length: 3,
+            }],
+            positive_deltas: vec![1, 1, -1],
+            timestamp: ts,
+            custom_values: bounds,
+            ..Default::default()
+        };
+        let req = proto::WriteRequest {
+            timeseries: vec![
+                proto::TimeSeries {
+                    labels: vec![label("__name__", "lat")],
+                    histograms: vec![nhcb(vec![5.0, 10.0], 7)],
+                    ..Default::default()
+                },
+                // Bounds that do not increase: the series is refused, with a reason.
+                proto::TimeSeries {
+                    labels: vec![label("__name__", "bad")],
+                    histograms: vec![nhcb(vec![10.0, 5.0], 7)],
+                    ..Default::default()
+                },
+            ],
+            metadata: vec![],
+        };
+        let buf = req.encode_to_vec();
+        let d = decode(&buf, &Limits::default()).unwrap();
+        assert_eq!(d.batch.len_series(), 1);
+        let got = &d.batch.get(0).unwrap().histograms[0];
+        assert_eq!(got.histogram.custom_values, vec![5.0, 10.0]);
+        assert_eq!(got.histogram.positive_buckets, vec![1.0, 2.0, 1.0]);
+        assert_eq!(d.report.rejected_total(), 1);
+        assert!(
+            d.report.messages[0].contains("increase strictly"),
+            "{:?}",
+            d.report.messages
+        );
+        let back = histogram_to_proto(&got.histogram, 7);
         assert_eq!(back, req.timeseries[0].histograms[0]);
     }
 

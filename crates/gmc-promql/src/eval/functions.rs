@@ -791,7 +791,9 @@ impl Evaluator<'_> {
     }
 
     /// `histogram_quantile` and `histogram_fraction` over native histograms (per series)
-    /// and classic buckets (grouped by their labels without `le`).
+    /// and classic buckets (grouped by their labels without `le`, the metric name
+    /// included, as Prometheus does: two bucket sets whose labels differ only in the
+    /// name give two results with one label set, an error).
     fn histogram_fn(
         &mut self,
         fname: &str,
@@ -822,7 +824,7 @@ impl Evaluator<'_> {
                 let le = s.labels.get("le");
                 match le.and_then(parse_le) {
                     Some(le) => {
-                        let key = group_labels(&s.labels, false, &["le".to_owned()]);
+                        let key = s.labels.without("le");
                         let idx = match index.get(&key) {
                             Some(x) => *x,
                             None => {
@@ -852,8 +854,12 @@ impl Evaluator<'_> {
         // A native histogram and classic buckets with the same labels: Prometheus drops
         // both (with a warning).
         let mut mixed_name = None;
+        let classic_by_key: HashMap<Labels, usize> = index
+            .values()
+            .map(|&g| (group_labels(&out[g].labels, false, &[]), g))
+            .collect();
         for (key, ni) in &native_keys {
-            if let Some(&ci) = index.get(key) {
+            if let Some(&ci) = classic_by_key.get(key) {
                 mixed_name = v
                     .get(members[ci].first().map_or(0, |m| m.0))
                     .and_then(|s| s.labels.metric_name().map(str::to_owned));

@@ -358,41 +358,63 @@ fn extrapolated_rate(
     }
 }
 
-/// `last - first` of histograms, corrected for counter resets.
+/// `last - first` of histograms, corrected for counter resets (Prometheus 3's
+/// `histogramRate`). When the second sample follows a reset, the first one only marks
+/// the start: it counts as an empty histogram of the second one's layout, so a change of
+/// layout at the reset (e.g. from custom to exponential buckets) is not a conflict.
+/// Otherwise every histogram must be of the same kind (custom or exponential); custom
+/// bounds that differ are reconciled onto the bounds they share.
 fn hist_rate(
     points: &[(i64, Arc<Histogram>)],
     counter: bool,
     notes: &mut Notes,
 ) -> Option<Histogram> {
-    let first = &points[0].1;
+    use gmc_model::CounterResetHint::Gauge;
     let last = &points[points.len() - 1].1;
-    let custom = hist::is_custom(first);
-    if points.iter().any(|(_, h)| hist::is_custom(h) != custom) {
+    let mut first = std::borrow::Cow::Borrowed(&*points[0].1);
+    if counter && (first.reset_hint == Gauge || last.reset_hint == Gauge) {
+        notes.not_counter = true;
+    }
+    if counter && points.len() > 1 {
+        let second = &points[1].1;
+        if hist::detect_reset(second, &first) {
+            first = std::borrow::Cow::Owned(Histogram {
+                schema: second.schema,
+                custom_values: second.custom_values.clone(),
+                ..Histogram::default()
+            });
+        }
+    }
+    let custom = hist::is_custom(&first);
+    if hist::is_custom(last) != custom {
         notes.incompatible_schema = true;
         return None;
     }
-    let mut h = hist::sub(last, first)?;
     if counter {
-        let mut prev = first;
+        for (_, cur) in &points[1..points.len() - 1] {
+            if cur.reset_hint == Gauge {
+                notes.not_counter = true;
+            }
+            if hist::is_custom(cur) != custom {
+                notes.incompatible_schema = true;
+                return None;
+            }
+        }
+    }
+    let mut h = hist::sub(last, &first)?;
+    if counter {
+        let mut prev: &Histogram = &first;
         for (_, cur) in &points[1..] {
             if hist::detect_reset(cur, prev) {
                 h = hist::add(&h, prev)?;
             }
             prev = cur;
         }
-        if points
-            .iter()
-            .any(|(_, x)| x.reset_hint == gmc_model::CounterResetHint::Gauge)
-        {
-            notes.not_counter = true;
-        }
-    } else if first.reset_hint != gmc_model::CounterResetHint::Gauge
-        || last.reset_hint != gmc_model::CounterResetHint::Gauge
-    {
+    } else if first.reset_hint != Gauge || last.reset_hint != Gauge {
         notes.not_gauge = true;
     }
     let mut h = hist::compact(h);
-    h.reset_hint = gmc_model::CounterResetHint::Gauge;
+    h.reset_hint = Gauge;
     Some(h)
 }
 

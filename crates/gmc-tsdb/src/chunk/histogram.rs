@@ -1,6 +1,10 @@
 //! Encoding 3, `HISTOGRAM`: native histogram chunks. Timestamps use the shared grid-residual
 //! bit stream; each histogram is a byte record whose float fields are integer deltas
 //! against the previous sample when both are exact integers (counts usually are), else raw.
+//! A record that states its schema and zero threshold (flag `F_SAME_SCHEMA` clear) and has
+//! the custom-bucket schema (-53) follows them with its bucket bounds: a count, then each
+//! bound's eight bytes. Exponential records never carry bounds, so chunks written before
+//! custom buckets existed read unchanged.
 
 use std::sync::Arc;
 
@@ -125,6 +129,29 @@ fn span_total(spans: &[Span]) -> Option<usize> {
         .try_fold(0usize, |a, s| a.checked_add(s.length as usize))
 }
 
+/// Bit-exact equality of two bound lists (`-0.0` and `0.0` are different bounds to
+/// store, though they compare equal).
+fn same_bounds(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+fn get_bounds(buf: &[u8], pos: &mut usize) -> Option<Vec<f64>> {
+    let n = usize::try_from(get_uvarint(buf, pos)?).ok()?;
+    // Refuse counts the input cannot hold.
+    if n > buf.len().saturating_sub(*pos) / 8 {
+        return None;
+    }
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let b = buf.get(*pos..*pos + 8)?;
+        *pos += 8;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        v.push(f64::from_bits(u64::from_le_bytes(a)));
+    }
+    Some(v)
+}
+
 /// Encode histogram samples (timestamps strictly increasing) as encoding 3.
 pub(crate) fn encode(samples: &[(i64, &Histogram)]) -> Vec<u8> {
     let unit = best_unit(samples.iter().map(|s| s.0));
@@ -136,7 +163,9 @@ pub(crate) fn encode(samples: &[(i64, &Histogram)]) -> Vec<u8> {
             p.positive_spans == h.positive_spans && p.negative_spans == h.negative_spans
         });
         let same_schema = prev.is_some_and(|p| {
-            p.schema == h.schema && p.zero_threshold.to_bits() == h.zero_threshold.to_bits()
+            p.schema == h.schema
+                && p.zero_threshold.to_bits() == h.zero_threshold.to_bits()
+                && same_bounds(&p.custom_values, &h.custom_values)
         });
         let mut flags = hint_code(h.reset_hint) << HINT_SHIFT;
         if same_spans {
@@ -155,6 +184,12 @@ pub(crate) fn encode(samples: &[(i64, &Histogram)]) -> Vec<u8> {
         if !same_schema {
             put_varint(&mut body, i64::from(h.schema));
             body.extend_from_slice(&h.zero_threshold.to_bits().to_le_bytes());
+            if h.uses_custom_buckets() {
+                put_uvarint(&mut body, h.custom_values.len() as u64);
+                for b in &h.custom_values {
+                    body.extend_from_slice(&b.to_bits().to_le_bytes());
+                }
+            }
         }
         let p = |f: fn(&Histogram) -> f64| prev.map(f).unwrap_or(0.0);
         put_f64(&mut body, h.zero_count, p(|x| x.zero_count));
@@ -261,16 +296,21 @@ impl<'a> HistogramIter<'a> {
         let flags = *buf.get(*pos)?;
         *pos += 1;
         let prev = self.prev.as_deref();
-        let (schema, zero_threshold) = if flags & F_SAME_SCHEMA != 0 {
+        let (schema, zero_threshold, custom_values) = if flags & F_SAME_SCHEMA != 0 {
             let p = prev?;
-            (p.schema, p.zero_threshold)
+            (p.schema, p.zero_threshold, p.custom_values.clone())
         } else {
             let s = i32::try_from(get_varint(buf, pos)?).ok()?;
             let b = buf.get(*pos..*pos + 8)?;
             *pos += 8;
             let mut a = [0u8; 8];
             a.copy_from_slice(b);
-            (s, f64::from_bits(u64::from_le_bytes(a)))
+            let bounds = if s == Histogram::CUSTOM_BUCKETS_SCHEMA {
+                get_bounds(buf, pos)?
+            } else {
+                Vec::new()
+            };
+            (s, f64::from_bits(u64::from_le_bytes(a)), bounds)
         };
         let p = |f: fn(&Histogram) -> f64| prev.map(f).unwrap_or(0.0);
         let zero_count = get_f64(buf, pos, p(|x| x.zero_count))?;
@@ -319,6 +359,7 @@ impl<'a> HistogramIter<'a> {
             min,
             max,
             reset_hint: hint_from(flags >> HINT_SHIFT),
+            custom_values,
         })
     }
 }
@@ -385,7 +426,56 @@ mod tests {
             min: i.is_multiple_of(2).then_some(0.25),
             max: Some(1e9 + f64::from(i)),
             reset_hint: hint_from((i % 4) as u8),
+            custom_values: Vec::new(),
         }
+    }
+
+    #[test]
+    fn custom_bounds_are_stated_when_they_change_and_shared_when_they_repeat() {
+        let nhcb = |bounds: &[f64], n: f64| Histogram {
+            schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: n,
+            positive_spans: vec![Span {
+                offset: 1,
+                length: 1,
+            }],
+            positive_buckets: vec![n],
+            custom_values: bounds.to_vec(),
+            ..Histogram::default()
+        };
+        let hs = [
+            nhcb(&[0.5, 1.0], 1.0),
+            nhcb(&[0.5, 1.0], 2.0),
+            nhcb(&[0.5, 2.0], 3.0),
+            hist(4),
+            nhcb(&[-0.0, 1.0], 5.0),
+        ];
+        let samples: Vec<(i64, &Histogram)> = hs
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i as i64 * 1000, h))
+            .collect();
+        let bytes = encode(&samples);
+        let back: Vec<_> = HistogramIter::new(&bytes)
+            .unwrap()
+            .map(|r| r.unwrap().1)
+            .collect();
+        assert_eq!(back.len(), hs.len());
+        for (b, h) in back.iter().zip(&hs) {
+            assert_eq!(b.as_ref(), h);
+            assert_eq!(b.custom_values.len(), h.custom_values.len());
+        }
+        assert!(back[4].custom_values[0].is_sign_negative());
+        // The repeated bounds cost nothing: two records with equal bounds are smaller
+        // than two with different ones.
+        let same = encode(&[(0, &hs[0]), (1000, &hs[1])]);
+        let differ = encode(&[(0, &hs[1]), (1000, &hs[2])]);
+        assert!(
+            same.len() + 16 < differ.len(),
+            "{} vs {}",
+            same.len(),
+            differ.len()
+        );
     }
 
     #[test]

@@ -158,7 +158,7 @@ pub struct Histogram {
     /// Milliseconds since the epoch.
     #[prost(int64, tag = "15")]
     pub timestamp: i64,
-    /// Bucket bounds of custom-bucket histograms (schema -53; not supported by gmc).
+    /// Upper bounds of custom-bucket histograms (schema -53); `+Inf` is implied.
     #[prost(double, repeated, tag = "16")]
     pub custom_values: Vec<f64>,
 }

@@ -72,6 +72,7 @@ fn histogram_from_proto(h: &proto::Histogram) -> Histogram {
             3 => CounterResetHint::Gauge,
             _ => CounterResetHint::Unknown,
         },
+        custom_values: h.custom_values.clone(),
     }
 }
 
@@ -183,7 +184,8 @@ fn histogram() -> impl Strategy<Value = proto::Histogram> {
                 any_f64().prop_map(|v| Some(Count::CountFloat(v))),
             ],
             any_f64(),
-            -6i32..10,
+            // Exponential schemas (some out of range), and custom buckets.
+            prop_oneof![4 => -6i32..10, 1 => Just(-53)],
             prop_oneof![Just(0.0), 0.0f64..1.0, Just(-1.0)],
             prop_oneof![
                 Just(None),
@@ -201,23 +203,27 @@ fn histogram() -> impl Strategy<Value = proto::Histogram> {
             0i32..6,
             any::<i64>(),
         ),
+        // Bounds: sorted or not, any floats, sometimes on an exponential schema.
+        prop::collection::vec(any_f64(), 0..4),
     )
         .prop_map(
-            |((count, sum, schema, zt, zc), (ps, ns, pd, nd, pc, nc, hint, ts))| proto::Histogram {
-                count,
-                sum,
-                schema,
-                zero_threshold: zt,
-                zero_count: zc,
-                negative_spans: ns,
-                negative_deltas: nd,
-                negative_counts: nc,
-                positive_spans: ps,
-                positive_deltas: pd,
-                positive_counts: pc,
-                reset_hint: hint,
-                timestamp: ts,
-                custom_values: vec![],
+            |((count, sum, schema, zt, zc), (ps, ns, pd, nd, pc, nc, hint, ts), custom_values)| {
+                proto::Histogram {
+                    count,
+                    sum,
+                    schema,
+                    zero_threshold: zt,
+                    zero_count: zc,
+                    negative_spans: ns,
+                    negative_deltas: nd,
+                    negative_counts: nc,
+                    positive_spans: ps,
+                    positive_deltas: pd,
+                    positive_counts: pc,
+                    reset_hint: hint,
+                    timestamp: ts,
+                    custom_values,
+                }
             },
         )
 }

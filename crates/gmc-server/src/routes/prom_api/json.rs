@@ -191,8 +191,12 @@ pub(crate) fn push_histogram(out: &mut String, h: &Histogram) {
     }
     for (idx, count) in indexed_buckets(&h.positive_spans, &h.positive_buckets) {
         if count != 0.0 {
-            let lower = bucket_bound(idx - 1, h.schema);
-            let upper = bucket_bound(idx, h.schema);
+            // Custom buckets carry their bounds (the first from -Inf, the last to +Inf).
+            let (lower, upper) = if h.uses_custom_buckets() {
+                h.positive_bucket_bounds(idx)
+            } else {
+                (bucket_bound(idx - 1, h.schema), bucket_bound(idx, h.schema))
+            };
             buckets.push((0, lower, upper, count));
         }
     }
@@ -408,6 +412,29 @@ mod tests {
         assert_eq!(bucket_bound(1, -1), 4.0);
         assert!((bucket_bound(1, 1) - std::f64::consts::SQRT_2).abs() < 1e-15);
         assert_eq!(bucket_bound(8, 3), 2.0);
+    }
+
+    #[test]
+    fn custom_bucket_histogram_json_gives_its_bounds() {
+        let h = Histogram {
+            schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
+            count: 4.0,
+            sum: 5.0,
+            positive_spans: vec![gmc_model::Span {
+                offset: 0,
+                length: 3,
+            }],
+            positive_buckets: vec![1.0, 2.0, 1.0],
+            custom_values: vec![5.0, 10.0],
+            ..Histogram::default()
+        };
+        let mut s = String::new();
+        push_histogram(&mut s, &h);
+        assert_eq!(
+            s,
+            "{\"count\":\"4\",\"sum\":\"5\",\"buckets\":[[0,\"-Inf\",\"5\",\"1\"],\
+             [0,\"5\",\"10\",\"2\"],[0,\"10\",\"+Inf\",\"1\"]]}"
+        );
     }
 
     #[test]
