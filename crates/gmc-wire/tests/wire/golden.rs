@@ -1,6 +1,9 @@
 //! Golden files: `tests/golden/<format>/<case>.in` decoded and dumped must equal
 //! `<case>.out`. `GMC_BLESS=1 cargo test -p gmc-wire` rewrites the `.out` files.
-//! remote_write inputs are request bodies captured from Prometheus 2.42 (snappy as sent).
+//! remote_write inputs are request bodies captured from Prometheus 2.42 (snappy as sent),
+//! except `nhcb_custom_buckets.in`: 2.42 cannot send custom-bucket histograms, so that body
+//! was encoded by hand from `remote.proto` (field 16, packed bounds) with a literal-only
+//! snappy block, independently of gmc's encoder.
 
 use std::path::{Path, PathBuf};
 

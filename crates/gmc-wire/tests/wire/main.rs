@@ -57,6 +57,10 @@ pub fn dump(batch: &WriteBatch<'_>, report: &DecodeReport) -> String {
                 spans(&g.negative_spans, &g.negative_buckets),
                 g.reset_hint
             );
+            if !g.custom_values.is_empty() {
+                let b: Vec<String> = g.custom_values.iter().map(|v| fmt_f64(*v)).collect();
+                let _ = writeln!(out, "    bounds=[{}]", b.join(","));
+            }
         }
     }
     for m in batch.metadata() {
