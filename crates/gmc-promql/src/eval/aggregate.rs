@@ -84,6 +84,10 @@ const AGG_CELLS: usize = 1 << 16;
 struct AggNotes {
     mixed: bool,
     ignored_hist: bool,
+    /// Custom-bucket histograms with different bounds were summed on shared bounds.
+    reconciled: bool,
+    /// Custom-bucket and exponential histograms met in one sum: no result.
+    custom_mix: bool,
 }
 
 fn acc_float(op: u16, acc: &mut Acc, f: f64) {
@@ -144,9 +148,11 @@ fn emit(op: u16, acc: Acc, t: i64, o: &mut Series, notes: &mut AggNotes) {
                 return;
             }
             if acc.hist_incompatible {
+                notes.custom_mix = true;
                 return;
             }
             if let Some(h) = acc.h {
+                notes.reconciled |= h.reconciled;
                 let factor = if op == T_AVG { 1.0 / acc.count } else { 1.0 };
                 o.hists.push((t, Arc::new(h.finish(factor))));
             } else if op == T_SUM {
@@ -337,6 +343,17 @@ impl Evaluator<'_> {
         if notes.mixed {
             self.warn(
                 "PromQL warning: encountered a mix of histograms and floats for aggregation".into(),
+            );
+        }
+        if notes.custom_mix {
+            self.warn(
+                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\""
+                    .into(),
+            );
+        }
+        if notes.reconciled {
+            self.warn(
+                "PromQL info: mismatched custom buckets were reconciled during aggregation".into(),
             );
         }
         if notes.ignored_hist {

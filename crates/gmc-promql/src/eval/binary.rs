@@ -60,6 +60,9 @@ enum ElemOut {
     Drop,
     /// Incompatible operand types: dropped with an annotation.
     Incompatible(&'static str),
+    /// Kept; custom-bucket histograms with different bounds were combined on the bounds
+    /// they share during this operation ("addition" or "subtraction").
+    Reconciled(Pv, &'static str),
 }
 
 fn elem_op(op: u16, l: &Pv, r: &Pv) -> ElemOut {
@@ -76,12 +79,25 @@ fn elem_op(op: u16, l: &Pv, r: &Pv) -> ElemOut {
             }
         }
         (Pv::H(a), Pv::H(b)) => match op {
-            T_ADD => hist::add(a, b).map_or(ElemOut::Incompatible("add"), |h| {
-                ElemOut::Keep(Pv::H(Arc::new(h)))
-            }),
-            T_SUB => hist::sub(a, b).map_or(ElemOut::Incompatible("sub"), |h| {
-                ElemOut::Keep(Pv::H(Arc::new(h)))
-            }),
+            T_ADD | T_SUB => {
+                let r = if op == T_ADD {
+                    hist::add(a, b)
+                } else {
+                    hist::sub(a, b)
+                };
+                match r {
+                    None => ElemOut::Incompatible(if op == T_ADD { "add" } else { "sub" }),
+                    Some(h) if hist::is_custom(a) && hist::shared_bounds(a, b).1 => {
+                        let during = if op == T_ADD {
+                            "addition"
+                        } else {
+                            "subtraction"
+                        };
+                        ElemOut::Reconciled(Pv::H(Arc::new(h)), during)
+                    }
+                    Some(h) => ElemOut::Keep(Pv::H(Arc::new(h))),
+                }
+            }
             T_EQLC => {
                 if hist::equals(a, b) {
                     ElemOut::Keep(Pv::H(Arc::clone(a)))
@@ -261,7 +277,7 @@ impl Evaluator<'_> {
     ) -> Vec<Series> {
         let cmp = is_comparison(op);
         let mut out = Vec::with_capacity(v.len());
-        let mut incompatible = None;
+        let mut notes = BinNotes::default();
         for mut series in v {
             let drop = series.drop_name || return_bool || !cmp;
             let mut floats = Vec::with_capacity(series.floats.len());
@@ -288,7 +304,14 @@ impl Evaluator<'_> {
                     ElemOut::Keep(Pv::H(h)) => hists.push((t, h)),
                     ElemOut::Keep(Pv::F(f)) => floats.push((t, f)),
                     ElemOut::Drop => {}
-                    ElemOut::Incompatible(o) => incompatible = Some(o),
+                    ElemOut::Incompatible(o) => notes.incompatible = Some(o),
+                    ElemOut::Reconciled(v, during) => {
+                        notes.reconciled = Some(during);
+                        match v {
+                            Pv::H(h) => hists.push((t, h)),
+                            Pv::F(f) => floats.push((t, f)),
+                        }
+                    }
                 }
             }
             if !hists.is_empty() && !floats.is_empty() {
@@ -304,11 +327,7 @@ impl Evaluator<'_> {
                 hists,
             });
         }
-        if let Some(o) = incompatible {
-            self.warn(format!(
-                "PromQL info: incompatible sample types encountered for binary operator \"{o}\""
-            ));
-        }
+        self.bin_notes(notes);
         out
     }
 
@@ -422,7 +441,7 @@ impl Evaluator<'_> {
         let mut right: HashMap<u64, (u32, Pv)> = HashMap::new();
         let mut matched: HashMap<u64, HashSet<usize>> = HashMap::new();
         let mut hit: HashSet<u64> = HashSet::new();
-        let mut incompatible = None;
+        let mut notes = BinNotes::default();
         for k in 0..grid.len() {
             self.check_deadline()?;
             let t = grid.ts(k);
@@ -452,8 +471,7 @@ impl Evaluator<'_> {
                     if let Some(f) = fill_one {
                         let fv = Pv::F(f);
                         let (lv, rv) = if swapped { (&fv, mv) } else { (mv, &fv) };
-                        let Some(value) = elem_value(op, lv, rv, return_bool, &mut incompatible)
-                        else {
+                        let Some(value) = elem_value(op, lv, rv, return_bool, &mut notes) else {
                             continue;
                         };
                         let ms = &many[*mi as usize];
@@ -508,8 +526,16 @@ impl Evaluator<'_> {
                         }
                     }
                     ElemOut::Incompatible(o) => {
-                        incompatible = Some(o);
+                        notes.incompatible = Some(o);
                         continue;
+                    }
+                    ElemOut::Reconciled(v, during) => {
+                        notes.reconciled = Some(during);
+                        if return_bool {
+                            Pv::F(1.0)
+                        } else {
+                            v
+                        }
                     }
                 };
                 let oidx = match pair_cache.get(&(*mi, *oi)) {
@@ -563,7 +589,7 @@ impl Evaluator<'_> {
                     }
                     let fv = Pv::F(f);
                     let (lv, rv) = if swapped { (ov, &fv) } else { (&fv, ov) };
-                    let Some(value) = elem_value(op, lv, rv, return_bool, &mut incompatible) else {
+                    let Some(value) = elem_value(op, lv, rv, return_bool, &mut notes) else {
                         continue;
                     };
                     let os = &one[*oi as usize];
@@ -589,13 +615,32 @@ impl Evaluator<'_> {
                 }
             }
         }
-        if let Some(o) = incompatible {
+        self.bin_notes(notes);
+        Ok(out)
+    }
+
+    /// The annotations a binary operation collected.
+    fn bin_notes(&mut self, notes: BinNotes) {
+        if let Some(o) = notes.incompatible {
             self.warn(format!(
                 "PromQL info: incompatible sample types encountered for binary operator \"{o}\""
             ));
         }
-        Ok(out)
+        if let Some(during) = notes.reconciled {
+            self.warn(format!(
+                "PromQL info: mismatched custom buckets were reconciled during {during}"
+            ));
+        }
     }
+}
+
+/// Annotations of one binary operation.
+#[derive(Default)]
+struct BinNotes {
+    /// Operand types the operator does not combine (the operator's name).
+    incompatible: Option<&'static str>,
+    /// Custom-bucket histograms were combined on shared bounds ("addition", ...).
+    reconciled: Option<&'static str>,
 }
 
 /// How the two sides of a vector-vector operation are matched.
@@ -608,18 +653,16 @@ struct Matching<'a> {
 }
 
 /// The value of one matched (or filled) pair, `None` when it is filtered out.
-fn elem_value(
-    op: u16,
-    l: &Pv,
-    r: &Pv,
-    return_bool: bool,
-    incompatible: &mut Option<&'static str>,
-) -> Option<Pv> {
+fn elem_value(op: u16, l: &Pv, r: &Pv, return_bool: bool, notes: &mut BinNotes) -> Option<Pv> {
     match elem_op(op, l, r) {
         ElemOut::Keep(v) => Some(if return_bool { Pv::F(1.0) } else { v }),
+        ElemOut::Reconciled(v, during) => {
+            notes.reconciled = Some(during);
+            Some(if return_bool { Pv::F(1.0) } else { v })
+        }
         ElemOut::Drop => return_bool.then_some(Pv::F(0.0)),
         ElemOut::Incompatible(o) => {
-            *incompatible = Some(o);
+            notes.incompatible = Some(o);
             None
         }
     }

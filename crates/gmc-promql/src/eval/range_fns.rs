@@ -230,6 +230,11 @@ pub(crate) struct Notes {
     quantile_range: Option<f64>,
     ignored_hist: bool,
     incompatible_schema: bool,
+    /// Custom-bucket histograms with different bounds were combined on shared bounds,
+    /// by aggregation over time, subtraction or addition.
+    reconciled_agg: bool,
+    reconciled_sub: bool,
+    reconciled_add: bool,
 }
 
 impl Notes {
@@ -241,6 +246,9 @@ impl Notes {
         self.quantile_range = self.quantile_range.or(o.quantile_range);
         self.ignored_hist |= o.ignored_hist;
         self.incompatible_schema |= o.incompatible_schema;
+        self.reconciled_agg |= o.reconciled_agg;
+        self.reconciled_sub |= o.reconciled_sub;
+        self.reconciled_add |= o.reconciled_add;
     }
 }
 
@@ -401,11 +409,13 @@ fn hist_rate(
             }
         }
     }
+    notes.reconciled_sub |= custom && hist::shared_bounds(last, &first).1;
     let mut h = hist::sub(last, &first)?;
     if counter {
         let mut prev: &Histogram = &first;
         for (_, cur) in &points[1..] {
             if hist::detect_reset(cur, prev) {
+                notes.reconciled_add |= custom && hist::shared_bounds(&h, prev).1;
                 h = hist::add(&h, prev)?;
             }
             prev = cur;
@@ -450,6 +460,9 @@ fn instant_value(w: &Window<'_>, is_rate: bool, notes: &mut Notes) -> Option<Pv>
             let mut r = if is_rate && hist::detect_reset(l, p) {
                 (**l).clone()
             } else {
+                if hist::is_custom(l) && hist::is_custom(p) {
+                    notes.reconciled_sub |= hist::shared_bounds(l, p).1;
+                }
                 hist::sub(l, p)?
             };
             if is_rate {
@@ -642,8 +655,12 @@ fn apply(f: RangeFn, w: &Window<'_>, notes: &mut Notes) -> Option<Pv> {
             }
             let mut acc = hist::HistSum::new(&hs.first()?.1);
             for (_, h) in &hs[1..] {
-                acc.add(h)?;
+                if acc.add(h).is_none() {
+                    notes.incompatible_schema = true;
+                    return None;
+                }
             }
+            notes.reconciled_agg |= acc.reconciled;
             Some(Pv::H(Arc::new(acc.finish(1.0 / hs.len() as f64))))
         }
         RangeFn::SumOverTime => {
@@ -656,8 +673,12 @@ fn apply(f: RangeFn, w: &Window<'_>, notes: &mut Notes) -> Option<Pv> {
             }
             let mut acc = hist::HistSum::new(&hs.first()?.1);
             for (_, h) in &hs[1..] {
-                acc.add(h)?;
+                if acc.add(h).is_none() {
+                    notes.incompatible_schema = true;
+                    return None;
+                }
             }
+            notes.reconciled_agg |= acc.reconciled;
             Some(Pv::H(Arc::new(acc.finish(1.0))))
         }
         RangeFn::CountOverTime => {
@@ -866,6 +887,17 @@ impl Evaluator<'_> {
             self.warn(format!(
                 "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name {mname:?}"
             ));
+        }
+        for (on, during) in [
+            (notes.reconciled_agg, "aggregation"),
+            (notes.reconciled_sub, "subtraction"),
+            (notes.reconciled_add, "addition"),
+        ] {
+            if on {
+                self.warn(format!(
+                    "PromQL info: mismatched custom buckets were reconciled during {during}"
+                ));
+            }
         }
         if let Some(q) = notes.quantile_range {
             self.warn(format!(
