@@ -584,6 +584,12 @@ pub(crate) struct HistSum {
     custom: Option<Vec<f64>>,
     /// Some added custom-bucket histograms had other bounds (Prometheus' info).
     pub(crate) reconciled: bool,
+    /// Histograms added so far.
+    n: f64,
+    /// An average: when the plain sum would overflow, switch to a running mean.
+    avg: bool,
+    /// The fields hold the running mean, not the sum (an average that would overflow).
+    incremental: bool,
 }
 
 fn kahan_add(acc: &mut (f64, f64), v: f64) {
@@ -606,6 +612,45 @@ impl HistSum {
             gauge: h.reset_hint == CounterResetHint::Gauge,
             custom: is_custom(h).then(|| h.custom_values.clone()),
             reconciled: false,
+            n: 1.0,
+            avg: false,
+            incremental: false,
+        }
+    }
+
+    /// Start an average with `h`: a compensated sum divided at the end, or, from the
+    /// histogram whose addition would overflow a field, a compensated running mean (as
+    /// Prometheus averages floats and histograms).
+    pub(crate) fn new_avg(h: &Histogram) -> HistSum {
+        HistSum {
+            avg: true,
+            ..HistSum::new(h)
+        }
+    }
+
+    /// Whether adding `h` would take a finite field of the sum to infinity.
+    fn would_overflow(&self, h: &Histogram) -> bool {
+        let over = |a: f64, b: f64| a.is_finite() && b.is_finite() && (a + b).is_infinite();
+        if over(self.count.0, h.count) || over(self.sum.0, h.sum) || over(self.zc.0, h.zero_count) {
+            return true;
+        }
+        let p = parts(h, self.schema.max(h.schema));
+        let side = |mine: &BTreeMap<i32, (f64, f64)>, theirs: &Buckets| {
+            theirs
+                .iter()
+                .any(|(k, v)| over(mine.get(k).map_or(0.0, |x| x.0), *v))
+        };
+        side(&self.pos, &p.pos) || side(&self.neg, &p.neg)
+    }
+
+    /// Apply `f` to every field and compensation term.
+    fn map_all(&mut self, f: impl Fn(f64) -> f64) {
+        for x in [&mut self.zc, &mut self.count, &mut self.sum]
+            .into_iter()
+            .chain(self.pos.values_mut())
+            .chain(self.neg.values_mut())
+        {
+            *x = (f(x.0), f(x.1));
         }
     }
 
@@ -660,6 +705,35 @@ impl HistSum {
         if is_custom(h) != self.custom.is_some() {
             return None;
         }
+        self.n += 1.0;
+        if self.avg {
+            // Divisions, not multiplications by a reciprocal: the rounding must be
+            // Prometheus' for large values that cancel to come out the same.
+            if !self.incremental && self.would_overflow(h) {
+                // The fields become the mean of the histograms so far.
+                let d = self.n - 1.0;
+                self.map_all(|x| x / d);
+                self.incremental = true;
+            }
+            if self.incremental {
+                // mean_n = mean_{n-1} * (n-1)/n + h/n, each term compensated.
+                let (n, q) = (self.n, (self.n - 1.0) / self.n);
+                self.map_all(|x| x * q);
+                let mut part = h.clone();
+                for x in [&mut part.zero_count, &mut part.count, &mut part.sum]
+                    .into_iter()
+                    .chain(part.positive_buckets.iter_mut())
+                    .chain(part.negative_buckets.iter_mut())
+                {
+                    *x /= n;
+                }
+                return self.add_plain(&part);
+            }
+        }
+        self.add_plain(h)
+    }
+
+    fn add_plain(&mut self, h: &Histogram) -> Option<()> {
         if is_custom(h) {
             return self.add_custom(h);
         }
@@ -703,8 +777,10 @@ impl HistSum {
         Some(())
     }
 
-    /// The sum, scaled by `factor` (1 for `sum`, 1/n for `avg`).
+    /// The sum, scaled by `factor` (1 for `sum`, 1/n for `avg`; an average kept as a
+    /// running mean is not scaled again).
     pub(crate) fn finish(&self, factor: f64) -> Histogram {
+        let factor = if self.incremental { 1.0 } else { factor };
         let fold = |m: &BTreeMap<i32, (f64, f64)>| -> Buckets {
             m.iter().map(|(k, (v, c))| (*k, (v + c) * factor)).collect()
         };

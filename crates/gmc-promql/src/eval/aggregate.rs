@@ -126,6 +126,8 @@ fn acc_hist(op: u16, acc: &mut Acc, h: &Arc<Histogram>, notes: &mut AggNotes) {
                 if cur.add(h).is_none() {
                     acc.hist_incompatible = true;
                 }
+            } else if op == T_AVG {
+                acc.h = Some(Box::new(hist::HistSum::new_avg(h)));
             } else {
                 acc.h = Some(Box::new(hist::HistSum::new(h)));
             }

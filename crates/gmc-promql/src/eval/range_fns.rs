@@ -653,7 +653,7 @@ fn apply(f: RangeFn, w: &Window<'_>, notes: &mut Notes) -> Option<Pv> {
             if !fs.is_empty() {
                 return Some(Pv::F(avg_floats(fs)));
             }
-            let mut acc = hist::HistSum::new(&hs.first()?.1);
+            let mut acc = hist::HistSum::new_avg(&hs.first()?.1);
             for (_, h) in &hs[1..] {
                 if acc.add(h).is_none() {
                     notes.incompatible_schema = true;
