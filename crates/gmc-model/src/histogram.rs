@@ -101,6 +101,29 @@ impl Histogram {
     /// Schema of custom-bucket histograms (NHCB), as in Prometheus.
     pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
 
+    /// A custom-bucket histogram with upper `bounds` and one count per bucket from the
+    /// first, `(-Inf, bounds[0]]`, on (at most `bounds.len() + 1`, the last ending at
+    /// `+Inf`); the total count is their sum. What a classic histogram's cumulative
+    /// buckets become once differenced.
+    pub fn custom_buckets(bounds: &[f64], counts: &[f64], sum: f64) -> Histogram {
+        Histogram {
+            schema: Self::CUSTOM_BUCKETS_SCHEMA,
+            count: counts.iter().sum(),
+            sum,
+            positive_spans: if counts.is_empty() {
+                Vec::new()
+            } else {
+                vec![Span {
+                    offset: 0,
+                    length: u32::try_from(counts.len()).unwrap_or(u32::MAX),
+                }]
+            },
+            positive_buckets: counts.to_vec(),
+            custom_values: bounds.to_vec(),
+            ..Histogram::default()
+        }
+    }
+
     /// Whether this histogram has custom bucket bounds (schema -53).
     #[inline]
     pub fn uses_custom_buckets(&self) -> bool {
@@ -414,6 +437,24 @@ mod tests {
             ..Histogram::default()
         };
         assert!(exp_with_bounds.validate().is_err());
+    }
+
+    #[test]
+    fn dense_custom_buckets_are_valid_up_to_the_inf_bucket() {
+        let h = Histogram::custom_buckets(&[5.0, 10.0], &[1.0, 2.0, 1.0], 9.0);
+        h.validate().unwrap();
+        assert_eq!(h.count, 4.0);
+        assert_eq!(
+            h.positive_iter().collect::<Vec<_>>(),
+            vec![(0, 1.0), (1, 2.0), (2, 1.0)]
+        );
+        Histogram::custom_buckets(&[5.0], &[], 0.0)
+            .validate()
+            .unwrap();
+        // One count too many: a bucket above +Inf.
+        assert!(Histogram::custom_buckets(&[5.0], &[1.0, 1.0, 1.0], 0.0)
+            .validate()
+            .is_err());
     }
 
     #[test]

@@ -850,22 +850,13 @@ fn load_nhcb(db: &Db, step_ms: i64, lines: &[String]) -> Result<(), String> {
                     d
                 })
                 .collect();
-            let h = Histogram {
-                schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
-                count,
-                sum: t.sum.unwrap_or(0.0),
-                positive_spans: vec![Span {
-                    offset: 0,
-                    length: counts.len() as u32,
-                }],
-                positive_buckets: counts,
-                custom_values: buckets
-                    .iter()
-                    .map(|b| b.0)
-                    .filter(|b| b.is_finite())
-                    .collect(),
-                ..Histogram::default()
-            };
+            let bounds: Vec<f64> = buckets
+                .iter()
+                .map(|b| b.0)
+                .filter(|b| b.is_finite())
+                .collect();
+            let mut h = Histogram::custom_buckets(&bounds, &counts, t.sum.unwrap_or(0.0));
+            h.count = count;
             s.histogram(gmc_model::millis_to_nanos(*k as i64 * step_ms), h);
         }
         s.finish()

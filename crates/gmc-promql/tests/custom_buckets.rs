@@ -3,25 +3,14 @@
 //! mix of custom and exponential histograms has no result and a warning.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use gmc_model::{Histogram, Span, WriteBatch};
+use gmc_model::{Histogram, WriteBatch};
 use gmc_promql::{Engine, EngineOptions, PointValue, QueryResult, Value};
 use gmc_tsdb::{Config, Db, SyncPolicy};
 
 const MIN: i64 = 60_000;
 
 fn nhcb(bounds: &[f64], buckets: &[f64]) -> Histogram {
-    Histogram {
-        schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
-        count: buckets.iter().sum(),
-        sum: 1.0,
-        positive_spans: vec![Span {
-            offset: 0,
-            length: buckets.len() as u32,
-        }],
-        positive_buckets: buckets.to_vec(),
-        custom_values: bounds.to_vec(),
-        ..Histogram::default()
-    }
+    Histogram::custom_buckets(bounds, buckets, 1.0)
 }
 
 /// `lat{venue}`: XNAS keeps bounds [5, 10]; XLON changes from [2, 10] to [1, 2, 10] at

@@ -27,6 +27,16 @@ fn rw_request(body: Vec<u8>) -> Request<Body> {
         .unwrap()
 }
 
+/// Send `b` over remote_write; the answer's status.
+async fn write(st: &AppState, b: &WriteBatch<'_>) -> StatusCode {
+    let body = gmc_wire::remote_write::encode_write_request(b);
+    gmc_server::router(st.clone())
+        .oneshot(rw_request(body))
+        .await
+        .unwrap()
+        .status()
+}
+
 fn now_ms() -> i64 {
     gmc_model::now_nanos() / 1_000_000
 }
@@ -59,12 +69,7 @@ async fn remote_write_round_trips_floats_stale_markers_and_histograms() {
     s.label("__name__", "match_latency_seconds");
     s.histogram(t * 1_000_000, h.clone());
     s.finish().unwrap();
-    let body = gmc_wire::remote_write::encode_write_request(&b);
-    let resp = gmc_server::router(st.clone())
-        .oneshot(rw_request(body))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(write(&st, &b).await, StatusCode::NO_CONTENT);
 
     let q = st.db.querier(0, i64::MAX).unwrap();
     let fills = q
@@ -100,18 +105,7 @@ async fn remote_write_round_trips_floats_stale_markers_and_histograms() {
 async fn custom_bucket_histograms_are_stored_and_queried() {
     let (st, _dir) = state(Config::default());
     let t = now_ms() - 30_000;
-    let nhcb = |bounds: &[f64], buckets: &[f64]| Histogram {
-        schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
-        count: buckets.iter().sum(),
-        sum: 5.0,
-        positive_spans: vec![Span {
-            offset: 0,
-            length: buckets.len() as u32,
-        }],
-        positive_buckets: buckets.to_vec(),
-        custom_values: bounds.to_vec(),
-        ..Histogram::default()
-    };
+    let nhcb = |bounds: &[f64], buckets: &[f64]| Histogram::custom_buckets(bounds, buckets, 5.0);
     let mut b = WriteBatch::new();
     for (venue, h) in [
         ("XNAS", nhcb(&[5.0, 10.0], &[1.0, 2.0, 1.0])),
@@ -123,12 +117,7 @@ async fn custom_bucket_histograms_are_stored_and_queried() {
         s.histogram(t * 1_000_000, h);
         s.finish().unwrap();
     }
-    let body = gmc_wire::remote_write::encode_write_request(&b);
-    let resp = gmc_server::router(st.clone())
-        .oneshot(rw_request(body))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(write(&st, &b).await, StatusCode::NO_CONTENT);
 
     let query = |q: &str| {
         let uri = format!(
