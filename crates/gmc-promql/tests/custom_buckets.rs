@@ -170,6 +170,25 @@ fn rates_across_a_bound_change_are_taken_on_the_shared_bounds() {
 }
 
 #[test]
+fn custom_and_exponential_histograms_do_not_add() {
+    let (_d, db) = store();
+    let r = at(
+        &db,
+        "mixed{venue=\"XNAS\"} + ignoring(venue) mixed{venue=\"XLON\"}",
+        0,
+    );
+    let Value::Vector(v) = &r.value else {
+        panic!("vector expected")
+    };
+    assert!(v.is_empty(), "{v:?}");
+    assert!(
+        says(&r, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets"),
+        "{:?}",
+        r.warnings
+    );
+}
+
+#[test]
 fn custom_and_exponential_histograms_do_not_sum() {
     let (_d, db) = store();
     let r = at(&db, "sum(mixed)", 0);

@@ -63,6 +63,9 @@ enum ElemOut {
     /// Kept; custom-bucket histograms with different bounds were combined on the bounds
     /// they share during this operation ("addition" or "subtraction").
     Reconciled(Pv, &'static str),
+    /// A custom-bucket and an exponential histogram added or subtracted: dropped with
+    /// Prometheus' warning.
+    MixedSchemas,
 }
 
 fn elem_op(op: u16, l: &Pv, r: &Pv) -> ElemOut {
@@ -86,6 +89,7 @@ fn elem_op(op: u16, l: &Pv, r: &Pv) -> ElemOut {
                     hist::sub(a, b)
                 };
                 match r {
+                    None if hist::is_custom(a) != hist::is_custom(b) => ElemOut::MixedSchemas,
                     None => ElemOut::Incompatible(if op == T_ADD { "add" } else { "sub" }),
                     Some(h) if hist::is_custom(a) && hist::shared_bounds(a, b).1 => {
                         let during = if op == T_ADD {
@@ -305,6 +309,7 @@ impl Evaluator<'_> {
                     ElemOut::Keep(Pv::F(f)) => floats.push((t, f)),
                     ElemOut::Drop => {}
                     ElemOut::Incompatible(o) => notes.incompatible = Some(o),
+                    ElemOut::MixedSchemas => notes.mixed_schemas = true,
                     ElemOut::Reconciled(v, during) => {
                         notes.reconciled = Some(during);
                         match v {
@@ -529,6 +534,10 @@ impl Evaluator<'_> {
                         notes.incompatible = Some(o);
                         continue;
                     }
+                    ElemOut::MixedSchemas => {
+                        notes.mixed_schemas = true;
+                        continue;
+                    }
                     ElemOut::Reconciled(v, during) => {
                         notes.reconciled = Some(during);
                         if return_bool {
@@ -626,6 +635,12 @@ impl Evaluator<'_> {
                 "PromQL info: incompatible sample types encountered for binary operator \"{o}\""
             ));
         }
+        if notes.mixed_schemas {
+            self.warn(
+                "PromQL warning: vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\""
+                    .into(),
+            );
+        }
         if let Some(during) = notes.reconciled {
             self.warn(format!(
                 "PromQL info: mismatched custom buckets were reconciled during {during}"
@@ -641,6 +656,8 @@ struct BinNotes {
     incompatible: Option<&'static str>,
     /// Custom-bucket histograms were combined on shared bounds ("addition", ...).
     reconciled: Option<&'static str>,
+    /// A custom-bucket and an exponential histogram met in `+` or `-`.
+    mixed_schemas: bool,
 }
 
 /// How the two sides of a vector-vector operation are matched.
@@ -663,6 +680,10 @@ fn elem_value(op: u16, l: &Pv, r: &Pv, return_bool: bool, notes: &mut BinNotes) 
         ElemOut::Drop => return_bool.then_some(Pv::F(0.0)),
         ElemOut::Incompatible(o) => {
             notes.incompatible = Some(o);
+            None
+        }
+        ElemOut::MixedSchemas => {
+            notes.mixed_schemas = true;
             None
         }
     }
