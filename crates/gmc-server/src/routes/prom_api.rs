@@ -32,10 +32,44 @@ const MIN_TIME_MS: i64 = i64::MIN / 1_000_000 + 1;
 const MAX_TIME_MS: i64 = i64::MAX / 1_000_000 - 1;
 
 /// A successful envelope around pre-rendered `data` JSON.
+/// Opening of Prometheus' success envelope, up to the data.
+const SUCCESS_OPEN: &str = "{\"status\":\"success\",\"data\":";
+
 fn success(data: &str, warnings: &[String]) -> Response {
     let mut out = String::with_capacity(data.len() + 64);
-    out.push_str("{\"status\":\"success\",\"data\":");
+    out.push_str(SUCCESS_OPEN);
     out.push_str(data);
+    finish_success(out, warnings)
+}
+
+/// A query's answer rendered straight into the envelope, in a buffer allocated once at
+/// about its final size: a range result is megabytes, and building it as a separate
+/// string cost a copy of all of it plus a dozen reallocations while it grew.
+fn query_success(r: &QueryResult, stats: bool, queue_secs: f64) -> Response {
+    let mut out = String::with_capacity(result_size_hint(&r.value) + 256);
+    out.push_str(SUCCESS_OPEN);
+    render_result(&mut out, r, stats, queue_secs);
+    finish_success(out, &r.warnings)
+}
+
+/// About how many bytes the JSON of `v` takes: ~28 a float point (`[1796608578,"12.5"],`),
+/// ~48 a label pair, ~256 a histogram. Capped: past the cap the buffer grows as needed.
+fn result_size_hint(v: &Value) -> usize {
+    const CAP: usize = 64 << 20;
+    let labels = |l: &gmc_model::Labels| l.len() * 48 + 16;
+    let n: usize = match v {
+        Value::Vector(s) => s.iter().map(|s| labels(&s.labels) + 48).sum(),
+        Value::Matrix(m) => m
+            .iter()
+            .map(|s| labels(&s.labels) + s.floats.len() * 28 + s.histograms.len() * 256)
+            .sum(),
+        Value::Scalar { .. } | Value::String { .. } => 64,
+    };
+    n.min(CAP)
+}
+
+/// Close the success envelope after the data: warnings, then the final brace.
+fn finish_success(mut out: String, warnings: &[String]) -> Response {
     if !warnings.is_empty() {
         out.push_str(",\"warnings\":");
         json::push_array(&mut out, warnings, |out, w| json::push_str(out, w));
@@ -138,24 +172,23 @@ fn wants_stats(p: &Params) -> bool {
 }
 
 /// Render `data` of a query response: `{"resultType":..,"result":..[,"stats":..]}`.
-fn render_result(r: &QueryResult, stats: bool, queue_secs: f64) -> String {
-    let mut out = String::with_capacity(256);
+fn render_result(out: &mut String, r: &QueryResult, stats: bool, queue_secs: f64) {
     out.push_str("{\"resultType\":\"");
     match &r.value {
         Value::Scalar { t_ms, v } => {
             out.push_str("scalar\",\"result\":");
-            json::push_point(&mut out, *t_ms, *v);
+            json::push_point(out, *t_ms, *v);
         }
         Value::String { t_ms, s } => {
             out.push_str("string\",\"result\":[");
-            json::push_timestamp(&mut out, *t_ms);
+            json::push_timestamp(out, *t_ms);
             out.push(',');
-            json::push_str(&mut out, s);
+            json::push_str(out, s);
             out.push(']');
         }
         Value::Vector(samples) => {
             out.push_str("vector\",\"result\":");
-            json::push_array(&mut out, samples, |out, s| {
+            json::push_array(out, samples, |out, s| {
                 out.push_str("{\"metric\":");
                 json::push_labels(out, &s.labels);
                 match &s.value {
@@ -173,7 +206,7 @@ fn render_result(r: &QueryResult, stats: bool, queue_secs: f64) -> String {
         }
         Value::Matrix(series) => {
             out.push_str("matrix\",\"result\":");
-            json::push_array(&mut out, series, |out, s| {
+            json::push_array(out, series, |out, s| {
                 out.push_str("{\"metric\":");
                 json::push_labels(out, &s.labels);
                 if !s.floats.is_empty() {
@@ -210,7 +243,6 @@ fn render_result(r: &QueryResult, stats: bool, queue_secs: f64) -> String {
         out.push_str(&st.to_string());
     }
     out.push('}');
-    out
 }
 
 /// `GET|POST /api/v1/query`.
@@ -231,7 +263,7 @@ pub(crate) async fn query(
     })
     .await?;
     let queue = (started.elapsed().as_secs_f64() - r.stats.eval_time.as_secs_f64()).max(0.0);
-    Ok(success(&render_result(&r, stats, queue), &r.warnings))
+    Ok(query_success(&r, stats, queue))
 }
 
 /// `GET|POST /api/v1/query_range`.
@@ -266,7 +298,7 @@ pub(crate) async fn query_range(
     })
     .await?;
     let queue = (started.elapsed().as_secs_f64() - r.stats.eval_time.as_secs_f64()).max(0.0);
-    Ok(success(&render_result(&r, stats, queue), &r.warnings))
+    Ok(query_success(&r, stats, queue))
 }
 
 /// A range-query step: float seconds or a Prometheus duration; must be positive.
