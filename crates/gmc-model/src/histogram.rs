@@ -216,55 +216,6 @@ impl Histogram {
         }
     }
 
-    /// This custom-bucket histogram re-bucketed onto `bounds`, a subset of its own
-    /// bounds (see [`intersect_custom_bounds`]): each bucket moves to the first new
-    /// bucket whose upper bound is at or above its own, so no count changes side of
-    /// any kept bound.
-    pub fn with_custom_bounds(&self, bounds: &[f64]) -> Histogram {
-        if bounds == self.custom_values.as_slice() {
-            return self.clone();
-        }
-        let mut counts: Vec<f64> = Vec::new();
-        let mut present: Vec<bool> = Vec::new();
-        for (idx, c) in self.positive_iter() {
-            let (_, upper) = self.positive_bucket_bounds(idx);
-            let j = bounds.partition_point(|&b| b < upper);
-            if counts.len() <= j {
-                counts.resize(j + 1, 0.0);
-                present.resize(j + 1, false);
-            }
-            counts[j] += c;
-            present[j] = true;
-        }
-        let mut spans: Vec<Span> = Vec::new();
-        let mut buckets = Vec::new();
-        let mut gap = 0i32;
-        let mut open = false;
-        for (j, c) in counts.into_iter().enumerate() {
-            if present[j] {
-                match spans.last_mut() {
-                    Some(s) if open => s.length += 1,
-                    _ => spans.push(Span {
-                        offset: gap,
-                        length: 1,
-                    }),
-                }
-                buckets.push(c);
-                open = true;
-                gap = 0;
-            } else {
-                open = false;
-                gap += 1;
-            }
-        }
-        Histogram {
-            positive_spans: spans,
-            positive_buckets: buckets,
-            custom_values: bounds.to_vec(),
-            ..self.clone()
-        }
-    }
-
     /// Iterate `(bucket index, count)` of the positive buckets.
     pub fn positive_iter(&self) -> BucketIter<'_> {
         BucketIter::new(&self.positive_spans, &self.positive_buckets)
@@ -281,6 +232,42 @@ impl Histogram {
         let exp = f64::from(index) * (-f64::from(schema)).exp2();
         exp.exp2()
     }
+}
+
+/// The bucket of `onto` (custom bounds, a subset of `from`) that bucket `idx` of `from`
+/// folds into: the first whose upper bound is at or above its own, so no count changes
+/// side of a kept bound. The one rule every re-bucketing of custom buckets uses.
+pub fn custom_bucket_onto(from: &[f64], idx: i32, onto: &[f64]) -> i32 {
+    let upper = usize::try_from(idx)
+        .ok()
+        .and_then(|i| from.get(i).copied())
+        .unwrap_or(f64::INFINITY);
+    i32::try_from(onto.partition_point(|&b| b < upper)).unwrap_or(i32::MAX)
+}
+
+/// Spans and counts of sparse buckets given as `(index, count)` in increasing index order:
+/// a new span at every gap, its offset counted from the previous span's end (from index 0
+/// for the first).
+pub fn spans_from_buckets(buckets: impl IntoIterator<Item = (i32, f64)>) -> (Vec<Span>, Vec<f64>) {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut counts = Vec::new();
+    let mut next: Option<i32> = None;
+    for (i, c) in buckets {
+        match (next, spans.last_mut()) {
+            (Some(n), Some(s)) if n == i => s.length += 1,
+            (Some(n), _) => spans.push(Span {
+                offset: i - n,
+                length: 1,
+            }),
+            (None, _) => spans.push(Span {
+                offset: i,
+                length: 1,
+            }),
+        }
+        counts.push(c);
+        next = Some(i + 1);
+    }
+    (spans, counts)
 }
 
 /// The bounds two custom-bucket histograms share, in order (Prometheus reconciles
@@ -465,6 +452,24 @@ mod tests {
         assert_eq!(h.positive_bucket_bounds(2), (10.0, f64::INFINITY));
     }
 
+    /// `h` re-bucketed onto `bounds` with the shared rule and span builder, as the
+    /// store's rollups and PromQL's sums do.
+    fn rebucket(h: &Histogram, bounds: &[f64]) -> Histogram {
+        let mut folded = std::collections::BTreeMap::new();
+        for (i, c) in h.positive_iter() {
+            *folded
+                .entry(custom_bucket_onto(&h.custom_values, i, bounds))
+                .or_insert(0.0) += c;
+        }
+        let (positive_spans, positive_buckets) = spans_from_buckets(folded);
+        Histogram {
+            positive_spans,
+            positive_buckets,
+            custom_values: bounds.to_vec(),
+            ..h.clone()
+        }
+    }
+
     #[test]
     fn rebucketing_onto_shared_bounds_keeps_counts_on_their_side() {
         let a = nhcb(
@@ -474,7 +479,7 @@ mod tests {
         );
         let shared = intersect_custom_bounds(&a.custom_values, &[5.0, 7.0]);
         assert_eq!(shared, vec![5.0]);
-        let r = a.with_custom_bounds(&shared);
+        let r = rebucket(&a, &shared);
         r.validate().unwrap();
         // (-Inf,2] and (2,5] fold into (-Inf,5]; (10,+Inf] lands in (5,+Inf].
         let v: Vec<_> = r.positive_iter().collect();
@@ -482,7 +487,7 @@ mod tests {
         assert_eq!(r.count, a.count);
         // A gap survives the re-bucketing.
         let b = nhcb(&[1.0, 2.0, 3.0], vec![span(3, 1)], vec![7.0]);
-        let r = b.with_custom_bounds(&[1.0, 3.0]);
+        let r = rebucket(&b, &[1.0, 3.0]);
         assert_eq!(r.positive_spans, vec![span(2, 1)]);
         assert_eq!(r.positive_buckets, vec![7.0]);
     }

@@ -33,7 +33,10 @@ pub use batch::{
     WriteBatch,
 };
 pub use error::{Error, ErrorClass, Result};
-pub use histogram::{intersect_custom_bounds, CounterResetHint, Histogram, Span};
+pub use histogram::{
+    custom_bucket_onto, intersect_custom_bounds, spans_from_buckets, CounterResetHint, Histogram,
+    Span,
+};
 pub use labels::{
     series_hash, series_hash_bytes, series_key_bytes, series_key_hash, Label, LabelRef, Labels,
     LabelsBuilder, ValidationLimits, METRIC_NAME,

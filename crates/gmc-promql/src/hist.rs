@@ -6,25 +6,42 @@
 //! both share (Prometheus' reconciliation), and their quantiles, fractions and variance
 //! interpolate linearly, as for classic histograms.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use gmc_model::{CounterResetHint, Histogram, Span};
 
-/// Whether `h` uses custom buckets.
-pub(crate) fn is_custom(h: &Histogram) -> bool {
-    h.uses_custom_buckets()
+/// Whether combining `a` and `b` re-buckets custom buckets onto the bounds they share
+/// (Prometheus then reports that it reconciled them).
+pub(crate) fn reconciles(a: &Histogram, b: &Histogram) -> bool {
+    a.uses_custom_buckets() && b.uses_custom_buckets() && a.custom_values != b.custom_values
 }
 
-/// The bounds two custom-bucket histograms are combined on, and whether they differed
-/// (Prometheus then reports that it reconciled them).
-pub(crate) fn shared_bounds(a: &Histogram, b: &Histogram) -> (Vec<f64>, bool) {
+/// The bounds two custom-bucket histograms are combined on.
+fn shared_bounds<'a>(a: &'a Histogram, b: &Histogram) -> Cow<'a, [f64]> {
     if a.custom_values == b.custom_values {
-        (a.custom_values.clone(), false)
+        Cow::Borrowed(&a.custom_values)
     } else {
-        (
-            gmc_model::intersect_custom_bounds(&a.custom_values, &b.custom_values),
-            true,
-        )
+        Cow::Owned(gmc_model::intersect_custom_bounds(
+            &a.custom_values,
+            &b.custom_values,
+        ))
+    }
+}
+
+/// `h`'s (custom) buckets on `bounds`, a subset of its own, without copying `h`.
+fn custom_parts(h: &Histogram, bounds: &[f64]) -> Parts {
+    let mut pos = Buckets::new();
+    for (i, c) in h.positive_iter() {
+        *pos.entry(gmc_model::custom_bucket_onto(&h.custom_values, i, bounds))
+            .or_insert(0.0) += c;
+    }
+    Parts {
+        schema: Histogram::CUSTOM_BUCKETS_SCHEMA,
+        zt: 0.0,
+        zc: 0.0,
+        pos,
+        neg: Buckets::new(),
     }
 }
 
@@ -53,29 +70,7 @@ fn reduce_index(idx: i32, from: i32, to: i32) -> i32 {
 }
 
 fn from_map(m: &Buckets) -> (Vec<Span>, Vec<f64>) {
-    let mut spans: Vec<Span> = Vec::new();
-    let mut counts = Vec::with_capacity(m.len());
-    let mut prev_end: Option<i32> = None;
-    for (&idx, &c) in m {
-        match prev_end {
-            Some(e) if e == idx => {
-                if let Some(s) = spans.last_mut() {
-                    s.length += 1;
-                }
-            }
-            Some(e) => spans.push(Span {
-                offset: idx - e,
-                length: 1,
-            }),
-            None => spans.push(Span {
-                offset: idx,
-                length: 1,
-            }),
-        }
-        counts.push(c);
-        prev_end = Some(idx + 1);
-    }
-    (spans, counts)
+    gmc_model::spans_from_buckets(m.iter().map(|(&i, &c)| (i, c)))
 }
 
 /// Upper bound of bucket `idx` at `schema` (positive side).
@@ -141,18 +136,14 @@ fn aligned(a: &Histogram, b: &Histogram) -> (i32, Parts, Parts) {
 }
 
 fn combine(a: &Histogram, b: &Histogram, sign: f64) -> Option<Histogram> {
-    if is_custom(a) != is_custom(b) {
+    if a.uses_custom_buckets() != b.uses_custom_buckets() {
         return None;
     }
     let mut bounds = Vec::new();
-    let (schema, mut pa, pb) = if is_custom(a) {
-        bounds = shared_bounds(a, b).0;
-        let s = Histogram::CUSTOM_BUCKETS_SCHEMA;
-        (
-            s,
-            parts(&a.with_custom_bounds(&bounds), s),
-            parts(&b.with_custom_bounds(&bounds), s),
-        )
+    let (schema, mut pa, pb) = if a.uses_custom_buckets() {
+        bounds = shared_bounds(a, b).into_owned();
+        let (pa, pb) = (custom_parts(a, &bounds), custom_parts(b, &bounds));
+        (Histogram::CUSTOM_BUCKETS_SCHEMA, pa, pb)
     } else {
         aligned(a, b)
     };
@@ -266,17 +257,15 @@ pub(crate) fn detect_reset(cur: &Histogram, prev: &Histogram) -> bool {
     if cur.count < prev.count {
         return true;
     }
-    if is_custom(cur) || is_custom(prev) {
+    if cur.uses_custom_buckets() || prev.uses_custom_buckets() {
         // A change between custom and exponential buckets is a reset; custom bounds
         // that changed are compared on the bounds both share (a changed layout alone
         // is not a reset, as in Prometheus 3).
         if cur.schema != prev.schema {
             return true;
         }
-        let (bounds, _) = shared_bounds(cur, prev);
-        let s = Histogram::CUSTOM_BUCKETS_SCHEMA;
-        let pc = parts(&cur.with_custom_bounds(&bounds), s);
-        let pp = parts(&prev.with_custom_bounds(&bounds), s);
+        let bounds = shared_bounds(cur, prev);
+        let (pc, pp) = (custom_parts(cur, &bounds), custom_parts(prev, &bounds));
         return pp
             .pos
             .iter()
@@ -301,21 +290,16 @@ pub(crate) fn detect_reset(cur: &Histogram, prev: &Histogram) -> bool {
 fn all_buckets(h: &Histogram) -> Vec<(f64, f64, f64)> {
     let mut v = Vec::new();
     let p = parts(h, h.schema);
-    if is_custom(h) {
-        for (idx, c) in &p.pos {
-            let (lo, up) = h.positive_bucket_bounds(*idx);
-            v.push((lo, up, *c));
-        }
-        return v;
-    }
     for (idx, c) in p.neg.iter().rev() {
         v.push((-upper(h.schema, *idx), -upper(h.schema, idx - 1), *c));
     }
     if h.zero_count != 0.0 || h.zero_threshold != 0.0 {
         v.push((-h.zero_threshold, h.zero_threshold, h.zero_count));
     }
+    // Custom buckets carry their bounds; exponential ones follow from the schema.
     for (idx, c) in &p.pos {
-        v.push((upper(h.schema, idx - 1), upper(h.schema, *idx), *c));
+        let (lo, up) = h.positive_bucket_bounds(*idx);
+        v.push((lo, up, *c));
     }
     v
 }
@@ -358,7 +342,7 @@ pub(crate) fn quantile(q: f64, h: &Histogram) -> f64 {
         return f64::NAN;
     }
     let (mut lower, mut up, bc) = bucket;
-    let custom = is_custom(h);
+    let custom = h.uses_custom_buckets();
     if custom {
         // The first bucket reaches down to -Inf: its observations lie between 0 and its
         // bound when that is positive, else at its bound; the last one's lie at its
@@ -436,7 +420,7 @@ pub(crate) fn fraction(lo: f64, hi: f64, h: &Histogram) -> f64 {
             c * (1.0 - f)
         }
     };
-    if is_custom(h) {
+    if h.uses_custom_buckets() {
         return custom_fraction(lo, hi, h);
     }
     let buckets = all_buckets(h);
@@ -494,13 +478,14 @@ pub(crate) fn stdvar(h: &Histogram) -> f64 {
         return f64::NAN;
     }
     let mean = h.sum / h.count;
+    let custom = h.uses_custom_buckets();
     let mut var = 0.0;
     let mut comp = 0.0;
     for (l, u, c) in all_buckets(h) {
         if c == 0.0 {
             continue;
         }
-        let val = if is_custom(h) {
+        let val = if custom {
             // Arithmetic mid-point of a custom bucket.
             (l + u) / 2.0
         } else if l <= 0.0 && u >= 0.0 {
@@ -523,15 +508,6 @@ pub(crate) fn to_string(h: &Histogram) -> String {
     let f = crate::eval::format_float;
     let mut parts = vec![format!("count:{}", f(h.count)), format!("sum:{}", f(h.sum))];
     let p = parts_of(h);
-    if is_custom(h) {
-        for (idx, c) in &p.pos {
-            if *c != 0.0 {
-                let (l, u) = h.positive_bucket_bounds(*idx);
-                parts.push(format!("({},{}]:{}", f(l), f(u), f(*c)));
-            }
-        }
-        return format!("{{{}}}", parts.join(", "));
-    }
     for (idx, c) in p.neg.iter().rev() {
         if *c != 0.0 {
             parts.push(format!(
@@ -552,12 +528,8 @@ pub(crate) fn to_string(h: &Histogram) -> String {
     }
     for (idx, c) in &p.pos {
         if *c != 0.0 {
-            parts.push(format!(
-                "({},{}]:{}",
-                f(upper(h.schema, idx - 1)),
-                f(upper(h.schema, *idx)),
-                f(*c)
-            ));
+            let (lo, up) = h.positive_bucket_bounds(*idx);
+            parts.push(format!("({},{}]:{}", f(lo), f(up), f(*c)));
         }
     }
     format!("{{{}}}", parts.join(", "))
@@ -610,7 +582,7 @@ impl HistSum {
             pos: p.pos.into_iter().map(|(k, v)| (k, (v, 0.0))).collect(),
             neg: p.neg.into_iter().map(|(k, v)| (k, (v, 0.0))).collect(),
             gauge: h.reset_hint == CounterResetHint::Gauge,
-            custom: is_custom(h).then(|| h.custom_values.clone()),
+            custom: h.uses_custom_buckets().then(|| h.custom_values.clone()),
             reconciled: false,
             n: 1.0,
             avg: false,
@@ -668,41 +640,36 @@ impl HistSum {
 
     /// Add a custom-bucket histogram, re-bucketing onto the bounds both share.
     fn add_custom(&mut self, h: &Histogram) -> Option<()> {
-        let old = self.custom.as_ref()?;
-        let h = if *old == h.custom_values {
-            std::borrow::Cow::Borrowed(h)
+        let old = self.custom.take()?;
+        let bounds = if old == h.custom_values {
+            old
         } else {
-            let bounds = gmc_model::intersect_custom_bounds(old, &h.custom_values);
-            if bounds != *old {
-                let prev = std::mem::take(&mut self.pos);
-                for (i, (v, c)) in prev {
-                    let upper = usize::try_from(i)
-                        .ok()
-                        .and_then(|i| old.get(i).copied())
-                        .unwrap_or(f64::INFINITY);
-                    let j = bounds.partition_point(|&b| b < upper) as i32;
-                    let e = self.pos.entry(j).or_insert((0.0, 0.0));
-                    e.0 += v;
-                    e.1 += c;
-                }
+            let bounds = gmc_model::intersect_custom_bounds(&old, &h.custom_values);
+            for (i, (v, c)) in std::mem::take(&mut self.pos) {
+                let e = self
+                    .pos
+                    .entry(gmc_model::custom_bucket_onto(&old, i, &bounds))
+                    .or_insert((0.0, 0.0));
+                e.0 += v;
+                e.1 += c;
             }
             self.reconciled = true;
-            let r = h.with_custom_bounds(&bounds);
-            self.custom = Some(bounds);
-            std::borrow::Cow::Owned(r)
+            bounds
         };
         kahan_add(&mut self.count, h.count);
         kahan_add(&mut self.sum, h.sum);
-        for (k, v) in h.positive_iter() {
-            kahan_add(self.pos.entry(k).or_insert((0.0, 0.0)), v);
+        for (i, v) in h.positive_iter() {
+            let j = gmc_model::custom_bucket_onto(&h.custom_values, i, &bounds);
+            kahan_add(self.pos.entry(j).or_insert((0.0, 0.0)), v);
         }
         self.gauge |= h.reset_hint == CounterResetHint::Gauge;
+        self.custom = Some(bounds);
         Some(())
     }
 
     /// Add `h` (None when the layouts are incompatible: custom and exponential).
     pub(crate) fn add(&mut self, h: &Histogram) -> Option<()> {
-        if is_custom(h) != self.custom.is_some() {
+        if h.uses_custom_buckets() != self.custom.is_some() {
             return None;
         }
         self.n += 1.0;
@@ -734,7 +701,7 @@ impl HistSum {
     }
 
     fn add_plain(&mut self, h: &Histogram) -> Option<()> {
-        if is_custom(h) {
+        if h.uses_custom_buckets() {
             return self.add_custom(h);
         }
         if h.schema < self.schema {

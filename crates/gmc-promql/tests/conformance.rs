@@ -755,14 +755,7 @@ fn load(
             return Err(format!("series {}: {e}", fmt_labels(labels)));
         }
     }
-    let rep = db.append(&batch).map_err(|e| e.to_string())?;
-    if let Some(r) = rep.rejected.first() {
-        return Err(format!(
-            "store rejected series #{}: {:?}",
-            r.series_index, r.error
-        ));
-    }
-    Ok(())
+    append_all(db, &batch, "")
 }
 
 /// `load_with_nhcb`: every classic histogram (`X_bucket{le}`, `X_sum`, `X_count`) of the
@@ -862,10 +855,16 @@ fn load_nhcb(db: &Db, step_ms: i64, lines: &[String]) -> Result<(), String> {
         s.finish()
             .map_err(|e| format!("NHCB series {key:?}: {e}"))?;
     }
-    let rep = db.append(&batch).map_err(|e| e.to_string())?;
+    append_all(db, &batch, "NHCB ")
+}
+
+/// Append `batch`; an error if the store refuses it or any of its series (`what` names
+/// the kind of series in the message).
+fn append_all(db: &Db, batch: &WriteBatch, what: &str) -> Result<(), String> {
+    let rep = db.append(batch).map_err(|e| e.to_string())?;
     if let Some(r) = rep.rejected.first() {
         return Err(format!(
-            "store rejected NHCB series #{}: {:?}",
+            "store rejected {what}series #{}: {:?}",
             r.series_index, r.error
         ));
     }

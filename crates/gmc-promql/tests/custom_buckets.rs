@@ -105,6 +105,17 @@ fn says(r: &QueryResult, what: &str) -> bool {
     r.warnings.iter().any(|w| w.contains(what))
 }
 
+fn assert_says(r: &QueryResult, what: &str) {
+    assert!(says(r, what), "{:?}", r.warnings);
+}
+
+fn assert_empty(r: &QueryResult) {
+    let Value::Vector(v) = &r.value else {
+        panic!("vector expected")
+    };
+    assert!(v.is_empty(), "{v:?}");
+}
+
 #[test]
 fn sums_over_series_use_the_shared_bounds_and_say_so() {
     let (_d, db) = store();
@@ -135,7 +146,7 @@ fn binary_addition_reconciles_and_says_so() {
     );
     let h = hist(&r, None);
     assert_eq!(buckets(&h), vec![(10.0, 7.0), (f64::INFINITY, 2.0)]);
-    assert!(says(&r, "reconciled during addition"), "{:?}", r.warnings);
+    assert_says(&r, "reconciled during addition");
 }
 
 #[test]
@@ -150,11 +161,7 @@ fn rates_across_a_bound_change_are_taken_on_the_shared_bounds() {
     assert_eq!(b.len(), 2, "{b:?}");
     // Extrapolated over the 2 m window: both buckets scale by the same factor.
     assert!((b[0].1 / b[1].1 - 2.0).abs() < 1e-9, "{b:?}");
-    assert!(
-        says(&r, "reconciled during subtraction"),
-        "{:?}",
-        r.warnings
-    );
+    assert_says(&r, "reconciled during subtraction");
     // A finer layout is not a counter reset.
     let Value::Vector(v) = at(&db, "resets(lat{venue=\"XLON\"}[2m])", 1).value else {
         panic!("vector expected")
@@ -162,11 +169,7 @@ fn rates_across_a_bound_change_are_taken_on_the_shared_bounds() {
     assert_eq!(v[0].value, PointValue::Float(0.0));
     let r = at(&db, "sum_over_time(lat{venue=\"XLON\"}[2m])", 1);
     assert_eq!(hist(&r, Some("XLON")).custom_values, vec![2.0, 10.0]);
-    assert!(
-        says(&r, "reconciled during aggregation"),
-        "{:?}",
-        r.warnings
-    );
+    assert_says(&r, "reconciled during aggregation");
 }
 
 #[test]
@@ -177,14 +180,10 @@ fn custom_and_exponential_histograms_do_not_add() {
         "mixed{venue=\"XNAS\"} + ignoring(venue) mixed{venue=\"XLON\"}",
         0,
     );
-    let Value::Vector(v) = &r.value else {
-        panic!("vector expected")
-    };
-    assert!(v.is_empty(), "{v:?}");
-    assert!(
-        says(&r, "PromQL warning: vector contains a mix of histograms with exponential and custom buckets"),
-        "{:?}",
-        r.warnings
+    assert_empty(&r);
+    assert_says(
+        &r,
+        "PromQL warning: vector contains a mix of histograms with exponential and custom buckets",
     );
 }
 
@@ -192,13 +191,6 @@ fn custom_and_exponential_histograms_do_not_add() {
 fn custom_and_exponential_histograms_do_not_sum() {
     let (_d, db) = store();
     let r = at(&db, "sum(mixed)", 0);
-    let Value::Vector(v) = &r.value else {
-        panic!("vector expected")
-    };
-    assert!(v.is_empty(), "{v:?}");
-    assert!(
-        says(&r, "mix of histograms with exponential and custom buckets"),
-        "{:?}",
-        r.warnings
-    );
+    assert_empty(&r);
+    assert_says(&r, "mix of histograms with exponential and custom buckets");
 }

@@ -194,25 +194,7 @@ fn absorb_into_zero(map: &mut BTreeMap<i32, f64>, schema: i32, zt: f64) -> f64 {
 }
 
 fn spans_of(map: &BTreeMap<i32, f64>) -> (Vec<Span>, Vec<f64>) {
-    let mut spans: Vec<Span> = Vec::new();
-    let mut counts = Vec::with_capacity(map.len());
-    let mut next: Option<i32> = None;
-    for (&i, &c) in map {
-        match (next, spans.last_mut()) {
-            (Some(n), Some(s)) if n == i => s.length += 1,
-            (Some(n), _) => spans.push(Span {
-                offset: i - n,
-                length: 1,
-            }),
-            (None, _) => spans.push(Span {
-                offset: i,
-                length: 1,
-            }),
-        }
-        counts.push(c);
-        next = Some(i + 1);
-    }
-    (spans, counts)
+    gmc_model::spans_from_buckets(map.iter().map(|(&i, &c)| (i, c)))
 }
 
 impl HistogramMerger {
@@ -249,26 +231,22 @@ impl HistogramMerger {
     }
 
     fn add_custom(&mut self, h: &Histogram) {
-        let bounds = match &self.custom {
-            None => h.custom_values.clone(),
-            Some(b) => gmc_model::intersect_custom_bounds(b, &h.custom_values),
-        };
-        if let Some(old) = &self.custom {
-            if *old != bounds {
+        let bounds = match self.custom.take() {
+            Some(old) if old == h.custom_values => old,
+            Some(old) => {
                 // Fold the buckets so far onto the narrower set of shared bounds.
-                let prev = std::mem::take(&mut self.positive);
-                for (i, c) in prev {
-                    let upper = usize::try_from(i)
-                        .ok()
-                        .and_then(|i| old.get(i).copied())
-                        .unwrap_or(f64::INFINITY);
-                    let j = bounds.partition_point(|&b| b < upper);
-                    *self.positive.entry(j as i32).or_insert(0.0) += c;
+                let bounds = gmc_model::intersect_custom_bounds(&old, &h.custom_values);
+                for (i, c) in std::mem::take(&mut self.positive) {
+                    let j = gmc_model::custom_bucket_onto(&old, i, &bounds);
+                    *self.positive.entry(j).or_insert(0.0) += c;
                 }
+                bounds
             }
-        }
-        for (i, c) in h.with_custom_bounds(&bounds).positive_iter() {
-            *self.positive.entry(i).or_insert(0.0) += c;
+            None => h.custom_values.clone(),
+        };
+        for (i, c) in h.positive_iter() {
+            let j = gmc_model::custom_bucket_onto(&h.custom_values, i, &bounds);
+            *self.positive.entry(j).or_insert(0.0) += c;
         }
         self.custom = Some(bounds);
     }

@@ -89,9 +89,11 @@ fn elem_op(op: u16, l: &Pv, r: &Pv) -> ElemOut {
                     hist::sub(a, b)
                 };
                 match r {
-                    None if hist::is_custom(a) != hist::is_custom(b) => ElemOut::MixedSchemas,
+                    None if a.uses_custom_buckets() != b.uses_custom_buckets() => {
+                        ElemOut::MixedSchemas
+                    }
                     None => ElemOut::Incompatible(if op == T_ADD { "add" } else { "sub" }),
-                    Some(h) if hist::is_custom(a) && hist::shared_bounds(a, b).1 => {
+                    Some(h) if hist::reconciles(a, b) => {
                         let during = if op == T_ADD {
                             "addition"
                         } else {

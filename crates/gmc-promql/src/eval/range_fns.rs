@@ -393,8 +393,8 @@ fn hist_rate(
             });
         }
     }
-    let custom = hist::is_custom(&first);
-    if hist::is_custom(last) != custom {
+    let custom = first.uses_custom_buckets();
+    if last.uses_custom_buckets() != custom {
         notes.incompatible_schema = true;
         return None;
     }
@@ -403,19 +403,19 @@ fn hist_rate(
             if cur.reset_hint == Gauge {
                 notes.not_counter = true;
             }
-            if hist::is_custom(cur) != custom {
+            if cur.uses_custom_buckets() != custom {
                 notes.incompatible_schema = true;
                 return None;
             }
         }
     }
-    notes.reconciled_sub |= custom && hist::shared_bounds(last, &first).1;
+    notes.reconciled_sub |= hist::reconciles(last, &first);
     let mut h = hist::sub(last, &first)?;
     if counter {
         let mut prev: &Histogram = &first;
         for (_, cur) in &points[1..] {
             if hist::detect_reset(cur, prev) {
-                notes.reconciled_add |= custom && hist::shared_bounds(&h, prev).1;
+                notes.reconciled_add |= hist::reconciles(&h, prev);
                 h = hist::add(&h, prev)?;
             }
             prev = cur;
@@ -426,6 +426,26 @@ fn hist_rate(
     let mut h = hist::compact(h);
     h.reset_hint = Gauge;
     Some(h)
+}
+
+/// `sum_over_time` (or, with `avg`, `avg_over_time`) of a window's histograms; none when
+/// custom and exponential histograms are mixed.
+fn hist_sum_over_time(hs: &[(i64, Arc<Histogram>)], avg: bool, notes: &mut Notes) -> Option<Pv> {
+    let first = &hs.first()?.1;
+    let mut acc = if avg {
+        hist::HistSum::new_avg(first)
+    } else {
+        hist::HistSum::new(first)
+    };
+    for (_, h) in &hs[1..] {
+        if acc.add(h).is_none() {
+            notes.incompatible_schema = true;
+            return None;
+        }
+    }
+    notes.reconciled_agg |= acc.reconciled;
+    let factor = if avg { 1.0 / hs.len() as f64 } else { 1.0 };
+    Some(Pv::H(Arc::new(acc.finish(factor))))
 }
 
 /// `irate` / `idelta`.
@@ -460,9 +480,7 @@ fn instant_value(w: &Window<'_>, is_rate: bool, notes: &mut Notes) -> Option<Pv>
             let mut r = if is_rate && hist::detect_reset(l, p) {
                 (**l).clone()
             } else {
-                if hist::is_custom(l) && hist::is_custom(p) {
-                    notes.reconciled_sub |= hist::shared_bounds(l, p).1;
-                }
+                notes.reconciled_sub |= hist::reconciles(l, p);
                 hist::sub(l, p)?
             };
             if is_rate {
@@ -653,15 +671,7 @@ fn apply(f: RangeFn, w: &Window<'_>, notes: &mut Notes) -> Option<Pv> {
             if !fs.is_empty() {
                 return Some(Pv::F(avg_floats(fs)));
             }
-            let mut acc = hist::HistSum::new_avg(&hs.first()?.1);
-            for (_, h) in &hs[1..] {
-                if acc.add(h).is_none() {
-                    notes.incompatible_schema = true;
-                    return None;
-                }
-            }
-            notes.reconciled_agg |= acc.reconciled;
-            Some(Pv::H(Arc::new(acc.finish(1.0 / hs.len() as f64))))
+            hist_sum_over_time(hs, true, notes)
         }
         RangeFn::SumOverTime => {
             if !fs.is_empty() && !hs.is_empty() {
@@ -671,15 +681,7 @@ fn apply(f: RangeFn, w: &Window<'_>, notes: &mut Notes) -> Option<Pv> {
             if !fs.is_empty() {
                 return Some(Pv::F(sum_floats(fs)));
             }
-            let mut acc = hist::HistSum::new(&hs.first()?.1);
-            for (_, h) in &hs[1..] {
-                if acc.add(h).is_none() {
-                    notes.incompatible_schema = true;
-                    return None;
-                }
-            }
-            notes.reconciled_agg |= acc.reconciled;
-            Some(Pv::H(Arc::new(acc.finish(1.0))))
+            hist_sum_over_time(hs, false, notes)
         }
         RangeFn::CountOverTime => {
             let n = fs.len() + hs.len();
