@@ -84,6 +84,13 @@ pub enum Error {
         /// Configured limit.
         limit: usize,
     },
+    /// A remote write 2.0 series refers to a symbol the request's table does not have,
+    /// or its label references are not name/value pairs.
+    #[error("{what}")]
+    InvalidSymbolRef {
+        /// What is wrong, naming the series by its index.
+        what: String,
+    },
     /// A series failed label or histogram validation.
     #[error("series {series}: {source}")]
     InvalidSeries {
@@ -121,6 +128,7 @@ impl Error {
             Error::InvalidObject { .. } => "invalid_object",
             Error::InvalidValue { .. } => "invalid_value",
             Error::TooDeep { .. } => "too_deep",
+            Error::InvalidSymbolRef { .. } => "invalid_symbol_ref",
             Error::InvalidSeries { source, .. } => source.reason(),
         }
     }

@@ -19,6 +19,7 @@ use crate::report::{Decoded, Limits, SampleBudget};
 
 pub mod proto;
 mod reader;
+pub mod v2;
 
 use reader::{varint_prefix, zigzag32, zigzag64, PbError, Reader, FIXED64, LEN, VARINT};
 
