@@ -14,8 +14,10 @@ use parking_lot::Mutex;
 /// Ingest protocols, the `protocol` label of `gmc_ingest_samples_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
-    /// Prometheus remote_write.
+    /// Prometheus remote_write 1.0.
     RemoteWrite,
+    /// Prometheus remote write 2.0.
+    RemoteWriteV2,
     /// Text exposition pushed to the import endpoint or Pushgateway-style path.
     Exposition,
     /// InfluxDB line protocol.
@@ -29,8 +31,9 @@ pub enum Protocol {
 }
 
 impl Protocol {
-    const ALL: [Protocol; 6] = [
+    const ALL: [Protocol; 7] = [
         Protocol::RemoteWrite,
+        Protocol::RemoteWriteV2,
         Protocol::Exposition,
         Protocol::Influx,
         Protocol::Json,
@@ -42,6 +45,7 @@ impl Protocol {
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::RemoteWrite => "remote_write",
+            Protocol::RemoteWriteV2 => "remote_write_v2",
             Protocol::Exposition => "exposition",
             Protocol::Influx => "influx",
             Protocol::Json => "json",
@@ -79,8 +83,8 @@ impl LatencyHistogram {
 /// All server metrics.
 #[derive(Debug, Default)]
 pub struct ServerMetrics {
-    samples: [AtomicU64; 6],
-    requests: [AtomicU64; 6],
+    samples: [AtomicU64; Protocol::ALL.len()],
+    requests: [AtomicU64; Protocol::ALL.len()],
     rejected: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     http: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, std::sync::Arc<LatencyHistogram>>>,

@@ -422,3 +422,210 @@ async fn large_requests_split_across_cores_answer_like_small_ones() {
         "{text}"
     );
 }
+
+fn rw2_request(body: Vec<u8>) -> Request<Body> {
+    Request::post("/api/v1/write")
+        .header("Content-Type", gmc_wire::remote_write::v2::CONTENT_TYPE)
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// The three counts remote write 2.0 answers with, as (samples, histograms, exemplars).
+fn written(resp: &axum::response::Response) -> (u64, u64, u64) {
+    let get = |h: &str| {
+        resp.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("missing {h} in {:?}", resp.headers()))
+    };
+    (
+        get("x-prometheus-remote-write-samples-written"),
+        get("x-prometheus-remote-write-histograms-written"),
+        get("x-prometheus-remote-write-exemplars-written"),
+    )
+}
+
+/// Remote write 2.0 stores what 1.0 stores, into the same series (a series first sent
+/// over 1.0 goes on over 2.0), answers with the written counts, and takes the series'
+/// metadata.
+#[tokio::test]
+async fn remote_write_2_stores_into_the_series_of_1_0_and_reports_what_it_wrote() {
+    let (st, _dir) = state(Config::default());
+    let t = now_ms() - 60_000;
+    let batch = |t: i64| {
+        let mut b = WriteBatch::new();
+        let mut s = b.series();
+        s.label("__name__", "orders_sent_total");
+        s.label("service", "oms");
+        s.label("venue", "XNAS");
+        s.float(t * 1_000_000, 7.0);
+        s.finish().unwrap();
+        let mut s = b.series();
+        s.label("__name__", "match_latency_seconds");
+        s.label("service", "oms");
+        s.histogram(
+            t * 1_000_000,
+            Histogram::custom_buckets(&[0.0001, 0.0005], &[3.0, 1.0, 0.0], 0.0009),
+        );
+        s.finish().unwrap();
+        b.push_metadata(gmc_model::Metadata {
+            metric_family: "orders_sent_total".into(),
+            metric_type: gmc_model::MetricType::Counter,
+            help: "Orders sent to venues.".into(),
+            unit: String::new(),
+        });
+        b
+    };
+    assert_eq!(write(&st, &batch(t)).await, StatusCode::NO_CONTENT);
+    let body = gmc_wire::remote_write::v2::encode_request(&batch(t + 1000));
+    let resp = gmc_server::router(st.clone())
+        .oneshot(rw2_request(body))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert_eq!(written(&resp), (1, 1, 0));
+
+    let q = st.db.querier(0, i64::MAX).unwrap();
+    let sent = q
+        .select(&[Matcher::equal("__name__", "orders_sent_total")])
+        .unwrap();
+    assert_eq!(sent.len(), 1, "one series for both protocols");
+    assert_eq!(sent[0].iter().count(), 2);
+    let lat = q
+        .select(&[Matcher::equal("__name__", "match_latency_seconds")])
+        .unwrap();
+    assert_eq!(lat[0].iter().count(), 2);
+    let md = q.metadata(Some("orders_sent_total"));
+    assert_eq!(md.len(), 1, "{md:?}");
+    assert_eq!(md[0].help, "Orders sent to venues.");
+
+    let mut text = String::new();
+    st.metrics.encode_text(&mut text);
+    assert!(
+        text.contains(r#"gmc_ingest_samples_total{protocol="remote_write_v2"} 2"#),
+        "{text}"
+    );
+}
+
+/// A 2.0 request large enough to be decoded in parts: invalid series are refused alone
+/// (400 naming them, with the written counts), and the sample limit counts the whole
+/// request.
+#[tokio::test]
+async fn remote_write_2_partial_writes_answer_400_with_the_written_counts() {
+    use gmc_wire::remote_write::v2;
+    use prost::Message as _;
+    let n = 8_000usize;
+    let t = now_ms() - 60_000;
+    let mut good = WriteBatch::new();
+    for i in 0..n {
+        let mut s = good.series();
+        s.label("__name__", "big_request_series");
+        s.label("instance", format!("host-{i:05}:9100"));
+        s.label("venue", ["XNAS", "XNYS", "BATS"][i % 3]);
+        s.float(t * 1_000_000, i as f64);
+        s.finish().unwrap();
+    }
+    let mut req = v2::to_proto(&good);
+    let outside = req.symbols.len() as u32;
+    for at in [3, n - 2] {
+        req.timeseries[at].labels_refs[1] = outside;
+    }
+    let raw = req.encode_to_vec();
+    assert!(
+        raw.len() > 2 * 40 * 1024,
+        "{} bytes would not split",
+        raw.len()
+    );
+    let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
+
+    let (st, _dir) = state(Config::default());
+    let resp = gmc_server::router(st.clone())
+        .oneshot(rw2_request(body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(written(&resp), (n as u64 - 2, 0, 0));
+    let msg = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        msg.contains(&format!("stored {} samples; refused 2 series", n - 2)),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("series #3:") && msg.contains(&format!("series #{}:", n - 2)),
+        "{msg}"
+    );
+    let q = st.db.querier(0, i64::MAX).unwrap();
+    let got = q
+        .select(&[Matcher::equal("__name__", "big_request_series")])
+        .unwrap();
+    assert_eq!(got.len(), n - 2);
+
+    let mut cfg = Config::default();
+    cfg.ingest.max_samples_per_request = n - 100;
+    let (st, _dir) = state(cfg);
+    let resp = gmc_server::router(st.clone())
+        .oneshot(rw2_request(body))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let q = st.db.querier(0, i64::MAX).unwrap();
+    assert!(q
+        .select(&[Matcher::equal("__name__", "big_request_series")])
+        .unwrap()
+        .is_empty());
+}
+
+/// Content types: 1.0 with or without the `proto` parameter (and with none at all), 2.0
+/// by its parameter, anything else 415 naming what is accepted.
+#[tokio::test]
+async fn remote_write_content_types_choose_the_message() {
+    let (st, _dir) = state(Config::default());
+    let t = now_ms() - 60_000;
+    let mut b = WriteBatch::new();
+    let mut s = b.series();
+    s.label("__name__", "ctype_probe");
+    s.float(t * 1_000_000, 1.0);
+    s.finish().unwrap();
+    let v1 = gmc_wire::remote_write::encode_write_request(&b);
+    let v2 = gmc_wire::remote_write::v2::encode_request(&b);
+    let cases: [(&str, &Vec<u8>, u16); 6] = [
+        ("", &v1, 204),
+        ("application/x-protobuf", &v1, 204),
+        (
+            "application/x-protobuf;proto=prometheus.WriteRequest",
+            &v1,
+            204,
+        ),
+        (
+            "application/x-protobuf; proto=io.prometheus.write.v2.Request",
+            &v2,
+            204,
+        ),
+        (
+            "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+            &v2,
+            415,
+        ),
+        ("application/json", &v1, 415),
+    ];
+    for (ctype, body, want) in cases {
+        let mut req = Request::post("/api/v1/write").header("Content-Encoding", "snappy");
+        if !ctype.is_empty() {
+            req = req.header("Content-Type", ctype);
+        }
+        let resp = gmc_server::router(st.clone())
+            .oneshot(req.body(Body::from(body.clone())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), want, "{ctype:?}");
+    }
+}

@@ -42,7 +42,10 @@ impl Refusal {
 /// What a stored request achieved.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
+    /// Samples stored, floats and histograms.
     pub(crate) samples: u64,
+    /// Of those, histogram samples.
+    pub(crate) histograms: u64,
     pub(crate) rejected_series: u64,
     pub(crate) messages: Vec<String>,
 }
@@ -244,6 +247,7 @@ fn commit_parts(
     }
     for t in tallies {
         out.samples += t.outcome.samples;
+        out.histograms += t.outcome.histograms;
         out.rejected_series += t.outcome.rejected_series;
         out.messages.extend(t.outcome.messages);
     }
@@ -314,6 +318,7 @@ impl Tally {
             state.metrics.rejected(p, reason, n);
         }
         outcome.samples = (report.accepted_floats + report.accepted_histograms) as u64;
+        outcome.histograms = report.accepted_histograms as u64;
         state.metrics.ingested(p, outcome.samples);
         if outcome.samples > 0 {
             state.note_services(&decoded.batch);
@@ -394,29 +399,91 @@ fn respond(outcome: Outcome, ok: StatusCode) -> Response {
     ApiError::bad_request(msg).into_response()
 }
 
-/// `POST /api/v1/write`: Prometheus remote_write 1.0 (protobuf, snappy block format).
+/// Which remote-write message a request carries, from its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RemoteWriteMessage {
+    /// `prometheus.WriteRequest` (remote write 1.0).
+    V1,
+    /// `io.prometheus.write.v2.Request` (remote write 2.0).
+    V2,
+}
+
+/// The message of a remote-write `Content-Type`: `application/x-protobuf`, 1.0 unless a
+/// `proto` parameter names 2.0 (as the 2.0 specification negotiates it). No content type
+/// at all is 1.0, as old senders send none. `Err` says why the type is refused (415).
+fn remote_write_message(ctype: &str) -> Result<RemoteWriteMessage, String> {
+    let ctype = ctype.trim();
+    if ctype.is_empty() {
+        return Ok(RemoteWriteMessage::V1);
+    }
+    let mut parts = ctype.split(';');
+    let media = parts.next().unwrap_or_default().trim();
+    if !media.eq_ignore_ascii_case("application/x-protobuf") {
+        return Err(format!(
+            "unsupported Content-Type {ctype:?}; remote write sends application/x-protobuf"
+        ));
+    }
+    for param in parts {
+        let Some((k, v)) = param.split_once('=') else {
+            continue;
+        };
+        if k.trim().eq_ignore_ascii_case("proto") {
+            return match v.trim().trim_matches('"') {
+                "prometheus.WriteRequest" => Ok(RemoteWriteMessage::V1),
+                gmc_wire::remote_write::v2::PROTO_MESSAGE => Ok(RemoteWriteMessage::V2),
+                other => Err(format!(
+                    "unsupported protobuf message {other:?}; gmc accepts prometheus.WriteRequest (remote write 1.0) and {} (2.0)",
+                    gmc_wire::remote_write::v2::PROTO_MESSAGE
+                )),
+            };
+        }
+    }
+    Ok(RemoteWriteMessage::V1)
+}
+
+/// The response headers remote write 2.0 requires on a stored request (success or a
+/// partial write): what was written, so the sender can tell a partial write from a full
+/// one. gmc does not store exemplars, so it reports none written.
+fn with_written_headers(mut resp: Response, outcome: &Outcome) -> Response {
+    let floats = outcome.samples.saturating_sub(outcome.histograms);
+    let h = resp.headers_mut();
+    for (name, n) in [
+        ("x-prometheus-remote-write-samples-written", floats),
+        (
+            "x-prometheus-remote-write-histograms-written",
+            outcome.histograms,
+        ),
+        ("x-prometheus-remote-write-exemplars-written", 0),
+    ] {
+        h.insert(name, axum::http::HeaderValue::from(n));
+    }
+    resp
+}
+
+/// `POST /api/v1/write`: Prometheus remote write 1.0 and 2.0 (protobuf, snappy block
+/// format), told apart by the `Content-Type`'s `proto` parameter.
 pub(crate) async fn remote_write(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let p = Protocol::RemoteWrite;
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if ctype.contains("io.prometheus.write.v2") {
-        state.metrics.rejected(p, "unsupported_version", 1);
-        return Err(ApiError::unsupported_media(
-            "remote write 2.0 is not supported yet; configure the sender for remote write 1.0 (protobuf_message: prometheus.WriteRequest)",
-        ));
-    }
-    if !ctype.is_empty() && !ctype.starts_with("application/x-protobuf") {
-        state.metrics.rejected(p, "unsupported_content_type", 1);
-        return Err(ApiError::unsupported_media(format!(
-            "unsupported Content-Type {ctype:?}; remote write sends application/x-protobuf"
-        )));
-    }
+    let message = remote_write_message(ctype).map_err(|why| {
+        let reason = if why.contains("protobuf message") {
+            "unsupported_message"
+        } else {
+            "unsupported_content_type"
+        };
+        state.metrics.rejected(Protocol::RemoteWrite, reason, 1);
+        ApiError::unsupported_media(why)
+    })?;
+    let p = match message {
+        RemoteWriteMessage::V1 => Protocol::RemoteWrite,
+        RemoteWriteMessage::V2 => Protocol::RemoteWriteV2,
+    };
     if let Some(enc) = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -424,17 +491,36 @@ pub(crate) async fn remote_write(
         if !enc.eq_ignore_ascii_case("snappy") {
             state.metrics.rejected(p, "unsupported_encoding", 1);
             return Err(ApiError::unsupported_media(format!(
-                "unsupported Content-Encoding {enc:?}; remote write 1.0 uses snappy"
+                "unsupported Content-Encoding {enc:?}; remote write uses snappy"
             )));
         }
     }
     let body = read_body(&state, p, body).await?;
     let ctx = (decode::limits(&state), state.clone());
-    let outcome = store(&state, p, body, ctx, |b, scratch, (limits, st)| {
-        decode::remote_write(b, scratch, limits, st.spare_write_cores())
-    })
-    .await?;
-    Ok(respond(outcome, StatusCode::NO_CONTENT))
+    match message {
+        RemoteWriteMessage::V1 => {
+            let outcome = store(&state, p, body, ctx, |b, scratch, (limits, st)| {
+                decode::remote_write(b, scratch, limits, st.spare_write_cores())
+            })
+            .await?;
+            Ok(respond(outcome, StatusCode::NO_CONTENT))
+        }
+        RemoteWriteMessage::V2 => {
+            let outcome = store(&state, p, body, ctx, |b, scratch, (limits, st)| {
+                decode::remote_write_v2(b, scratch, limits, st.spare_write_cores())
+            })
+            .await?;
+            let counts = Outcome {
+                samples: outcome.samples,
+                histograms: outcome.histograms,
+                ..Outcome::default()
+            };
+            Ok(with_written_headers(
+                respond(outcome, StatusCode::NO_CONTENT),
+                &counts,
+            ))
+        }
+    }
 }
 
 /// Extra labels for pushed expositions: `job`, `instance` and repeated `extra_label=k=v`.
@@ -625,6 +711,40 @@ pub(crate) async fn json_push(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_write_content_types() {
+        use RemoteWriteMessage::{V1, V2};
+        for (ctype, want) in [
+            ("", Ok(V1)),
+            ("application/x-protobuf", Ok(V1)),
+            ("Application/X-Protobuf ; charset=binary", Ok(V1)),
+            (
+                "application/x-protobuf;proto=prometheus.WriteRequest",
+                Ok(V1),
+            ),
+            (
+                "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+                Ok(V2),
+            ),
+            (
+                "application/x-protobuf; proto=\"io.prometheus.write.v2.Request\"",
+                Ok(V2),
+            ),
+            (
+                "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+                Err("protobuf message"),
+            ),
+            ("application/json", Err("Content-Type")),
+        ] {
+            let got = remote_write_message(ctype);
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "{ctype}"),
+                (Err(e), Err(w)) => assert!(e.contains(w), "{ctype}: {e}"),
+                (got, want) => panic!("{ctype}: {got:?}, want {want:?}"),
+            }
+        }
+    }
 
     #[test]
     fn percent_decoding_and_import_labels() {

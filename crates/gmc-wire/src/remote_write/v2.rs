@@ -265,7 +265,7 @@ fn decode_series<'a>(
     out.report.skip("exemplar", exemplars);
     // Resolve the references to byte ranges; a bad one rejects the series.
     let mut bad: Option<Error> = None;
-    if st.refs.len() % 2 != 0 {
+    if !st.refs.len().is_multiple_of(2) {
         bad = Some(bad_refs(format!(
             "series #{index}: {} label references, not name/value pairs",
             st.refs.len()
@@ -754,7 +754,7 @@ mod tests {
             let d = decode_part(&layout.symbols, *p, &limits).unwrap();
             ts.extend(d.batch.iter().map(|s| s.floats[0].ts_nanos));
         }
-        let want: Vec<i64> = (0..50).map(|k| millis_to_nanos(k)).collect();
+        let want: Vec<i64> = (0..50).map(millis_to_nanos).collect();
         assert_eq!(ts, want);
         assert_eq!(first[0], 0);
         assert!(first.windows(2).all(|w| w[0] < w[1]));

@@ -3,7 +3,9 @@
 //! remote_write inputs are request bodies captured from Prometheus 2.42 (snappy as sent),
 //! except `nhcb_custom_buckets.in`: 2.42 cannot send custom-bucket histograms, so that body
 //! was encoded by hand from `remote.proto` (field 16, packed bounds) with a literal-only
-//! snappy block, independently of gmc's encoder.
+//! snappy block, independently of gmc's encoder. No remote write 2.0 sender runs here
+//! either: `remote_write_v2/*.in` come from `remote_write_v2/encode_by_hand.py`, which
+//! writes the protobuf from `io/prometheus/write/v2/types.proto` byte by byte.
 
 use std::path::{Path, PathBuf};
 
@@ -58,6 +60,10 @@ fn decode_case(format: &str, case: &str, input: &[u8]) -> String {
         "json_push" => render(json_push::decode(input, NOW_NANOS, &limits)),
         "remote_write" => match remote_write::decompress(input, &limits) {
             Ok(buf) => render(remote_write::decode(&buf, &limits)),
+            Err(e) => format!("error {}: {e}\n", e.reason()),
+        },
+        "remote_write_v2" => match remote_write::decompress(input, &limits) {
+            Ok(buf) => render(remote_write::v2::decode(&buf, &limits)),
             Err(e) => format!("error {}: {e}\n", e.reason()),
         },
         other => panic!("unknown golden format {other}"),

@@ -505,3 +505,92 @@ proptest! {
         }
     }
 }
+
+/// The same series as a remote write 2.0 request: every label string interned (in the
+/// order given, duplicates and invalid names included), samples and histograms as they
+/// are (2.0 encodes them alike). Family metadata has no 2.0 form and is left out.
+fn as_v2(req: &proto::WriteRequest) -> remote_write::v2::proto::Request {
+    use remote_write::v2::proto as v2;
+    let mut symbols = vec![String::new()];
+    let mut intern = |s: &str| -> u32 {
+        let at = symbols.iter().position(|x| x == s).unwrap_or_else(|| {
+            symbols.push(s.to_owned());
+            symbols.len() - 1
+        });
+        at as u32
+    };
+    let timeseries = req
+        .timeseries
+        .iter()
+        .map(|ts| v2::TimeSeries {
+            labels_refs: ts
+                .labels
+                .iter()
+                .flat_map(|l| [intern(&l.name), intern(&l.value)])
+                .collect(),
+            samples: ts.samples.clone(),
+            histograms: ts.histograms.clone(),
+            exemplars: ts
+                .exemplars
+                .iter()
+                .map(|e| v2::Exemplar {
+                    labels_refs: Vec::new(),
+                    value: e.value,
+                    timestamp: e.timestamp,
+                })
+                .collect(),
+            metadata: None,
+            created_timestamp: 0,
+        })
+        .collect();
+    v2::Request {
+        symbols,
+        timeseries,
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Remote write 2.0 decodes any request into what 1.0 decodes from the same series:
+    /// the same series, samples and histograms, and the same rejections by reason.
+    #[test]
+    fn v2_decodes_like_v1(req in write_request(), max_labels in 2usize..8, parts in 1usize..4) {
+        let limits = Limits {
+            labels: gmc_model::ValidationLimits { max_labels, ..Default::default() },
+            ..Limits::default()
+        };
+        let v1_buf = req.encode_to_vec();
+        let v1 = remote_write::decode(&v1_buf, &limits).unwrap();
+        let v2_buf = as_v2(&req).encode_to_vec();
+        let layout = remote_write::v2::split(&v2_buf, parts, &limits).unwrap();
+        let mut got = String::new();
+        let mut rejected = std::collections::BTreeMap::new();
+        let mut skipped = std::collections::BTreeMap::new();
+        for p in layout.parts {
+            let d = remote_write::v2::decode_part(&layout.symbols, p, &limits).unwrap();
+            got.push_str(&dump(&d.batch, &DecodeReport::default()));
+            for (k, v) in d.report.rejected { *rejected.entry(k).or_insert(0) += v; }
+            for (k, v) in d.report.skipped { *skipped.entry(k).or_insert(0) += v; }
+        }
+        // Series lines only: each dump ends with its report, and 1.0's family metadata
+        // has no 2.0 form.
+        let series = |d: &str| -> String {
+            d.lines()
+                .filter(|l| !l.starts_with("report") && !l.starts_with("metadata"))
+                .map(|l| format!("{l}\n"))
+                .collect()
+        };
+        prop_assert_eq!(series(&got), series(&dump(&v1.batch, &DecodeReport::default())));
+        prop_assert_eq!(rejected, v1.report.rejected);
+        let mut want_skipped = v1.report.skipped.clone();
+        want_skipped.remove("metadata_without_name");
+        prop_assert_eq!(skipped, want_skipped);
+    }
+
+    /// Arbitrary bytes never panic the 2.0 decoder.
+    #[test]
+    fn v2_arbitrary_bytes_never_panic(buf in prop::collection::vec(any::<u8>(), 0..256)) {
+        let _ = remote_write::v2::decode(&buf, &Limits::default());
+    }
+}

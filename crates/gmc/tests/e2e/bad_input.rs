@@ -49,13 +49,26 @@ fn cases() -> Vec<Case> {
             says: "",
         },
         Case {
-            name: "remote write 2.0",
+            name: "remote write with an unknown protobuf message",
             path: "/api/v1/write",
-            ctype: "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            ctype: "application/x-protobuf;proto=io.prometheus.write.v3.Request",
             encoding: Some("snappy"),
             body: snappy(b""),
             want: 415,
-            says: "2.0",
+            says: "io.prometheus.write.v2.Request",
+        },
+        Case {
+            name: "remote write 2.0 label reference outside the symbols",
+            path: "/api/v1/write",
+            ctype: "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            encoding: Some("snappy"),
+            // symbols ["", "__name__"]; one series with refs [1, 7] and a sample.
+            body: snappy(&[
+                0x22, 0x00, 0x22, 0x08, b'_', b'_', b'n', b'a', b'm', b'e', b'_', b'_', 0x2a, 0x0f,
+                0x0a, 0x02, 0x01, 0x07, 0x12, 0x09, 0x09, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f,
+            ]),
+            want: 400,
+            says: "outside the request's 2 symbols",
         },
         Case {
             name: "unknown content type",
