@@ -37,6 +37,20 @@ async fn write(st: &AppState, b: &WriteBatch<'_>) -> StatusCode {
         .status()
 }
 
+/// The body of an answer, as text.
+async fn body_text(resp: axum::response::Response) -> String {
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// How many series the store holds under metric `name`.
+fn series_named(st: &AppState, name: &str) -> usize {
+    let q = st.db.querier(0, i64::MAX).unwrap();
+    q.select(&[Matcher::equal("__name__", name)]).unwrap().len()
+}
+
 fn now_ms() -> i64 {
     gmc_model::now_nanos() / 1_000_000
 }
@@ -378,13 +392,7 @@ async fn large_requests_split_across_cores_answer_like_small_ones() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let msg = String::from_utf8(
-        axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let msg = body_text(resp).await;
     assert!(
         msg.contains(&format!("stored {} samples; refused 2 series", n - 2)),
         "{msg}"
@@ -393,11 +401,7 @@ async fn large_requests_split_across_cores_answer_like_small_ones() {
         msg.contains("#3") && msg.contains(&format!("#{}", n - 2)),
         "{msg}"
     );
-    let q = st.db.querier(0, i64::MAX).unwrap();
-    let got = q
-        .select(&[Matcher::equal("__name__", "big_request_series")])
-        .unwrap();
-    assert_eq!(got.len(), n - 2);
+    assert_eq!(series_named(&st, "big_request_series"), n - 2);
 
     // The limit counts the whole request, whichever way it was split.
     let mut cfg = Config::default();
@@ -408,11 +412,7 @@ async fn large_requests_split_across_cores_answer_like_small_ones() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let q = st.db.querier(0, i64::MAX).unwrap();
-    assert!(q
-        .select(&[Matcher::equal("__name__", "big_request_series")])
-        .unwrap()
-        .is_empty());
+    assert_eq!(series_named(&st, "big_request_series"), 0);
     let mut text = String::new();
     st.metrics.encode_text(&mut text);
     assert!(
@@ -548,13 +548,7 @@ async fn remote_write_2_partial_writes_answer_400_with_the_written_counts() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(written(&resp), (n as u64 - 2, 0, 0));
-    let msg = String::from_utf8(
-        axum::body::to_bytes(resp.into_body(), 1 << 20)
-            .await
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let msg = body_text(resp).await;
     assert!(
         msg.contains(&format!("stored {} samples; refused 2 series", n - 2)),
         "{msg}"
@@ -563,11 +557,7 @@ async fn remote_write_2_partial_writes_answer_400_with_the_written_counts() {
         msg.contains("series #3:") && msg.contains(&format!("series #{}:", n - 2)),
         "{msg}"
     );
-    let q = st.db.querier(0, i64::MAX).unwrap();
-    let got = q
-        .select(&[Matcher::equal("__name__", "big_request_series")])
-        .unwrap();
-    assert_eq!(got.len(), n - 2);
+    assert_eq!(series_named(&st, "big_request_series"), n - 2);
 
     let mut cfg = Config::default();
     cfg.ingest.max_samples_per_request = n - 100;
@@ -577,11 +567,7 @@ async fn remote_write_2_partial_writes_answer_400_with_the_written_counts() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let q = st.db.querier(0, i64::MAX).unwrap();
-    assert!(q
-        .select(&[Matcher::equal("__name__", "big_request_series")])
-        .unwrap()
-        .is_empty());
+    assert_eq!(series_named(&st, "big_request_series"), 0);
 }
 
 /// Content types: 1.0 with or without the `proto` parameter (and with none at all), 2.0

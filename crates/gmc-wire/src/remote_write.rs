@@ -208,7 +208,6 @@ fn decode_series<'a>(
     }
     // The fast path takes the strings as bytes and checks their content once over the
     // key it builds; a range off the buffer reads as empty, which it declines.
-    let bytes = |(a, b): (usize, usize)| buf.get(a..b).unwrap_or_default();
     let sorted = s.sorted_labels(
         scratch
             .iter()
@@ -259,6 +258,33 @@ fn decode_series<'a>(
             _ => r.skip(field, wt)?,
         }
     }
+    out.report.skip("exemplar", exemplars);
+    let (lim, report) = (max_labels, &mut out.report);
+    let name = || {
+        if sorted {
+            // The fast path accepted the strings, so they are UTF-8.
+            metric_name_in(buf, scratch)
+        } else {
+            metric_name
+        }
+    };
+    finish_series(s, bad, (labels, lim), samples, index, name, report);
+    Ok(())
+}
+
+/// The end of a series' decode, shared by 1.0 and 2.0: the label-count limit
+/// (`labels` = (count, limit)), then the series is stored, skipped when it has no sample,
+/// or refused and counted under its index and `name` (asked for only then). Returns
+/// whether it was stored.
+fn finish_series<'a>(
+    s: SeriesWriter<'_, 'a>,
+    mut bad: Option<Error>,
+    (labels, max_labels): (usize, usize),
+    samples: usize,
+    index: usize,
+    name: impl FnOnce() -> &'a str,
+    report: &mut crate::DecodeReport,
+) -> bool {
     if labels > max_labels && bad.is_none() {
         bad = Some(Error::InvalidSeries {
             series: String::new(),
@@ -276,27 +302,31 @@ fn decode_series<'a>(
         None if samples == 0 => {
             // Nothing to store; Prometheus accepts such series silently.
             drop(s);
-            out.report.skip("series_without_samples", 1);
-            Ok(())
+            report.skip("series_without_samples", 1);
+            return false;
         }
         None => s.finish().map_err(|source| Error::InvalidSeries {
             series: String::new(),
             source,
         }),
     };
-    out.report.skip("exemplar", exemplars);
-    if let Err(e) = result {
-        if sorted {
-            // The fast path accepted the strings, so they are UTF-8.
-            metric_name = scratch
-                .iter()
-                .find(|&&(n, _)| bytes(n) == METRIC_NAME.as_bytes())
-                .and_then(|&(_, v)| std::str::from_utf8(bytes(v)).ok())
-                .unwrap_or_default();
+    match result {
+        Ok(()) => true,
+        Err(e) => {
+            report.reject(&name_series(e, index, name()));
+            false
         }
-        out.report.reject(&name_series(e, index, metric_name));
     }
-    Ok(())
+}
+
+/// The `__name__` value among labels given as byte ranges of `buf` ("" when absent or
+/// not UTF-8).
+fn metric_name_in<'a>(buf: &'a [u8], labels: &[LabelRanges]) -> &'a str {
+    labels
+        .iter()
+        .find(|&&(n, _)| buf.get(n.0..n.1) == Some(METRIC_NAME.as_bytes()))
+        .and_then(|&(_, v)| std::str::from_utf8(buf.get(v.0..v.1)?).ok())
+        .unwrap_or_default()
 }
 
 /// Fill in which series an error is about (only on the error path, so it may allocate).

@@ -19,8 +19,8 @@ use prost::Message as _;
 
 use super::reader::{Reader, LEN, VARINT};
 use super::{
-    decode_histogram, decode_sample, histogram_to_proto, label_strs, metric_type_from_proto,
-    metric_type_to_proto, name_series, push_label, LabelRanges, Part, PbResult,
+    decode_histogram, decode_sample, finish_series, histogram_to_proto, label_strs, metric_name_in,
+    metric_type_from_proto, metric_type_to_proto, push_label, LabelRanges, Part, PbResult,
 };
 use crate::error::{Error, Result};
 use crate::report::{Decoded, Limits, SampleBudget};
@@ -313,45 +313,21 @@ fn decode_series<'a>(
             }
         }
     }
-    if labels > max_labels && bad.is_none() {
-        bad = Some(Error::InvalidSeries {
-            series: String::new(),
-            source: gmc_model::Error::TooManyLabels {
-                count: labels,
-                limit: max_labels,
-            },
-        });
-    }
     if sorted || metric_name.is_empty() {
-        metric_name = st
-            .labels
-            .iter()
-            .find(|&&(n, _)| buf.get(n.0..n.1) == Some(gmc_model::METRIC_NAME.as_bytes()))
-            .and_then(|&(_, v)| std::str::from_utf8(buf.get(v.0..v.1)?).ok())
-            .unwrap_or_default();
+        metric_name = metric_name_in(buf, &st.labels);
     }
-    let result = match bad {
-        Some(e) => {
-            drop(s);
-            Err(e)
-        }
-        None if samples == 0 => {
-            drop(s);
-            out.report.skip("series_without_samples", 1);
-            Ok(())
-        }
-        None => s.finish().map_err(|source| Error::InvalidSeries {
-            series: String::new(),
-            source,
-        }),
-    };
-    match result {
-        Ok(()) => {
-            if let Some(m) = meta {
-                note_metadata(st, metric_name, m, out);
-            }
-        }
-        Err(e) => out.report.reject(&name_series(e, index, metric_name)),
+    let report = &mut out.report;
+    let stored = finish_series(
+        s,
+        bad,
+        (labels, max_labels),
+        samples,
+        index,
+        || metric_name,
+        report,
+    );
+    if let (true, Some(m)) = (stored, meta) {
+        note_metadata(st, metric_name, m, out);
     }
     Ok(())
 }

@@ -63,13 +63,16 @@ pub(crate) fn remote_write<'a>(
     gmc_wire::remote_write::decompress_into(body, limits, scratch).map_err(refuse)?;
     let buf: &'a Vec<u8> = scratch;
     let parts = (buf.len() / PARALLEL_PART_BYTES).min(cores);
-    if parts <= 1 {
-        return gmc_wire::remote_write::decode(buf, limits)
-            .map(|d| vec![d])
-            .map_err(refuse);
-    }
     let pieces = gmc_wire::remote_write::split(buf, parts);
-    gmc_tsdb::par::each(pieces, |p| gmc_wire::remote_write::decode_part(p, limits))
+    all_parts(gmc_tsdb::par::each(pieces, |p| {
+        gmc_wire::remote_write::decode_part(p, limits)
+    }))
+}
+
+/// The decoded parts of one request, or the refusal of the first that failed (a part
+/// fails only on framing or a request-wide limit, which fail the request).
+fn all_parts<'a>(parts: Vec<gmc_wire::Result<Decoded<'a>>>) -> Result<Vec<Decoded<'a>>, Refusal> {
+    parts
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map_err(refuse)
@@ -94,19 +97,9 @@ pub(crate) fn remote_write_v2<'a>(
     let parts = (buf.len() / PARALLEL_PART_BYTES_V2).min(cores);
     let layout = v2::split(buf, parts, limits).map_err(refuse)?;
     let symbols = &layout.symbols;
-    let decoded = if layout.parts.len() <= 1 {
-        layout
-            .parts
-            .into_iter()
-            .map(|p| v2::decode_part(symbols, p, limits))
-            .collect::<Vec<_>>()
-    } else {
-        gmc_tsdb::par::each(layout.parts, |p| v2::decode_part(symbols, p, limits))
-    };
-    decoded
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(refuse)
+    all_parts(gmc_tsdb::par::each(layout.parts, |p| {
+        v2::decode_part(symbols, p, limits)
+    }))
 }
 
 /// Text exposition (0.0.4 or OpenMetrics).
