@@ -226,11 +226,28 @@ impl Histogram {
         BucketIter::new(&self.negative_spans, &self.negative_buckets)
     }
 
-    /// Upper bound of positive bucket `index` for this histogram's schema.
+    /// Upper bound of positive bucket `index` of an exponential `schema`:
+    /// `2^(index · 2^-schema)`, computed as Prometheus does (a mantissa in `[0.5, 1)` from
+    /// the index's position within its power of two, scaled by that power), so the bounds
+    /// the API lists and the ones PromQL interpolates with are Prometheus' numbers to the
+    /// last bit. The bucket ending at 2^1024 (beyond `f64`) ends at `f64::MAX`.
     pub fn bucket_upper_bound(schema: i32, index: i32) -> f64 {
-        // base = 2^(2^-schema); upper = base^index = 2^(index * 2^-schema)
-        let exp = f64::from(index) * (-f64::from(schema)).exp2();
-        exp.exp2()
+        if schema < 0 {
+            let exp = i64::from(index) << (-schema).min(62);
+            if exp == 1024 {
+                return f64::MAX;
+            }
+            return 2f64.powi(i32::try_from(exp).unwrap_or(i32::MAX));
+        }
+        let shift = schema.min(30);
+        let per = 1i64 << shift;
+        let idx = i64::from(index);
+        let frac = ((idx & (per - 1)) as f64 / per as f64).exp2() / 2.0;
+        let exp = (idx >> shift) + 1;
+        if frac == 0.5 && exp == 1025 {
+            return f64::MAX;
+        }
+        frac * 2f64.powi(i32::try_from(exp).unwrap_or(i32::MAX))
     }
 }
 
@@ -377,7 +394,12 @@ mod tests {
     fn upper_bounds_follow_schema() {
         assert_eq!(Histogram::bucket_upper_bound(0, 1), 2.0);
         assert_eq!(Histogram::bucket_upper_bound(0, 3), 8.0);
-        assert!((Histogram::bucket_upper_bound(1, 1) - 2f64.sqrt()).abs() < 1e-12);
+        assert!((Histogram::bucket_upper_bound(1, 1) - 2f64.sqrt()).abs() < 1e-15);
+        assert_eq!(Histogram::bucket_upper_bound(0, -1), 0.5);
+        assert_eq!(Histogram::bucket_upper_bound(-1, 1), 4.0);
+        assert_eq!(Histogram::bucket_upper_bound(3, 8), 2.0);
+        assert_eq!(Histogram::bucket_upper_bound(0, 1024), f64::MAX);
+        assert_eq!(Histogram::bucket_upper_bound(-2, 256), f64::MAX);
     }
 
     fn nhcb(bounds: &[f64], spans: Vec<Span>, buckets: Vec<f64>) -> Histogram {

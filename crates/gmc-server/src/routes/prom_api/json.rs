@@ -181,8 +181,8 @@ pub(crate) fn push_histogram(out: &mut String, h: &Histogram) {
     let neg = indexed_buckets(&h.negative_spans, &h.negative_buckets);
     for &(idx, count) in neg.iter().rev() {
         if count != 0.0 {
-            let upper = bucket_bound(idx, h.schema);
-            let lower = bucket_bound(idx - 1, h.schema);
+            let upper = Histogram::bucket_upper_bound(h.schema, idx);
+            let lower = Histogram::bucket_upper_bound(h.schema, idx - 1);
             buckets.push((1, -upper, -lower, count));
         }
     }
@@ -192,11 +192,7 @@ pub(crate) fn push_histogram(out: &mut String, h: &Histogram) {
     for (idx, count) in indexed_buckets(&h.positive_spans, &h.positive_buckets) {
         if count != 0.0 {
             // Custom buckets carry their bounds (the first from -Inf, the last to +Inf).
-            let (lower, upper) = if h.uses_custom_buckets() {
-                h.positive_bucket_bounds(idx)
-            } else {
-                (bucket_bound(idx - 1, h.schema), bucket_bound(idx, h.schema))
-            };
+            let (lower, upper) = h.positive_bucket_bounds(idx);
             buckets.push((0, lower, upper, count));
         }
     }
@@ -235,28 +231,6 @@ fn indexed_buckets(spans: &[gmc_model::Span], counts: &[f64]) -> Vec<(i32, f64)>
         }
     }
     out
-}
-
-/// Upper bound of bucket `idx` at `schema` (Prometheus' `getBound`): `2^(idx·2^-schema)`,
-/// with the last finite bucket reported as `f64::MAX`.
-pub(crate) fn bucket_bound(idx: i32, schema: i32) -> f64 {
-    if schema < 0 {
-        let exp = i64::from(idx) << (-schema).min(62);
-        if exp == 1024 {
-            return f64::MAX;
-        }
-        return 2f64.powi(i32::try_from(exp).unwrap_or(i32::MAX));
-    }
-    let per = 1i64 << schema.min(30);
-    let idx = i64::from(idx);
-    let frac_idx = idx & (per - 1);
-    // Mantissa in [0.5, 1): 2^(frac_idx / 2^schema) / 2, as Go's frexp-style table.
-    let frac = (frac_idx as f64 / per as f64).exp2() / 2.0;
-    let exp = (idx >> schema.min(30)) + 1;
-    if frac == 0.5 && exp == 1025 {
-        return f64::MAX;
-    }
-    frac * 2f64.powi(i32::try_from(exp).unwrap_or(i32::MAX))
 }
 
 #[cfg(test)]
@@ -402,16 +376,6 @@ mod tests {
         assert_eq!(s, "\"a\\\"b\\\\c\\n\\u0001é\"");
         let parsed: String = serde_json::from_str(&s).unwrap();
         assert_eq!(parsed, "a\"b\\c\n\u{1}é");
-    }
-
-    #[test]
-    fn bucket_bounds_follow_the_schema() {
-        assert_eq!(bucket_bound(0, 0), 1.0);
-        assert_eq!(bucket_bound(1, 0), 2.0);
-        assert_eq!(bucket_bound(-1, 0), 0.5);
-        assert_eq!(bucket_bound(1, -1), 4.0);
-        assert!((bucket_bound(1, 1) - std::f64::consts::SQRT_2).abs() < 1e-15);
-        assert_eq!(bucket_bound(8, 3), 2.0);
     }
 
     #[test]
