@@ -22,15 +22,29 @@ pub fn decompress_capped(body: &[u8], max_bytes: usize) -> Result<Vec<u8>> {
 /// # Errors
 /// As [`decompress_capped`].
 pub fn decompress_capped_into(body: &[u8], max_bytes: usize, out: &mut Vec<u8>) -> Result<()> {
-    out.clear();
-    let len = snap::raw::decompress_len(body).map_err(|source| Error::Snappy { source })?;
-    if len > max_bytes {
-        return Err(Error::BodyTooLarge {
-            len: len as u64,
-            limit: max_bytes,
-        });
+    let len = match snap::raw::decompress_len(body) {
+        Ok(len) if len > max_bytes => {
+            out.clear();
+            return Err(Error::BodyTooLarge {
+                len: len as u64,
+                limit: max_bytes,
+            });
+        }
+        Ok(len) => len,
+        Err(source) => {
+            out.clear();
+            return Err(Error::Snappy { source });
+        }
+    };
+    // The decoder writes every one of the `len` bytes it announces (or fails), so the
+    // bytes a reused buffer already holds need no zeroing: only growth is zeroed.
+    // Clearing and zeroing a reused 1.5 MiB buffer for every remote-write request was
+    // ~1.3 % of ingest CPU (a `memset` in the profile).
+    if out.len() < len {
+        out.resize(len, 0);
+    } else {
+        out.truncate(len);
     }
-    out.resize(len, 0);
     match snap::raw::Decoder::new().decompress(body, out) {
         Ok(n) => {
             // The decoder checks that the output fills the announced length; keep it
@@ -89,6 +103,10 @@ mod tests {
         let data = b"short".repeat(3);
         decompress_capped_into(&compress(&data), 1 << 20, &mut out).unwrap();
         assert_eq!(out, data);
+        // A longer request into the shorter buffer: the reused bytes and the growth.
+        let long = b"0123456789".repeat(30);
+        decompress_capped_into(&compress(&long), 1 << 20, &mut out).unwrap();
+        assert_eq!(out, long);
         let bad = compress(&data);
         assert!(decompress_capped_into(&bad[..bad.len() - 1], 1 << 20, &mut out).is_err());
         assert!(out.is_empty());
