@@ -46,7 +46,7 @@ impl BufferPool {
         self.free.lock().len()
     }
 
-    fn give_back(&self, mut buf: Vec<u8>) {
+    fn give_back(&self, buf: Vec<u8>) {
         if buf.capacity() == 0 || buf.capacity() > self.max_bytes {
             return;
         }
