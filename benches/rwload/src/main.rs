@@ -31,6 +31,9 @@ struct Args {
     /// Round 0's timestamp in ms since the epoch, overriding `start_offset_s`: two runs
     /// with the same value send the same samples (a retry of everything).
     start_ms: Option<i64>,
+    /// Send remote write 2.0 (`io.prometheus.write.v2.Request`) instead of 1.0: the same
+    /// series and samples, labels as references into a symbol table.
+    v2: bool,
 }
 
 fn parse_args() -> Args {
@@ -45,6 +48,7 @@ fn parse_args() -> Args {
         slow: 0,
         start_offset_s: 3600,
         start_ms: None,
+        v2: false,
     };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -61,8 +65,13 @@ fn parse_args() -> Args {
             "--slow" => a.slow = v.parse().expect("--slow N"),
             "--start-offset-s" => a.start_offset_s = v.parse().expect("--start-offset-s S"),
             "--start-ms" => a.start_ms = Some(v.parse().expect("--start-ms MS")),
+            "--v2" => {
+                a.v2 = true;
+                i += 1;
+                continue;
+            }
             "--help" | "-h" => {
-                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20] [--warmup requests per worker left out of the latencies, 0] [--slow N: print the N slowest requests to stderr] [--start-offset-s S: round 0 is S seconds ago, 3600] [--start-ms MS: round 0's timestamp]");
+                eprintln!("rwload --addr 127.0.0.1:9300 [--samples 10000] [--conc 4] [--rate samples/s, 0 = max] [--duration-s 20] [--warmup requests per worker left out of the latencies, 0] [--slow N: print the N slowest requests to stderr] [--start-offset-s S: round 0 is S seconds ago, 3600] [--start-ms MS: round 0's timestamp] [--v2: remote write 2.0]");
                 std::process::exit(0);
             }
             other => panic!("unknown flag {other}"),
@@ -87,41 +96,81 @@ fn field_bytes(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// Protobuf-encoded `Label` entries (field 1 of `TimeSeries`) of every series of worker
-/// `w`, computed once: per request only samples are encoded, so the generator stays cheap.
-fn series_labels(w: usize, n: usize) -> Vec<Vec<u8>> {
+/// The label pairs of series `i` of worker `w`.
+fn series_pairs(w: usize, i: usize) -> [(&'static str, String); 7] {
     let services = ["oms", "risk", "mdfeed", "gateway", "router"];
     let venues = ["XNAS", "XNYS", "BATS", "ARCA", "IEX"];
-    (0..n)
+    [
+        ("__name__", "hft_orders_total".to_owned()),
+        ("instance", format!("w{w}")),
+        ("job", "rwload".to_owned()),
+        ("pair", format!("P{:04}", i / 25)),
+        ("series", format!("{i}")),
+        ("service", services[i % services.len()].to_owned()),
+        ("venue", venues[(i / 5) % venues.len()].to_owned()),
+    ]
+}
+
+/// A worker's series, encoded once so that per request only samples are encoded and the
+/// generator stays cheap: 1.0 `Label` entries (field 1 of `TimeSeries`) per series, or
+/// 2.0's symbol table (field 4 entries of `Request`) and each series' packed label
+/// references (field 1 of its `TimeSeries`).
+struct Series {
+    symbols: Vec<u8>,
+    labels: Vec<Vec<u8>>,
+}
+
+fn encode_series(w: usize, n: usize, v2: bool) -> Series {
+    let mut table: Vec<String> = vec![String::new()];
+    let mut index: std::collections::HashMap<String, u64> =
+        std::collections::HashMap::from([(String::new(), 0)]);
+    let mut intern = |s: &str| -> u64 {
+        if let Some(&r) = index.get(s) {
+            return r;
+        }
+        table.push(s.to_owned());
+        index.insert(s.to_owned(), table.len() as u64 - 1);
+        table.len() as u64 - 1
+    };
+    let labels = (0..n)
         .map(|i| {
-            let pairs = [
-                ("__name__", "hft_orders_total".to_owned()),
-                ("instance", format!("w{w}")),
-                ("job", "rwload".to_owned()),
-                ("pair", format!("P{:04}", i / 25)),
-                ("series", format!("{i}")),
-                ("service", services[i % services.len()].to_owned()),
-                ("venue", venues[(i / 5) % venues.len()].to_owned()),
-            ];
             let mut out = Vec::new();
-            for (k, v) in pairs {
-                let mut l = Vec::new();
-                field_bytes(&mut l, 1, k.as_bytes());
-                field_bytes(&mut l, 2, v.as_bytes());
-                field_bytes(&mut out, 1, &l);
+            if v2 {
+                let mut refs = Vec::new();
+                for (k, v) in series_pairs(w, i) {
+                    varint(&mut refs, intern(k));
+                    varint(&mut refs, intern(&v));
+                }
+                field_bytes(&mut out, 1, &refs);
+            } else {
+                for (k, v) in series_pairs(w, i) {
+                    let mut l = Vec::new();
+                    field_bytes(&mut l, 1, k.as_bytes());
+                    field_bytes(&mut l, 2, v.as_bytes());
+                    field_bytes(&mut out, 1, &l);
+                }
             }
             out
         })
-        .collect()
+        .collect();
+    let mut symbols = Vec::new();
+    if v2 {
+        for s in &table {
+            field_bytes(&mut symbols, 4, s.as_bytes());
+        }
+    }
+    Series { symbols, labels }
 }
 
-/// One snappy-compressed `WriteRequest` with one sample per series at round `r` (timestamps
-/// advance one second per round, so every series stays in order).
-fn build_request(labels: &[Vec<u8>], r: u64, t0_ms: i64, raw: &mut Vec<u8>) -> Vec<u8> {
+/// One snappy-compressed request with one sample per series at round `r` (timestamps
+/// advance one second per round, so every series stays in order): a 1.0 `WriteRequest`
+/// (series in field 1), or a 2.0 `Request` (symbols in field 4, series in field 5).
+fn build_request(series: &Series, v2: bool, r: u64, t0_ms: i64, raw: &mut Vec<u8>) -> Vec<u8> {
     raw.clear();
+    raw.extend_from_slice(&series.symbols);
     let ts = t0_ms + r as i64 * 1000;
     let mut ts_buf = Vec::with_capacity(64);
-    for (i, l) in labels.iter().enumerate() {
+    for (i, l) in series.labels.iter().enumerate() {
         ts_buf.clear();
         ts_buf.extend_from_slice(l);
         let mut sample = Vec::with_capacity(20);
@@ -130,7 +179,7 @@ fn build_request(labels: &[Vec<u8>], r: u64, t0_ms: i64, raw: &mut Vec<u8>) -> V
         sample.push(0x10); // field 2, varint: timestamp ms
         varint(&mut sample, ts as u64);
         field_bytes(&mut ts_buf, 2, &sample);
-        field_bytes(raw, 1, &ts_buf);
+        field_bytes(raw, if v2 { 5 } else { 1 }, &ts_buf);
     }
     snap::raw::Encoder::new().compress_vec(raw).expect("snappy")
 }
@@ -145,8 +194,16 @@ fn post(conn: &mut Option<BufReader<TcpStream>>, a: &Args, body: &[u8]) -> Resul
     }
     let c = conn.as_mut().ok_or("no connection")?;
     let head = format!(
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\nContent-Length: {}\r\n\r\n",
-        a.path, a.addr, body.len()
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {}\r\nContent-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: {}\r\nContent-Length: {}\r\n\r\n",
+        a.path,
+        a.addr,
+        if a.v2 {
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+        } else {
+            "application/x-protobuf"
+        },
+        if a.v2 { "2.0.0" } else { "0.1.0" },
+        body.len()
     );
     let res = (|| -> std::io::Result<u16> {
         let s = c.get_mut();
@@ -221,14 +278,14 @@ fn main() {
         handles.push(std::thread::spawn(move || {
             let mut conn = None;
             let mut r = 0u64;
-            let labels = series_labels(w, a.samples_per_request);
+            let labels = encode_series(w, a.samples_per_request, a.v2);
             let mut raw = Vec::new();
             let mut next = Instant::now()
                 + per_worker_interval
                     .map(|i| i.mul_f64(w as f64 / a.conc as f64))
                     .unwrap_or_default();
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let body = build_request(&labels, r, t0_ms, &mut raw);
+                let body = build_request(&labels, a.v2, r, t0_ms, &mut raw);
                 if per_worker_interval.is_some() {
                     let now = Instant::now();
                     if next > now {
