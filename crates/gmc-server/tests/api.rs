@@ -51,6 +51,80 @@ fn series_named(st: &AppState, name: &str) -> usize {
     q.select(&[Matcher::equal("__name__", name)]).unwrap().len()
 }
 
+/// `n` valid series `big_request_series` with long labels, one sample each a minute ago:
+/// large enough, encoded, to be decoded in parts.
+fn big_request_batch(n: usize) -> WriteBatch<'static> {
+    let t = now_ms() - 60_000;
+    let mut good = WriteBatch::new();
+    for i in 0..n {
+        let mut s = good.series();
+        s.label("__name__", "big_request_series");
+        s.label(
+            "instance",
+            format!("host-{i:05}.trading.example.internal:9100"),
+        );
+        s.label("job", "order-gateway-with-a-long-job-name");
+        s.label("venue", ["XNAS", "XNYS", "BATS"][i % 3]);
+        s.float(t * 1_000_000, i as f64);
+        s.finish().unwrap();
+    }
+    good
+}
+
+/// What [`partial_write`] leaves for more checks.
+struct PartialWrite {
+    /// Headers of the answer to the partial write.
+    headers: axum::http::HeaderMap,
+    /// The server whose sample limit refused the whole request.
+    limited: AppState,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+/// Send `body`, a request of `n` series `big_request_series` of which #3 and #n-2 are
+/// invalid, built into a request by `request`: a default server stores the rest and
+/// answers 400 naming both (`name_of(index)` as the message names a series); a server
+/// whose sample limit is below the request's total stores nothing, whichever way the
+/// request was split.
+async fn partial_write(
+    request: fn(Vec<u8>) -> Request<Body>,
+    body: Vec<u8>,
+    n: usize,
+    name_of: fn(usize) -> String,
+) -> PartialWrite {
+    let (st, d1) = state(Config::default());
+    let resp = gmc_server::router(st.clone())
+        .oneshot(request(body.clone()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let headers = resp.headers().clone();
+    let msg = body_text(resp).await;
+    assert!(
+        msg.contains(&format!("stored {} samples; refused 2 series", n - 2)),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&name_of(3)) && msg.contains(&name_of(n - 2)),
+        "{msg}"
+    );
+    assert_eq!(series_named(&st, "big_request_series"), n - 2);
+
+    let mut cfg = Config::default();
+    cfg.ingest.max_samples_per_request = n - 100;
+    let (limited, d2) = state(cfg);
+    let resp = gmc_server::router(limited.clone())
+        .oneshot(request(body))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(series_named(&limited, "big_request_series"), 0);
+    PartialWrite {
+        headers,
+        limited,
+        _dirs: (d1, d2),
+    }
+}
+
 fn now_ms() -> i64 {
     gmc_model::now_nanos() / 1_000_000
 }
@@ -353,20 +427,7 @@ async fn history_with_long_steps_reads_rollups_with_the_same_answer() {
 #[tokio::test]
 async fn large_requests_split_across_cores_answer_like_small_ones() {
     let n = 8_000usize;
-    let t = now_ms() - 60_000;
-    let mut good = WriteBatch::new();
-    for i in 0..n {
-        let mut s = good.series();
-        s.label("__name__", "big_request_series");
-        s.label(
-            "instance",
-            format!("host-{i:05}.trading.example.internal:9100"),
-        );
-        s.label("job", "order-gateway-with-a-long-job-name");
-        s.label("venue", ["XNAS", "XNYS", "BATS"][i % 3]);
-        s.float(t * 1_000_000, i as f64);
-        s.finish().unwrap();
-    }
+    let good = big_request_batch(n);
     // The batch builder refuses invalid series, so encode a valid batch and break the
     // label name of two series in the protobuf message.
     let raw = {
@@ -385,34 +446,8 @@ async fn large_requests_split_across_cores_answer_like_small_ones() {
         raw.len()
     );
     let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
-
-    let (st, _dir) = state(Config::default());
-    let resp = gmc_server::router(st.clone())
-        .oneshot(rw_request(body.clone()))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let msg = body_text(resp).await;
-    assert!(
-        msg.contains(&format!("stored {} samples; refused 2 series", n - 2)),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("#3") && msg.contains(&format!("#{}", n - 2)),
-        "{msg}"
-    );
-    assert_eq!(series_named(&st, "big_request_series"), n - 2);
-
-    // The limit counts the whole request, whichever way it was split.
-    let mut cfg = Config::default();
-    cfg.ingest.max_samples_per_request = n - 100;
-    let (st, _dir) = state(cfg);
-    let resp = gmc_server::router(st.clone())
-        .oneshot(rw_request(body))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(series_named(&st, "big_request_series"), 0);
+    let done = partial_write(rw_request, body, n, |i| format!("#{i}")).await;
+    let st = done.limited;
     let mut text = String::new();
     st.metrics.encode_text(&mut text);
     assert!(
@@ -433,13 +468,13 @@ fn rw2_request(body: Vec<u8>) -> Request<Body> {
 }
 
 /// The three counts remote write 2.0 answers with, as (samples, histograms, exemplars).
-fn written(resp: &axum::response::Response) -> (u64, u64, u64) {
+fn written(headers: &axum::http::HeaderMap) -> (u64, u64, u64) {
     let get = |h: &str| {
-        resp.headers()
+        headers
             .get(h)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("missing {h} in {:?}", resp.headers()))
+            .unwrap_or_else(|| panic!("missing {h} in {headers:?}"))
     };
     (
         get("x-prometheus-remote-write-samples-written"),
@@ -486,7 +521,7 @@ async fn remote_write_2_stores_into_the_series_of_1_0_and_reports_what_it_wrote(
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    assert_eq!(written(&resp), (1, 1, 0));
+    assert_eq!(written(resp.headers()), (1, 1, 0));
 
     let q = st.db.querier(0, i64::MAX).unwrap();
     let sent = q
@@ -518,16 +553,7 @@ async fn remote_write_2_partial_writes_answer_400_with_the_written_counts() {
     use gmc_wire::remote_write::v2;
     use prost::Message as _;
     let n = 8_000usize;
-    let t = now_ms() - 60_000;
-    let mut good = WriteBatch::new();
-    for i in 0..n {
-        let mut s = good.series();
-        s.label("__name__", "big_request_series");
-        s.label("instance", format!("host-{i:05}:9100"));
-        s.label("venue", ["XNAS", "XNYS", "BATS"][i % 3]);
-        s.float(t * 1_000_000, i as f64);
-        s.finish().unwrap();
-    }
+    let good = big_request_batch(n);
     let mut req = v2::to_proto(&good);
     let outside = req.symbols.len() as u32;
     for at in [3, n - 2] {
@@ -540,34 +566,8 @@ async fn remote_write_2_partial_writes_answer_400_with_the_written_counts() {
         raw.len()
     );
     let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
-
-    let (st, _dir) = state(Config::default());
-    let resp = gmc_server::router(st.clone())
-        .oneshot(rw2_request(body.clone()))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(written(&resp), (n as u64 - 2, 0, 0));
-    let msg = body_text(resp).await;
-    assert!(
-        msg.contains(&format!("stored {} samples; refused 2 series", n - 2)),
-        "{msg}"
-    );
-    assert!(
-        msg.contains("series #3:") && msg.contains(&format!("series #{}:", n - 2)),
-        "{msg}"
-    );
-    assert_eq!(series_named(&st, "big_request_series"), n - 2);
-
-    let mut cfg = Config::default();
-    cfg.ingest.max_samples_per_request = n - 100;
-    let (st, _dir) = state(cfg);
-    let resp = gmc_server::router(st.clone())
-        .oneshot(rw2_request(body))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(series_named(&st, "big_request_series"), 0);
+    let done = partial_write(rw2_request, body, n, |i| format!("series #{i}:")).await;
+    assert_eq!(written(&done.headers), (n as u64 - 2, 0, 0));
 }
 
 /// Content types: 1.0 with or without the `proto` parameter (and with none at all), 2.0

@@ -206,26 +206,14 @@ fn decode_series<'a>(
         let ((a, b), (c, d)) = label_ranges(m)?;
         scratch.push(((a + shift, b + shift), (c + shift, d + shift)));
     }
-    // The fast path takes the strings as bytes and checks their content once over the
-    // key it builds; a range off the buffer reads as empty, which it declines.
-    let sorted = s.sorted_labels(
-        scratch
-            .iter()
-            .map(|&(n, v)| (Piece::in_buffer(buf, n), Piece::in_buffer(buf, v))),
+    let sorted = add_labels(
+        &mut s,
+        (buf, r.base()),
+        scratch,
+        (&mut labels, max_labels),
+        &mut metric_name,
+        &mut bad,
     );
-    if sorted {
-        // Valid; the metric name is looked up only for an error message (below).
-        labels = scratch.len();
-    } else {
-        for &(n, v) in scratch.iter() {
-            match label_strs(buf, r.base(), (n, v)) {
-                Ok(pair) => push_label(&mut s, pair, &mut metric_name, &mut labels, max_labels),
-                Err(e) => {
-                    bad.get_or_insert(e);
-                }
-            }
-        }
-    }
     while !r.is_empty() {
         let (field, wt) = r.key()?;
         match (field, wt) {
@@ -380,6 +368,41 @@ fn label_ranges_general(mut r: Reader<'_>) -> PbResult<LabelRanges> {
         }
     }
     Ok((name, value))
+}
+
+/// Add the labels at `ranges` of `buf` (which starts `base` bytes into the request) to
+/// the series: in one pass when they are already the normalized set (the fast path takes
+/// the strings as bytes and checks their content once over the key it builds; a range off
+/// the buffer reads as empty, which it declines), else one by one, counting them in
+/// `labels` (count, limit), noting the metric name, and the first invalid string in
+/// `bad`. Returns whether the fast path took them (the metric name is then not noted: it
+/// is looked up only for an error message).
+fn add_labels<'a>(
+    s: &mut SeriesWriter<'_, 'a>,
+    (buf, base): (&'a [u8], usize),
+    ranges: &[LabelRanges],
+    (labels, max_labels): (&mut usize, usize),
+    metric_name: &mut &'a str,
+    bad: &mut Option<Error>,
+) -> bool {
+    let sorted = s.sorted_labels(
+        ranges
+            .iter()
+            .map(|&(n, v)| (Piece::in_buffer(buf, n), Piece::in_buffer(buf, v))),
+    );
+    if sorted {
+        *labels = ranges.len();
+        return true;
+    }
+    for &(n, v) in ranges {
+        match label_strs(buf, base, (n, v)) {
+            Ok(pair) => push_label(s, pair, metric_name, labels, max_labels),
+            Err(e) => {
+                bad.get_or_insert(e);
+            }
+        }
+    }
+    false
 }
 
 /// Check name and value one by one (the slow path), naming the invalid one.

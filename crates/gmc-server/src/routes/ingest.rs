@@ -592,13 +592,25 @@ pub(crate) async fn import_prometheus(
     uri: axum::http::Uri,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let p = Protocol::Exposition;
     let labels = import_labels(uri.query())?;
-    let body = read_body(&state, p, body).await?;
-    let body = decode_content_encoding(&state, p, &headers, body)?;
-    let format = exposition_format(&headers);
-    let ctx = (decode::limits(&state), labels, gmc_model::now_nanos());
-    let outcome = store(&state, p, body, ctx, move |b, _, (limits, labels, now)| {
+    let outcome = store_exposition(&state, &headers, body, labels).await?;
+    Ok(respond(outcome, StatusCode::NO_CONTENT))
+}
+
+/// Read, decode (format from the `Content-Type`, timestamps honoured, missing ones = now)
+/// and store a pushed exposition with `labels` added to every series.
+async fn store_exposition(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    labels: Vec<(String, String)>,
+) -> Result<Outcome, ApiError> {
+    let p = Protocol::Exposition;
+    let body = read_body(state, p, body).await?;
+    let body = decode_content_encoding(state, p, headers, body)?;
+    let format = exposition_format(headers);
+    let ctx = (decode::limits(state), labels, gmc_model::now_nanos());
+    store(state, p, body, ctx, move |b, _, (limits, labels, now)| {
         let opts = decode::ExpositionOptions {
             format,
             default_ts_nanos: *now,
@@ -608,8 +620,7 @@ pub(crate) async fn import_prometheus(
         };
         decode::exposition(b, &opts, limits).map(|d| vec![d])
     })
-    .await?;
-    Ok(respond(outcome, StatusCode::NO_CONTENT))
+    .await
 }
 
 /// `PUT|POST /metrics/job/<job>{/<label>/<value>}`: Pushgateway-style push. Unlike a
@@ -641,21 +652,7 @@ pub(crate) async fn pushgateway(
     for pair in rest.chunks(2) {
         labels.push((percent_decode(pair[0]), percent_decode(pair[1])));
     }
-    let body = read_body(&state, p, body).await?;
-    let body = decode_content_encoding(&state, p, &headers, body)?;
-    let format = exposition_format(&headers);
-    let ctx = (decode::limits(&state), labels, gmc_model::now_nanos());
-    let outcome = store(&state, p, body, ctx, move |b, _, (limits, labels, now)| {
-        let opts = decode::ExpositionOptions {
-            format,
-            default_ts_nanos: *now,
-            target_labels: labels,
-            honor_labels: false,
-            honor_timestamps: true,
-        };
-        decode::exposition(b, &opts, limits).map(|d| vec![d])
-    })
-    .await?;
+    let outcome = store_exposition(&state, &headers, body, labels).await?;
     Ok(respond(outcome, StatusCode::OK))
 }
 

@@ -14,13 +14,13 @@
 
 use std::collections::HashMap;
 
-use gmc_model::{millis_to_nanos, nanos_to_millis, Metadata, MetricType, Piece, WriteBatch};
+use gmc_model::{millis_to_nanos, nanos_to_millis, Metadata, MetricType, WriteBatch};
 use prost::Message as _;
 
 use super::reader::{Reader, LEN, VARINT};
 use super::{
-    decode_histogram, decode_sample, finish_series, histogram_to_proto, label_strs, metric_name_in,
-    metric_type_from_proto, metric_type_to_proto, push_label, LabelRanges, Part, PbResult,
+    add_labels, decode_histogram, decode_sample, finish_series, histogram_to_proto, metric_name_in,
+    metric_type_from_proto, metric_type_to_proto, LabelRanges, Part, PbResult,
 };
 use crate::error::{Error, Result};
 use crate::report::{Decoded, Limits, SampleBudget};
@@ -296,23 +296,14 @@ fn decode_series<'a>(
     let mut labels = 0usize;
     let max_labels = st.limits.labels.max_labels;
     let sorted = bad.is_none()
-        && s.sorted_labels(
-            st.labels
-                .iter()
-                .map(|&(n, v)| (Piece::in_buffer(buf, n), Piece::in_buffer(buf, v))),
+        && add_labels(
+            &mut s,
+            (buf, 0),
+            &st.labels,
+            (&mut labels, max_labels),
+            &mut metric_name,
+            &mut bad,
         );
-    if sorted {
-        labels = st.labels.len();
-    } else if bad.is_none() {
-        for &(n, v) in &st.labels {
-            match label_strs(buf, 0, (n, v)) {
-                Ok(pair) => push_label(&mut s, pair, &mut metric_name, &mut labels, max_labels),
-                Err(e) => {
-                    bad.get_or_insert(e);
-                }
-            }
-        }
-    }
     if sorted || metric_name.is_empty() {
         metric_name = metric_name_in(buf, &st.labels);
     }
