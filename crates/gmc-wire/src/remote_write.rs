@@ -377,6 +377,7 @@ fn label_ranges_general(mut r: Reader<'_>) -> PbResult<LabelRanges> {
 /// `labels` (count, limit), noting the metric name, and the first invalid string in
 /// `bad`. Returns whether the fast path took them (the metric name is then not noted: it
 /// is looked up only for an error message).
+#[inline]
 fn add_labels<'a>(
     s: &mut SeriesWriter<'_, 'a>,
     (buf, base): (&'a [u8], usize),
