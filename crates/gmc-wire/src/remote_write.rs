@@ -227,20 +227,16 @@ fn decode_series<'a>(
                 }
             }
             (2, LEN) => {
-                let (ts_ms, value) = decode_sample(r.message()?)?;
-                budget.take(1)?;
+                add_float(r.message()?, budget, &mut s)?;
                 samples += 1;
-                s.float(millis_to_nanos(ts_ms), value);
             }
             (3, LEN) => {
                 r.bytes()?;
                 exemplars += 1;
             }
             (4, LEN) => {
-                let (ts_ms, h) = decode_histogram(r.message()?)?;
-                budget.take(1)?;
+                add_histogram(r.message()?, budget, &mut s)?;
                 samples += 1;
-                s.histogram(millis_to_nanos(ts_ms), h);
             }
             (1..=4, _) => return Err(r.error("wrong wire type for TimeSeries field").into()),
             _ => r.skip(field, wt)?,
@@ -315,6 +311,28 @@ fn metric_name_in<'a>(buf: &'a [u8], labels: &[LabelRanges]) -> &'a str {
         .find(|&&(n, _)| buf.get(n.0..n.1) == Some(METRIC_NAME.as_bytes()))
         .and_then(|&(_, v)| std::str::from_utf8(buf.get(v.0..v.1)?).ok())
         .unwrap_or_default()
+}
+
+/// Add a `Sample` message to the series, counted against the request's sample budget.
+#[inline]
+fn add_float(m: Reader<'_>, budget: &mut SampleBudget, s: &mut SeriesWriter<'_, '_>) -> Result<()> {
+    let (ts_ms, value) = decode_sample(m)?;
+    budget.take(1)?;
+    s.float(millis_to_nanos(ts_ms), value);
+    Ok(())
+}
+
+/// Add a native `Histogram` message to the series, counted against the sample budget.
+#[inline]
+fn add_histogram(
+    m: Reader<'_>,
+    budget: &mut SampleBudget,
+    s: &mut SeriesWriter<'_, '_>,
+) -> Result<()> {
+    let (ts_ms, h) = decode_histogram(m)?;
+    budget.take(1)?;
+    s.histogram(millis_to_nanos(ts_ms), h);
+    Ok(())
 }
 
 /// Fill in which series an error is about (only on the error path, so it may allocate).

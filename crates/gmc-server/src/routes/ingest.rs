@@ -410,8 +410,9 @@ enum RemoteWriteMessage {
 
 /// The message of a remote-write `Content-Type`: `application/x-protobuf`, 1.0 unless a
 /// `proto` parameter names 2.0 (as the 2.0 specification negotiates it). No content type
-/// at all is 1.0, as old senders send none. `Err` says why the type is refused (415).
-fn remote_write_message(ctype: &str) -> Result<RemoteWriteMessage, String> {
+/// at all is 1.0, as old senders send none. `Err` gives the counter reason and says why
+/// the type is refused (415).
+fn remote_write_message(ctype: &str) -> Result<RemoteWriteMessage, (&'static str, String)> {
     let ctype = ctype.trim();
     if ctype.is_empty() {
         return Ok(RemoteWriteMessage::V1);
@@ -419,8 +420,11 @@ fn remote_write_message(ctype: &str) -> Result<RemoteWriteMessage, String> {
     let mut parts = ctype.split(';');
     let media = parts.next().unwrap_or_default().trim();
     if !media.eq_ignore_ascii_case("application/x-protobuf") {
-        return Err(format!(
-            "unsupported Content-Type {ctype:?}; remote write sends application/x-protobuf"
+        return Err((
+            "unsupported_content_type",
+            format!(
+                "unsupported Content-Type {ctype:?}; remote write sends application/x-protobuf"
+            ),
         ));
     }
     for param in parts {
@@ -431,9 +435,12 @@ fn remote_write_message(ctype: &str) -> Result<RemoteWriteMessage, String> {
             return match v.trim().trim_matches('"') {
                 "prometheus.WriteRequest" => Ok(RemoteWriteMessage::V1),
                 gmc_wire::remote_write::v2::PROTO_MESSAGE => Ok(RemoteWriteMessage::V2),
-                other => Err(format!(
-                    "unsupported protobuf message {other:?}; gmc accepts prometheus.WriteRequest (remote write 1.0) and {} (2.0)",
-                    gmc_wire::remote_write::v2::PROTO_MESSAGE
+                other => Err((
+                    "unsupported_message",
+                    format!(
+                        "unsupported protobuf message {other:?}; gmc accepts prometheus.WriteRequest (remote write 1.0) and {} (2.0)",
+                        gmc_wire::remote_write::v2::PROTO_MESSAGE
+                    ),
                 )),
             };
         }
@@ -444,15 +451,14 @@ fn remote_write_message(ctype: &str) -> Result<RemoteWriteMessage, String> {
 /// The response headers remote write 2.0 requires on a stored request (success or a
 /// partial write): what was written, so the sender can tell a partial write from a full
 /// one. gmc does not store exemplars, so it reports none written.
-fn with_written_headers(mut resp: Response, outcome: &Outcome) -> Response {
-    let floats = outcome.samples.saturating_sub(outcome.histograms);
+fn respond_with_written(outcome: Outcome) -> Response {
+    let histograms = outcome.histograms;
+    let floats = outcome.samples.saturating_sub(histograms);
+    let mut resp = respond(outcome, StatusCode::NO_CONTENT);
     let h = resp.headers_mut();
     for (name, n) in [
         ("x-prometheus-remote-write-samples-written", floats),
-        (
-            "x-prometheus-remote-write-histograms-written",
-            outcome.histograms,
-        ),
+        ("x-prometheus-remote-write-histograms-written", histograms),
         ("x-prometheus-remote-write-exemplars-written", 0),
     ] {
         h.insert(name, axum::http::HeaderValue::from(n));
@@ -471,12 +477,7 @@ pub(crate) async fn remote_write(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let message = remote_write_message(ctype).map_err(|why| {
-        let reason = if why.contains("protobuf message") {
-            "unsupported_message"
-        } else {
-            "unsupported_content_type"
-        };
+    let message = remote_write_message(ctype).map_err(|(reason, why)| {
         state.metrics.rejected(Protocol::RemoteWrite, reason, 1);
         ApiError::unsupported_media(why)
     })?;
@@ -510,15 +511,7 @@ pub(crate) async fn remote_write(
                 decode::remote_write_v2(b, scratch, limits, st.spare_write_cores())
             })
             .await?;
-            let counts = Outcome {
-                samples: outcome.samples,
-                histograms: outcome.histograms,
-                ..Outcome::default()
-            };
-            Ok(with_written_headers(
-                respond(outcome, StatusCode::NO_CONTENT),
-                &counts,
-            ))
+            Ok(respond_with_written(outcome))
         }
     }
 }
@@ -737,7 +730,7 @@ mod tests {
             let got = remote_write_message(ctype);
             match (got, want) {
                 (Ok(g), Ok(w)) => assert_eq!(g, w, "{ctype}"),
-                (Err(e), Err(w)) => assert!(e.contains(w), "{ctype}: {e}"),
+                (Err((_, e)), Err(w)) => assert!(e.contains(w), "{ctype}: {e}"),
                 (got, want) => panic!("{ctype}: {got:?}, want {want:?}"),
             }
         }

@@ -14,12 +14,12 @@
 
 use std::collections::HashMap;
 
-use gmc_model::{millis_to_nanos, nanos_to_millis, Metadata, MetricType, WriteBatch};
+use gmc_model::{nanos_to_millis, Metadata, MetricType, WriteBatch};
 use prost::Message as _;
 
 use super::reader::{Reader, LEN, VARINT};
 use super::{
-    add_labels, decode_histogram, decode_sample, finish_series, histogram_to_proto, metric_name_in,
+    add_float, add_histogram, add_labels, finish_series, histogram_to_proto, metric_name_in,
     metric_type_from_proto, metric_type_to_proto, LabelRanges, Part, PbResult,
 };
 use crate::error::{Error, Result};
@@ -201,7 +201,7 @@ struct State<'s, 'a> {
     labels: Vec<LabelRanges>,
     /// Metadata already put in the batch, by family: a request repeats it on every
     /// series of the family, and the batch should carry it once.
-    metadata: HashMap<&'a str, (i32, u32, u32)>,
+    metadata: HashMap<&'a str, MetadataRefs>,
 }
 
 /// A series' `Metadata` message as references.
@@ -238,16 +238,12 @@ fn decode_series<'a>(
             }
             (1, VARINT) => st.refs.push(r.varint()? as u32),
             (2, LEN) => {
-                let (ts_ms, value) = decode_sample(r.message()?)?;
-                budget.take(1)?;
+                add_float(r.message()?, budget, &mut s)?;
                 samples += 1;
-                s.float(millis_to_nanos(ts_ms), value);
             }
             (3, LEN) => {
-                let (ts_ms, h) = decode_histogram(r.message()?)?;
-                budget.take(1)?;
+                add_histogram(r.message()?, budget, &mut s)?;
                 samples += 1;
-                s.histogram(millis_to_nanos(ts_ms), h);
             }
             (4, LEN) => {
                 r.bytes()?;
@@ -275,12 +271,8 @@ fn decode_series<'a>(
     for pair in st.refs.chunks_exact(2) {
         match (symbols.range(pair[0]), symbols.range(pair[1])) {
             (Some(n), Some(v)) => st.labels.push((n, v)),
-            _ => {
-                let r = if symbols.range(pair[0]).is_none() {
-                    pair[0]
-                } else {
-                    pair[1]
-                };
+            (n, _) => {
+                let r = if n.is_none() { pair[0] } else { pair[1] };
                 bad.get_or_insert_with(|| {
                     bad_refs(format!(
                         "series #{index}: label reference {r} is outside the request's {} symbols",
@@ -295,8 +287,8 @@ fn decode_series<'a>(
     let mut metric_name: &'a str = "";
     let mut labels = 0usize;
     let max_labels = st.limits.labels.max_labels;
-    let sorted = bad.is_none()
-        && add_labels(
+    if bad.is_none() {
+        add_labels(
             &mut s,
             (buf, 0),
             &st.labels,
@@ -304,9 +296,13 @@ fn decode_series<'a>(
             &mut metric_name,
             &mut bad,
         );
-    if sorted || metric_name.is_empty() {
-        metric_name = metric_name_in(buf, &st.labels);
     }
+    // The fast path does not note the metric name: look it up only when it is needed
+    // (metadata, or a refusal's message).
+    let name = |labels: &[LabelRanges]| match metric_name {
+        "" => metric_name_in(buf, labels),
+        known => known,
+    };
     let report = &mut out.report;
     let stored = finish_series(
         s,
@@ -314,10 +310,11 @@ fn decode_series<'a>(
         (labels, max_labels),
         samples,
         index,
-        || metric_name,
+        || name(&st.labels),
         report,
     );
     if let (true, Some(m)) = (stored, meta) {
+        let metric_name = name(&st.labels);
         note_metadata(st, metric_name, m, out);
     }
     Ok(())
@@ -364,17 +361,8 @@ fn note_metadata<'a>(
     {
         return;
     }
-    let family = match metric_type {
-        MetricType::Histogram | MetricType::GaugeHistogram | MetricType::Summary => {
-            ["_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| metric_name.strip_suffix(s))
-                .unwrap_or(metric_name)
-        }
-        _ => metric_name,
-    };
-    let key = (m.metric_type, m.help, m.unit);
-    if st.metadata.insert(family, key) == Some(key) {
+    let family = metric_family(metric_name, metric_type);
+    if st.metadata.insert(family, m) == Some(m) {
         return;
     }
     out.batch.push_metadata(Metadata {
@@ -383,6 +371,25 @@ fn note_metadata<'a>(
         help: help.to_owned(),
         unit: unit.to_owned(),
     });
+}
+
+/// The family a series of type `t` belongs to, as 1.0 senders name families: its metric
+/// name, without the `_bucket` / `_sum` / `_count` suffix of a histogram's or summary's
+/// series.
+fn metric_family(metric_name: &str, t: MetricType) -> &str {
+    match t {
+        MetricType::Histogram | MetricType::GaugeHistogram | MetricType::Summary => {
+            family_stem(metric_name).unwrap_or(metric_name)
+        }
+        _ => metric_name,
+    }
+}
+
+/// The metric name without a histogram's or summary's series suffix, when it has one.
+fn family_stem(metric_name: &str) -> Option<&str> {
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| metric_name.strip_suffix(s))
 }
 
 /// Remote write 2.0 messages as prost structs (declared by hand, as the 1.0 ones). Samples
@@ -485,24 +492,25 @@ impl Interner {
 pub fn to_proto(batch: &WriteBatch<'_>) -> proto::Request {
     let mut syms = Interner::new();
     let mut timeseries = Vec::with_capacity(batch.len_series());
+    let families: HashMap<&str, &Metadata> = batch
+        .metadata()
+        .iter()
+        .map(|m| (m.metric_family.as_str(), m))
+        .collect();
     for s in batch.iter() {
-        let mut labels: Vec<(&str, &str)> = s.labels().collect();
-        labels.sort_unstable();
-        let mut labels_refs = Vec::with_capacity(labels.len() * 2);
-        for (n, v) in &labels {
+        // A batch's labels come sorted, as 2.0 wants them.
+        let mut labels_refs = Vec::new();
+        for (n, v) in s.labels() {
             labels_refs.push(syms.intern(n));
             labels_refs.push(syms.intern(v));
         }
         let name = s.label(gmc_model::METRIC_NAME).unwrap_or_default();
-        let metadata = batch
-            .metadata()
-            .iter()
-            .find(|m| {
-                m.metric_family == name
-                    || ["_bucket", "_sum", "_count"]
-                        .iter()
-                        .any(|suffix| name.strip_suffix(suffix) == Some(m.metric_family.as_str()))
-            })
+        // The family's metadata, named as the decoder names families.
+        let metadata = [Some(name), family_stem(name)]
+            .into_iter()
+            .flatten()
+            .filter_map(|f| families.get(f))
+            .find(|m| metric_family(name, m.metric_type) == m.metric_family)
             .map(|m| proto::Metadata {
                 r#type: metric_type_to_proto(m.metric_type) as i32,
                 help_ref: syms.intern(&m.help),
@@ -721,7 +729,7 @@ mod tests {
             let d = decode_part(&layout.symbols, *p, &limits).unwrap();
             ts.extend(d.batch.iter().map(|s| s.floats[0].ts_nanos));
         }
-        let want: Vec<i64> = (0..50).map(millis_to_nanos).collect();
+        let want: Vec<i64> = (0..50).map(gmc_model::millis_to_nanos).collect();
         assert_eq!(ts, want);
         assert_eq!(first[0], 0);
         assert!(first.windows(2).all(|w| w[0] < w[1]));

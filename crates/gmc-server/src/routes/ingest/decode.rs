@@ -60,13 +60,25 @@ pub(crate) fn remote_write<'a>(
     limits: &Limits,
     cores: usize,
 ) -> Result<Vec<Decoded<'a>>, Refusal> {
-    gmc_wire::remote_write::decompress_into(body, limits, scratch).map_err(refuse)?;
-    let buf: &'a Vec<u8> = scratch;
-    let parts = (buf.len() / PARALLEL_PART_BYTES).min(cores);
+    let (buf, parts) = decompress(body, scratch, limits, PARALLEL_PART_BYTES, cores)?;
     let pieces = gmc_wire::remote_write::split(buf, parts);
     all_parts(gmc_tsdb::par::each(pieces, |p| {
         gmc_wire::remote_write::decode_part(p, limits)
     }))
+}
+
+/// Snappy-decompress (capped) a remote-write body into `scratch`: the buffer, and how
+/// many parts to decode it in (one per `part_bytes`, at most `cores`).
+fn decompress<'a>(
+    body: &[u8],
+    scratch: &'a mut Vec<u8>,
+    limits: &Limits,
+    part_bytes: usize,
+    cores: usize,
+) -> Result<(&'a [u8], usize), Refusal> {
+    gmc_wire::remote_write::decompress_into(body, limits, scratch).map_err(refuse)?;
+    let parts = (scratch.len() / part_bytes).min(cores);
+    Ok((scratch, parts))
 }
 
 /// The decoded parts of one request, or the refusal of the first that failed (a part
@@ -92,9 +104,7 @@ pub(crate) fn remote_write_v2<'a>(
     cores: usize,
 ) -> Result<Vec<Decoded<'a>>, Refusal> {
     use gmc_wire::remote_write::v2;
-    gmc_wire::remote_write::decompress_into(body, limits, scratch).map_err(refuse)?;
-    let buf: &'a Vec<u8> = scratch;
-    let parts = (buf.len() / PARALLEL_PART_BYTES_V2).min(cores);
+    let (buf, parts) = decompress(body, scratch, limits, PARALLEL_PART_BYTES_V2, cores)?;
     let layout = v2::split(buf, parts, limits).map_err(refuse)?;
     let symbols = &layout.symbols;
     all_parts(gmc_tsdb::par::each(layout.parts, |p| {
