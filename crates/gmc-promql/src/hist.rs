@@ -4,12 +4,16 @@
 //! `FloatHistogram` directly. Custom-bucket histograms (NHCB, schema -53) combine only
 //! with each other: when their bounds differ they are first re-bucketed onto the bounds
 //! both share (Prometheus' reconciliation), and their quantiles, fractions and variance
-//! interpolate linearly, as for classic histograms.
+//! interpolate linearly, as for classic histograms. The trim operators `</` and `>/`
+//! live in `hist/trim.rs`.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use gmc_model::{CounterResetHint, Histogram, Span};
+
+mod trim;
+pub(crate) use trim::{trim, Keep};
 
 /// Whether combining `a` and `b` re-buckets custom buckets onto the bounds they share
 /// (Prometheus then reports that it reconciled them).

@@ -194,3 +194,32 @@ fn custom_and_exponential_histograms_do_not_sum() {
     assert_empty(&r);
     assert_says(&r, "mix of histograms with exponential and custom buckets");
 }
+
+#[test]
+fn trim_operators_keep_the_name_and_bind_like_comparisons() {
+    let (_d, db) = store();
+    // XNAS at minute 1: bounds [5, 10], buckets [2, 4, 2].
+    let r = at(&db, r#"lat{venue="XNAS"} </ 7.5"#, 1);
+    let h = hist(&r, Some("XNAS"));
+    // The first bucket counts as [0, 5] and stays whole, half of (5, 10] stays, and the
+    // +Inf bucket goes; the sum is estimated from bucket mid-points.
+    assert_eq!(buckets(&h), vec![(5.0, 2.0), (10.0, 2.0)]);
+    assert_eq!((h.count, h.sum), (4.0, 2.0 * 2.5 + 2.0 * 6.25));
+    let Value::Vector(v) = &r.value else {
+        panic!("vector expected")
+    };
+    assert_eq!(v[0].labels.get("__name__"), Some("lat"));
+    // `</` binds looser than `+`, as comparisons do.
+    let r = at(&db, r#"lat{venue="XNAS"} </ 5 + 2.5"#, 1);
+    assert_eq!(hist(&r, Some("XNAS")), h);
+    let r = at(&db, r#"lat{venue="XNAS"} >/ 7.5"#, 1);
+    let h = hist(&r, Some("XNAS"));
+    assert_eq!(buckets(&h), vec![(10.0, 2.0), (f64::INFINITY, 2.0)]);
+    // A float has no observations to trim: no result, and the query says why.
+    let r = at(&db, r#"histogram_count(lat{venue="XNAS"}) </ 1"#, 1);
+    assert_empty(&r);
+    assert_says(
+        &r,
+        "incompatible sample types encountered for binary operator \"</\"",
+    );
+}

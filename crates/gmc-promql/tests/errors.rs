@@ -58,6 +58,12 @@ fn bad_queries_are_bad_data_with_clear_messages() {
         ("abs(\"x\")", "expected type vector"),
         ("{}", "at least one non-empty matcher"),
         ("req_total{job=~\"(\"}", "regex"),
+        // The trim operators take histograms on their left, and are not comparisons.
+        ("1 </ 2", "trim operator '</' needs an instant vector"),
+        (
+            "req_total >/ bool 1",
+            "bool modifier can only be used on comparison",
+        ),
     ];
     for (q, want) in cases {
         let x = err(e.instant_query(&db, q, 0));

@@ -10,7 +10,7 @@ use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use gmc_model::{Labels, METRIC_NAME};
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
-    T_MUL, T_NEQ, T_POW, T_SUB,
+    T_MUL, T_NEQ, T_POW, T_SUB, T_TRIM_LOWER, T_TRIM_UPPER,
 };
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
@@ -25,6 +25,16 @@ fn is_comparison(op: u16) -> bool {
 
 fn is_set(op: u16) -> bool {
     matches!(op, T_LAND | T_LOR | T_LUNLESS)
+}
+
+fn is_trim(op: u16) -> bool {
+    matches!(op, T_TRIM_UPPER | T_TRIM_LOWER)
+}
+
+/// Whether the result keeps the left side's metric name: filtering comparisons and the
+/// histogram trim operators (`</`, `>/`) do, arithmetic does not.
+fn keeps_name(op: u16, return_bool: bool) -> bool {
+    (is_comparison(op) && !return_bool) || is_trim(op)
 }
 
 /// Float arithmetic of a binary operator.
@@ -70,6 +80,7 @@ enum ElemOut {
 
 fn elem_op(op: u16, l: &Pv, r: &Pv) -> ElemOut {
     match (l, r) {
+        (Pv::F(_), Pv::F(_)) if is_trim(op) => ElemOut::Incompatible(op_name(op)),
         (Pv::F(a), Pv::F(b)) => {
             if is_comparison(op) {
                 if compare(op, *a, *b) {
@@ -121,6 +132,8 @@ fn elem_op(op: u16, l: &Pv, r: &Pv) -> ElemOut {
             _ => ElemOut::Incompatible(op_name(op)),
         },
         (Pv::H(a), Pv::F(b)) => match op {
+            T_TRIM_UPPER => ElemOut::Keep(Pv::H(Arc::new(hist::trim(a, *b, hist::Keep::Below)))),
+            T_TRIM_LOWER => ElemOut::Keep(Pv::H(Arc::new(hist::trim(a, *b, hist::Keep::Above)))),
             T_MUL => ElemOut::Keep(Pv::H(Arc::new(hist::scale(a, *b)))),
             // Division by zero leaves no finite bucket: Prometheus keeps only the
             // (infinite or NaN) totals and zero bucket.
@@ -158,6 +171,8 @@ fn op_name(op: u16) -> &'static str {
         T_LSS => "<",
         T_GTE => ">=",
         T_LTE => "<=",
+        T_TRIM_UPPER => "</",
+        T_TRIM_LOWER => ">/",
         _ => "?",
     }
 }
@@ -285,8 +300,13 @@ impl Evaluator<'_> {
         let mut out = Vec::with_capacity(v.len());
         let mut notes = BinNotes::default();
         for mut series in v {
-            let drop = series.drop_name || return_bool || !cmp;
+            let drop = series.drop_name || !keeps_name(op, return_bool);
             let mut floats = Vec::with_capacity(series.floats.len());
+            if is_trim(op) && !series.floats.is_empty() {
+                // Only histograms have observations to trim.
+                series.floats.clear();
+                notes.incompatible = Some(op_name(op));
+            }
             for (t, f) in series.floats.drain(..) {
                 let x = s[grid.idx(t)];
                 let (l, r) = if swap { (x, f) } else { (f, x) };
@@ -441,7 +461,6 @@ impl Evaluator<'_> {
             .collect();
         let many_at = by_step(&many, grid);
         let one_at = by_step(&one, grid);
-        let cmp = is_comparison(op);
         let mut out: Vec<Series> = Vec::new();
         let mut out_index: HashMap<Labels, usize> = HashMap::new();
         let mut pair_cache: HashMap<(u32, u32), usize> = HashMap::new();
@@ -497,7 +516,7 @@ impl Evaluator<'_> {
                                         names,
                                         include,
                                     ),
-                                    ms.drop_name || return_bool || !cmp,
+                                    ms.drop_name || !keeps_name(op, return_bool),
                                 )
                             },
                         );
@@ -561,7 +580,7 @@ impl Evaluator<'_> {
                             names,
                             include,
                         );
-                        let drop = ms.drop_name || return_bool || !cmp;
+                        let drop = ms.drop_name || !keeps_name(op, return_bool);
                         let idx = match out_index.get(&labels) {
                             Some(x) => *x,
                             None => {
