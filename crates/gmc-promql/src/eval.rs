@@ -947,6 +947,9 @@ impl<'a> Evaluator<'a> {
             Expr::VectorSelector(vs) => {
                 Ok(Val::Vector(self.eval_vector_selector(vs, grid, false)?))
             }
+            Expr::MatrixSelector(ms) if ms.vs.anchored || ms.vs.smoothed => {
+                Ok(Val::Matrix(self.extended_matrix(ms, grid)?))
+            }
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
                 // A range expression evaluated directly: only valid at one instant.
                 let input = self.range_input(e, grid)?;
@@ -1086,6 +1089,9 @@ impl<'a> Evaluator<'a> {
         grid: Grid,
         timestamps: bool,
     ) -> Result<Vec<Series>> {
+        if vs.smoothed {
+            return self.smoothed_vector_selector(vs, grid, timestamps);
+        }
         let off = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
         let lookback = self.lookback_ms();

@@ -14,6 +14,8 @@ use super::{unparen, Evaluator, Grid, LazyInput, Pv, RangeInput, Raw, Series, Va
 use crate::error::{Error, Result};
 use crate::hist;
 
+mod extended;
+
 /// Per-thread scratch of the range functions, reused across series: the counter-reset
 /// prefix of `rate`-like functions and the sliding state of the `*_over_time` functions
 /// that answer a window without visiting its samples.
@@ -849,19 +851,28 @@ impl Evaluator<'_> {
         let func = RangeFn::from_name(name)
             .ok_or_else(|| Error::BadData(format!("unknown function with name {name:?}")))?;
         let keep = keeps_name(name);
+        let extended = match unparen(marg) {
+            Expr::MatrixSelector(ms) if ms.vs.anchored || ms.vs.smoothed => Some(ms),
+            _ => None,
+        };
         // `absent_over_time` asks whether any series has a sample per window: read whole.
-        let lazy = if name == "absent_over_time" {
+        let lazy = if name == "absent_over_time" || extended.is_some() {
             None
         } else {
             self.matrix_lazy(marg, grid)?
         };
-        let (out, notes, metric_name) = match lazy {
-            Some(lazy) => {
+        let (out, notes, metric_name) = match (lazy, extended) {
+            (_, Some(ms)) => {
+                extended::check_modifier(name, &ms.vs)?;
+                let (out, notes) = self.extended_range_fn(ms, func, grid)?;
+                (out, notes, super::selector_name(&ms.vs))
+            }
+            (Some(lazy), None) => {
                 let metric_name = lazy.metric_name.clone();
                 let (out, notes) = self.stream_range_fn(lazy, func, keep, &params, grid)?;
                 (out, notes, metric_name)
             }
-            _ => {
+            (None, None) => {
                 let input = self.range_input(marg, grid)?;
                 if name == "absent_over_time" {
                     return Ok(self.absent_over_time(marg, &input, grid));

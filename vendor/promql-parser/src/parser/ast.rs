@@ -891,6 +891,12 @@ pub struct VectorSelector {
     #[cfg_attr(feature = "ser", serde(flatten))]
     #[cfg_attr(feature = "ser", serde(serialize_with = "serialize_at_modifier"))]
     pub at: Option<AtModifier>,
+    /// gmc: `anchored` (range selectors only): the window also holds the last sample at
+    /// or before its start, within the lookback delta.
+    pub anchored: bool,
+    /// gmc: `smoothed`: values at the window's (or instant's) edges are interpolated
+    /// between the samples around them.
+    pub smoothed: bool,
 }
 
 impl VectorSelector {
@@ -900,29 +906,21 @@ impl VectorSelector {
             matchers,
             offset: None,
             at: None,
+            anchored: false,
+            smoothed: false,
         }
     }
 }
 
 impl Default for VectorSelector {
     fn default() -> Self {
-        Self {
-            name: None,
-            matchers: Matchers::empty(),
-            offset: None,
-            at: None,
-        }
+        Self::new(None, Matchers::empty())
     }
 }
 
 impl From<String> for VectorSelector {
     fn from(name: String) -> Self {
-        VectorSelector {
-            name: Some(name),
-            offset: None,
-            at: None,
-            matchers: Matchers::empty(),
-        }
+        Self::new(Some(name), Matchers::empty())
     }
 }
 
@@ -941,6 +939,8 @@ impl From<String> for VectorSelector {
 ///     offset: None,
 ///     at: None,
 ///     matchers: Matchers::empty(),
+///     anchored: false,
+///     smoothed: false,
 /// };
 ///
 /// assert_eq!(VectorSelector::from("foo"), vs);
@@ -968,6 +968,9 @@ impl fmt::Display for VectorSelector {
         let matchers = &self.matchers.to_string();
         if !matchers.is_empty() {
             write!(f, "{{{matchers}}}")?;
+        }
+        if self.smoothed {
+            write!(f, " smoothed")?;
         }
         if let Some(at) = &self.at {
             write!(f, " {at}")?;
@@ -1009,6 +1012,12 @@ impl fmt::Display for MatrixSelector {
         }
 
         write!(f, "[{}]", display_duration(&self.range))?;
+
+        if self.vs.anchored {
+            write!(f, " anchored")?;
+        } else if self.vs.smoothed {
+            write!(f, " smoothed")?;
+        }
 
         if let Some(at) = &self.vs.at {
             write!(f, " {at}")?;
@@ -1249,6 +1258,45 @@ impl Expr {
             _ => {
                 Err("@ modifier must be preceded by an vector selector or matrix selector or a subquery".into())
             }
+        }
+    }
+
+    /// gmc: `anchored`, which only a range selector takes, once.
+    pub(crate) fn anchored_expr(self) -> Result<Self, String> {
+        match self {
+            Expr::MatrixSelector(mut ms) => {
+                if ms.vs.anchored || ms.vs.smoothed {
+                    return Err("anchored or smoothed may not be set multiple times".into());
+                }
+                ms.vs.anchored = true;
+                Ok(Expr::MatrixSelector(ms))
+            }
+            _ => Err("anchored modifier must be preceded by a range vector selector".into()),
+        }
+    }
+
+    /// gmc: `smoothed`, which a range or an instant vector selector takes, once.
+    pub(crate) fn smoothed_expr(self) -> Result<Self, String> {
+        let already_set_err = Err("anchored or smoothed may not be set multiple times".into());
+        match self {
+            Expr::MatrixSelector(mut ms) => {
+                if ms.vs.anchored || ms.vs.smoothed {
+                    return already_set_err;
+                }
+                ms.vs.smoothed = true;
+                Ok(Expr::MatrixSelector(ms))
+            }
+            Expr::VectorSelector(mut vs) => {
+                if vs.smoothed {
+                    return already_set_err;
+                }
+                vs.smoothed = true;
+                Ok(Expr::VectorSelector(vs))
+            }
+            _ => Err(
+                "smoothed modifier must be preceded by a vector selector or a range vector selector"
+                    .into(),
+            ),
         }
     }
 

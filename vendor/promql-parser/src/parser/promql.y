@@ -123,7 +123,6 @@ START_METRIC_SELECTOR
 %expect-unused 'KEYWORDS_START' 'KEYWORDS_END' 'PREPROCESSOR_START' 'PREPROCESSOR_END'
 %expect-unused 'STEP' 'STARTSYMBOLS_START'
 %expect-unused 'START_METRIC' 'START_SERIES_DESCRIPTION' 'START_EXPRESSION' 'START_METRIC_SELECTOR' 'STARTSYMBOLS_END'
-%expect-unused 'SMOOTHED' 'ANCHORED'
 
 %expect 5
 
@@ -138,7 +137,7 @@ START_METRIC_SELECTOR
 %right POW
 
 // Offset and At modifiers do not have associativity.
-%nonassoc OFFSET AT GROUP_LEFT GROUP_RIGHT
+%nonassoc OFFSET AT GROUP_LEFT GROUP_RIGHT ANCHORED SMOOTHED
 
 // This ensures that it is always attempted to parse range or subquery selectors when a left
 // bracket is encountered.
@@ -164,6 +163,7 @@ expr -> Result<Expr, String>:
         |       matrix_selector { check_ast($1?) }
         |       number_literal { check_ast($1?) }
         |       offset_expr { check_ast($1?) }
+        |       extended_range_expr { check_ast($1?) }
         |       paren_expr { check_ast($1?) }
         |       string_literal { check_ast($1?) }
         |       subquery_expr { check_ast($1?) }
@@ -396,6 +396,14 @@ offset_expr -> Result<Expr, String>:
         |       expr OFFSET ADD duration { $1?.offset_expr(Offset::Pos($4?)) }
         |       expr OFFSET SUB duration { $1?.offset_expr(Offset::Neg($4?)) }
         |       expr OFFSET EOF { Err("unexpected end of input in offset, expected duration".into()) }
+;
+
+/*
+ * gmc: the anchored and smoothed modifiers of Prometheus 3.x (experimental there).
+ */
+extended_range_expr -> Result<Expr, String>:
+                expr ANCHORED { $1?.anchored_expr() }
+        |       expr SMOOTHED { $1?.smoothed_expr() }
 ;
 
 /*
