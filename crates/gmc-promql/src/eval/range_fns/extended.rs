@@ -66,43 +66,63 @@ fn window_points(
 ) -> bool {
     fs.clear();
     hs.clear();
-    let (f_lo, f_hi) = (
+    let push = |fs: &mut Vec<_>, hs: &mut Vec<_>, (t, v): (i64, Pv)| match v {
+        Pv::F(f) => fs.push((t, f)),
+        Pv::H(h) => hs.push((t, h)),
+    };
+    if let Some(anchor) = sample_at_or_before(r, start, lookback) {
+        push(fs, hs, anchor);
+    }
+    let f = (
         r.floats.partition_point(|p| p.0 <= start),
         r.floats.partition_point(|p| p.0 <= end),
     );
-    let (h_lo, h_hi) = (
+    let h = (
         r.hists.partition_point(|p| p.0 <= start),
         r.hists.partition_point(|p| p.0 <= end),
     );
-    let fresh = |t: i64| t > start - lookback;
-    let f_anchor = f_lo
-        .checked_sub(1)
-        .map(|i| r.floats[i])
-        .filter(|p| fresh(p.0));
-    let h_anchor = h_lo
-        .checked_sub(1)
-        .map(|i| &r.hists[i])
-        .filter(|p| fresh(p.0));
-    match (f_anchor, h_anchor) {
-        (Some(f), Some(h)) if f.0 > h.0 => fs.push(f),
-        (_, Some(h)) => hs.push(h.clone()),
-        (Some(f), None) => fs.push(f),
-        (None, None) => {}
-    }
-    fs.extend_from_slice(&r.floats[f_lo..f_hi]);
-    hs.extend_from_slice(&r.hists[h_lo..h_hi]);
+    fs.extend_from_slice(&r.floats[f.0..f.1]);
+    hs.extend_from_slice(&r.hists[h.0..h.1]);
     if smoothed {
-        let near = |t: i64| t <= end + lookback;
-        let f_next = r.floats.get(f_hi).copied().filter(|p| near(p.0));
-        let h_next = r.hists.get(h_hi).filter(|p| near(p.0));
-        match (f_next, h_next) {
-            (Some(f), Some(h)) if f.0 < h.0 => fs.push(f),
-            (_, Some(h)) => hs.push(h.clone()),
-            (Some(f), None) => fs.push(f),
-            (None, None) => {}
+        if let Some(next) = sample_after(r, end, lookback) {
+            push(fs, hs, next);
         }
     }
-    f_hi > f_lo || h_hi > h_lo
+    f.1 > f.0 || h.1 > h.0
+}
+
+/// The newest sample of `r` (float or histogram) in `(t - lookback, t]`.
+fn sample_at_or_before(r: &Raw, t: i64, lookback: i64) -> Option<(i64, Pv)> {
+    let fresh = |s: i64| s > t - lookback;
+    let f = r.floats[..r.floats.partition_point(|p| p.0 <= t)]
+        .last()
+        .filter(|p| fresh(p.0));
+    let h = r.hists[..r.hists.partition_point(|p| p.0 <= t)]
+        .last()
+        .filter(|p| fresh(p.0));
+    match (f, h) {
+        (Some(f), Some(h)) if f.0 > h.0 => Some((f.0, Pv::F(f.1))),
+        (_, Some(h)) => Some((h.0, Pv::H(Arc::clone(&h.1)))),
+        (Some(f), None) => Some((f.0, Pv::F(f.1))),
+        (None, None) => None,
+    }
+}
+
+/// The first sample of `r` (float or histogram) in `(t, t + lookback]`.
+fn sample_after(r: &Raw, t: i64, lookback: i64) -> Option<(i64, Pv)> {
+    let near = |s: i64| s <= t + lookback;
+    let f = r.floats[r.floats.partition_point(|p| p.0 <= t)..]
+        .first()
+        .filter(|p| near(p.0));
+    let h = r.hists[r.hists.partition_point(|p| p.0 <= t)..]
+        .first()
+        .filter(|p| near(p.0));
+    match (f, h) {
+        (Some(f), Some(h)) if f.0 < h.0 => Some((f.0, Pv::F(f.1))),
+        (_, Some(h)) => Some((h.0, Pv::H(Arc::clone(&h.1)))),
+        (Some(f), None) => Some((f.0, Pv::F(f.1))),
+        (None, None) => None,
+    }
 }
 
 /// Linear interpolation at `t` between two float samples; a counter that went down in
@@ -485,38 +505,14 @@ fn smoothed_at(
     lookback: i64,
     notes: &mut Notes,
 ) -> std::result::Result<Option<Pv>, Mixed> {
-    let fi = r.floats.partition_point(|p| p.0 <= t);
-    let hi = r.hists.partition_point(|p| p.0 <= t);
-    let fresh = |s: i64| s > t - lookback && s <= t;
-    let near = |s: i64| s > t && s <= t + lookback;
-    let f_prev = fi
-        .checked_sub(1)
-        .map(|i| r.floats[i])
-        .filter(|p| fresh(p.0));
-    let h_prev = hi
-        .checked_sub(1)
-        .map(|i| &r.hists[i])
-        .filter(|p| fresh(p.0));
-    let prev = match (f_prev, h_prev) {
-        (Some(f), Some(h)) if f.0 > h.0 => Pv::F(f.1),
-        (_, Some(h)) => Pv::H(Arc::clone(&h.1)),
-        (Some(f), None) => Pv::F(f.1),
-        (None, None) => return Ok(None),
-    };
-    let prev_t = match &prev {
-        Pv::F(_) => f_prev.map_or(t, |p| p.0),
-        Pv::H(_) => h_prev.map_or(t, |p| p.0),
+    let Some((prev_t, prev)) = sample_at_or_before(r, t, lookback) else {
+        return Ok(None);
     };
     if prev_t == t {
         return Ok(Some(prev));
     }
-    let f_next = r.floats.get(fi).copied().filter(|p| near(p.0));
-    let h_next = r.hists.get(hi).filter(|p| near(p.0));
-    let next = match (f_next, h_next) {
-        (Some(f), Some(h)) if f.0 < h.0 => (f.0, Pv::F(f.1)),
-        (_, Some(h)) => (h.0, Pv::H(Arc::clone(&h.1))),
-        (Some(f), None) => (f.0, Pv::F(f.1)),
-        (None, None) => return Ok(Some(prev)),
+    let Some(next) = sample_after(r, t, lookback) else {
+        return Ok(Some(prev));
     };
     match (prev, next) {
         (Pv::F(a), (nt, Pv::F(b))) => Ok(Some(Pv::F(interpolate((prev_t, a), (nt, b), t, false)))),
