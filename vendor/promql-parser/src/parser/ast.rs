@@ -1778,12 +1778,45 @@ fn check_ast_for_vector_selector(ex: VectorSelector) -> Result<Expr, String> {
             )),
             None => Ok(Expr::VectorSelector(ex)),
         },
-        None if ex.matchers.is_empty_matchers() => {
-            // When name is None, a vector selector must contain at least one non-empty matcher
-            // to prevent implicit selection of all metrics (e.g. by a typo).
+        // gmc: a selector with only empty-matching matchers is refused after the whole
+        // query is parsed (`check_empty_selectors`): `info()` takes one as its label filter.
+        _ => Ok(Expr::VectorSelector(ex)),
+    }
+}
+
+/// gmc: refuse a vector selector without a name whose matchers all match the empty string
+/// (it would select every series, usually by a typo), except as the label filter of
+/// `info()`, its second argument, where Prometheus allows it.
+pub(crate) fn check_empty_selectors(expr: &Expr) -> Result<(), String> {
+    let empty = |vs: &VectorSelector| vs.name.is_none() && vs.matchers.is_empty_matchers();
+    match expr {
+        Expr::VectorSelector(vs) if empty(vs) => {
             Err("vector selector must contain at least one non-empty matcher".into())
         }
-        _ => Ok(Expr::VectorSelector(ex)),
+        Expr::MatrixSelector(ms) if empty(&ms.vs) => {
+            Err("vector selector must contain at least one non-empty matcher".into())
+        }
+        Expr::Aggregate(a) => {
+            check_empty_selectors(&a.expr)?;
+            a.param.as_deref().map_or(Ok(()), check_empty_selectors)
+        }
+        Expr::Unary(u) => check_empty_selectors(&u.expr),
+        Expr::Binary(b) => {
+            check_empty_selectors(&b.lhs)?;
+            check_empty_selectors(&b.rhs)
+        }
+        Expr::Paren(p) => check_empty_selectors(&p.expr),
+        Expr::Subquery(s) => check_empty_selectors(&s.expr),
+        Expr::Call(c) => {
+            let filter_args = if c.func.name == "info" { 1 } else { usize::MAX };
+            c.args
+                .args
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i < filter_args)
+                .try_for_each(|(_, a)| check_empty_selectors(a))
+        }
+        _ => Ok(()),
     }
 }
 
