@@ -164,18 +164,18 @@ fn interpolate_hist(
     Some(out)
 }
 
-/// Where the edges of an extended window lie in its samples `ts`: the index standing for
+/// Where the edges of an extended window lie in its samples `xs`: the index standing for
 /// the start (the anchor, else the first sample) and for the end (with `smoothed`, the
 /// first sample at or after the end). `None` when the window has no sample inside.
-fn edges(ts: &[i64], start: i64, end: i64, smoothed: bool) -> Option<(usize, usize)> {
-    let mut last = ts.len().checked_sub(1)?;
-    let first = ts[..last]
-        .partition_point(|t| *t <= start)
+fn edges<T>(xs: &[(i64, T)], start: i64, end: i64, smoothed: bool) -> Option<(usize, usize)> {
+    let mut last = xs.len().checked_sub(1)?;
+    let first = xs[..last]
+        .partition_point(|p| p.0 <= start)
         .saturating_sub(1);
     if smoothed {
-        last = ts[..last].partition_point(|t| *t < end);
+        last = xs[..last].partition_point(|p| p.0 < end);
     }
-    if ts[last] <= start || (smoothed && ts[first] > end) {
+    if xs[last].0 <= start || (smoothed && xs[first].0 > end) {
         return None;
     }
     Some((first, last))
@@ -190,8 +190,7 @@ fn float_rate(
     counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    let ts: Vec<i64> = f.iter().map(|p| p.0).collect();
-    let (first, last) = edges(&ts, start, end, smoothed)?;
+    let (first, last) = edges(f, start, end, smoothed)?;
     let left = if smoothed && f[first].0 < start {
         interpolate(f[first], f[first + 1], start, counter)
     } else {
@@ -235,8 +234,7 @@ fn hist_rate(
     notes: &mut Notes,
 ) -> Option<Histogram> {
     use CounterResetHint::Gauge;
-    let ts: Vec<i64> = h.iter().map(|p| p.0).collect();
-    let (first, last) = edges(&ts, start, end, smoothed)?;
+    let (first, last) = edges(h, start, end, smoothed)?;
     let custom = h[first].1.uses_custom_buckets();
     for (_, p) in &h[first..=last] {
         if p.uses_custom_buckets() != custom {
