@@ -46,7 +46,7 @@ pub struct Engine {
 /// Parse a query, mapping parser errors to [`Error::Parse`] (with a position when the
 /// parser reports none of its own).
 pub fn parse(query: &str) -> Result<Expr> {
-    crate::eval::parse_query(query)
+    crate::eval::parse_query(query, 0, 0)
 }
 
 /// Parse a series selector (the HTTP API's `match[]`) into store matchers, one list per
@@ -81,7 +81,8 @@ impl Engine {
     /// Evaluate `query` at `time_ms`.
     pub fn instant_query(&self, db: &Db, query: &str, time_ms: i64) -> Result<QueryResult> {
         let started = Instant::now();
-        let expr = parse(query)?;
+        // `step()` and `range()` in durations: 0 for an instant query, as in Prometheus.
+        let expr = crate::eval::parse_query(query, 0, 0)?;
         let mut ev = Evaluator::new(db, &self.opts, started, time_ms, time_ms, 1);
         let value = ev.run(query, &expr, true)?;
         Ok(ev.finish(value, started))
@@ -109,7 +110,7 @@ impl Engine {
                 max: self.opts.max_points_per_series,
             });
         }
-        let expr = parse(query)?;
+        let expr = crate::eval::parse_query(query, step_ms, end_ms - start_ms)?;
         let mut ev = Evaluator::new(db, &self.opts, started, start_ms, end_ms, step_ms);
         ev.use_rollups_if_needed();
         let value = ev.run(query, &expr, false)?;
@@ -126,6 +127,33 @@ mod tests {
         assert_eq!(parse_duration_ms("5m"), Some(300_000));
         assert_eq!(parse_duration_ms("1h30m"), Some(5_400_000));
         assert_eq!(parse_duration_ms("x"), None);
+    }
+
+    #[test]
+    fn duration_expressions_resolve_with_the_query_step_and_range() {
+        let range_of =
+            |q: &str, step: i64, range: i64| match crate::eval::parse_query(q, step, range) {
+                Ok(Expr::MatrixSelector(ms)) => ms.range.as_millis(),
+                other => panic!("{q}: {other:?}"),
+            };
+        assert_eq!(range_of("x[26m+4m]", 0, 0), 1_800_000);
+        assert_eq!(range_of("x[2m*(10+5)]", 0, 0), 1_800_000);
+        assert_eq!(range_of("x[1h30m % 1h]", 0, 0), 1_800_000);
+        assert_eq!(range_of("x[step()*2]", 15_000, 0), 30_000);
+        assert_eq!(range_of("x[min_of(range(), 1h)]", 15_000, 600_000), 600_000);
+        // An offset takes one term: what follows is arithmetic on the selected value.
+        match crate::eval::parse_query("x offset -min_of(step(), 1s) + 8000", 5_000, 0) {
+            Ok(Expr::Binary(b)) => match *b.lhs {
+                Expr::VectorSelector(vs) => assert_eq!(
+                    vs.offset,
+                    Some(promql_parser::parser::Offset::Neg(
+                        std::time::Duration::from_secs(1)
+                    ))
+                ),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 use crate::value::{InstantSample, PointValue, QueryResult, QueryStats, RangeSeries, Value};
 
 /// Parse a query into the parser's AST, mapping its errors.
-pub(crate) fn parse_query(query: &str) -> Result<Expr> {
+/// Parse `query`; `step()` and `range()` in its durations are `step_ms` and `range_ms`.
+pub(crate) fn parse_query(query: &str, step_ms: i64, range_ms: i64) -> Result<Expr> {
     // Evaluation recurses over the syntax tree: refuse absurd nesting up front rather
     // than risk the stack of the thread running the query.
     let (depth, operators) = nesting_depth(query);
@@ -39,7 +40,9 @@ pub(crate) fn parse_query(query: &str) -> Result<Expr> {
             "1:1: parse error: query has more than {MAX_OPERATORS} operators"
         )));
     }
-    promql_parser::parser::parse(query).map_err(|e| Error::Parse(parse_error_message(query, &e)))
+    let ms = |v: i64| Duration::from_millis(u64::try_from(v).unwrap_or(0));
+    promql_parser::parser::parse_with_durations(query, ms(step_ms), ms(range_ms))
+        .map_err(|e| Error::Parse(parse_error_message(query, &e)))
 }
 
 /// Stack left below which evaluation continues on a new heap-allocated stack segment.
@@ -1472,11 +1475,11 @@ mod tests {
 
     #[test]
     fn parse_errors_carry_a_position() {
-        let Err(Error::Parse(m)) = parse_query("sum(") else {
+        let Err(Error::Parse(m)) = parse_query("sum(", 0, 0) else {
             panic!("expected a parse error")
         };
         assert!(m.starts_with("1:5: parse error"), "{m}");
-        let Err(Error::Parse(m)) = parse_query("a +\nb +") else {
+        let Err(Error::Parse(m)) = parse_query("a +\nb +", 0, 0) else {
             panic!("expected a parse error")
         };
         assert!(m.starts_with("2:4: parse error"), "{m}");

@@ -58,6 +58,14 @@ fn bad_queries_are_bad_data_with_clear_messages() {
         ("abs(\"x\")", "expected type vector"),
         ("{}", "at least one non-empty matcher"),
         ("req_total{job=~\"(\"}", "regex"),
+        // Duration expressions: a range must stay positive, and only arithmetic, step(),
+        // range(), min_of() and max_of() are understood.
+        ("req_total[5m-5m]", "duration must be greater than 0"),
+        (
+            "req_total[1m/0]",
+            "division by zero in a duration expression",
+        ),
+        ("req_total[nope()]", "unknown duration function"),
         // The trim operators take histograms on their left, and are not comparisons.
         ("1 </ 2", "trim operator '</' needs an instant vector"),
         (

@@ -664,6 +664,23 @@ impl Lexer {
                 State::Lexeme(T_COLON)
             }
             Some(ch) if ch.is_ascii_digit() => self.accept_number_or_duration(),
+            // gmc: duration expressions (`x[5m+30s]`, `x[step()*2]`).
+            Some('+') => State::Lexeme(T_ADD),
+            Some('-') => State::Lexeme(T_SUB),
+            Some('*') => State::Lexeme(T_MUL),
+            Some('/') => State::Lexeme(T_DIV),
+            Some('%') => State::Lexeme(T_MOD),
+            Some('^') => State::Lexeme(T_POW),
+            Some('(') => State::Lexeme(T_LEFT_PAREN),
+            Some(')') => State::Lexeme(T_RIGHT_PAREN),
+            Some(',') => State::Lexeme(T_COMMA),
+            Some('.') if matches!(self.peek(), Some(ch) if ch.is_ascii_digit()) => {
+                self.accept_number_or_duration()
+            }
+            Some(ch) if ch.is_ascii_alphabetic() || ch == '_' => {
+                self.accept_run(|c| c.is_ascii_alphanumeric() || c == '_');
+                State::Lexeme(T_IDENTIFIER)
+            }
             Some(']') => {
                 self.jump_outof_brackets();
                 self.reset_colon_scanned();

@@ -21,6 +21,8 @@
 //! parameters like "start"/"end" time or "step" time etc, which is included in [`EvalStmt`].
 
 pub mod ast;
+/// gmc: duration expressions.
+pub(crate) mod duration_expr;
 pub mod function;
 pub mod lex;
 pub mod parse;
@@ -35,7 +37,7 @@ pub use ast::{
 };
 pub use function::{clear_extra_functions, register_extra_functions, Function, FunctionArgs};
 pub use lex::lexer;
-pub use parse::parse;
+pub use parse::{parse, parse_with_durations};
 
 // FIXME: show more helpful error message to some invalid promql queries.
 const INVALID_QUERY_INFO: &str = "invalid promql query";

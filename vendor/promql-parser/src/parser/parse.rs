@@ -15,6 +15,16 @@
 use crate::parser::{lex, Expr, INVALID_QUERY_INFO};
 
 /// Parse the given query literal to an AST (which is [`Expr`] in this crate).
+/// gmc: [`parse`] with `step()` and `range()` in duration expressions standing for the
+/// query's `step` and `range` (end minus start); [`parse`] takes both as zero.
+pub fn parse_with_durations(
+    input: &str,
+    step: std::time::Duration,
+    range: std::time::Duration,
+) -> Result<Expr, String> {
+    crate::parser::duration_expr::with_query_durations(step, range, || parse(input))
+}
+
 pub fn parse(input: &str) -> Result<Expr, String> {
     match lex::lexer(input) {
         Err(e) => Err(e),

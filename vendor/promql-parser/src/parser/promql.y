@@ -392,10 +392,47 @@ paren_expr -> Result<Expr, String>:
  * Offset modifiers.
  */
 offset_expr -> Result<Expr, String>:
-                expr OFFSET duration { $1?.offset_expr(Offset::Pos($3?)) }
-        |       expr OFFSET ADD duration { $1?.offset_expr(Offset::Pos($4?)) }
-        |       expr OFFSET SUB duration { $1?.offset_expr(Offset::Neg($4?)) }
+                expr OFFSET duration_atom { $1?.offset_expr(signed_offset($3?)?) }
+        |       expr OFFSET ADD duration_atom { $1?.offset_expr(signed_offset($4?)?) }
+        |       expr OFFSET SUB duration_atom { $1?.offset_expr(signed_offset(-$4?)?) }
         |       expr OFFSET EOF { Err("unexpected end of input in offset, expected duration".into()) }
+;
+
+/*
+ * gmc: duration expressions (Prometheus 3.x, experimental there): arithmetic on durations
+ * and numbers (seconds), step(), range(), min_of(a, b), max_of(a, b). A range or subquery
+ * takes a whole expression; an offset takes one term (a literal, a parenthesised
+ * expression or a call), so `x offset 1m + 1` adds to the selected value. Values are
+ * seconds as f64.
+ */
+duration_expr -> Result<f64, String>:
+                duration_atom { $1 }
+        |       duration_expr ADD duration_expr { Ok($1? + $3?) }
+        |       duration_expr SUB duration_expr { Ok($1? - $3?) }
+        |       duration_expr MUL duration_expr { Ok($1? * $3?) }
+        |       duration_expr DIV duration_expr { duration_div($1?, $3?) }
+        |       duration_expr MOD duration_expr { duration_mod($1?, $3?) }
+        |       duration_expr POW duration_expr { Ok($1?.powf($3?)) }
+        |       SUB duration_expr %prec MUL { Ok(-$2?) }
+        |       ADD duration_expr %prec MUL { $2 }
+;
+
+duration_atom -> Result<f64, String>:
+                DURATION { literal_seconds($lexer.span_str($span)) }
+        |       NUMBER
+                {
+                        let num = parse_str_radix($lexer.span_str($span))?;
+                        Ok(num)
+                }
+        |       LEFT_PAREN duration_expr RIGHT_PAREN { $2 }
+        |       IDENTIFIER LEFT_PAREN RIGHT_PAREN
+                {
+                        duration_call(&lexeme_to_string($lexer, &$1)?, &[])
+                }
+        |       IDENTIFIER LEFT_PAREN duration_expr COMMA duration_expr RIGHT_PAREN
+                {
+                        duration_call(&lexeme_to_string($lexer, &$1)?, &[$3?, $5?])
+                }
 ;
 
 /*
@@ -439,9 +476,9 @@ at_modifier_preprocessors -> Result<Token, String>:
  * Subquery and range selectors.
  */
 matrix_selector -> Result<Expr, String>:
-                expr LEFT_BRACKET duration RIGHT_BRACKET
+                expr LEFT_BRACKET duration_expr RIGHT_BRACKET
                 {
-                        Expr::new_matrix_selector($1?, $3?)
+                        Expr::new_matrix_selector($1?, positive_duration($3?)?)
                 }
         |       expr LEFT_BRACKET RIGHT_BRACKET
                 {
@@ -450,9 +487,9 @@ matrix_selector -> Result<Expr, String>:
 ;
 
 subquery_expr -> Result<Expr, String>:
-                expr LEFT_BRACKET duration COLON maybe_duration RIGHT_BRACKET
+                expr LEFT_BRACKET duration_expr COLON maybe_duration RIGHT_BRACKET
                 {
-                        Expr::new_subquery_expr($1?, $3?, $5?)
+                        Expr::new_subquery_expr($1?, positive_duration($3?)?, $5?)
                 }
 ;
 
@@ -695,34 +732,26 @@ string_identifier -> Result<String, String>:
                 }
 ;
 
-duration -> Result<Duration, String>:
-                DURATION { parse_duration($lexer.span_str($span)) }
-        |       NUMBER
-                {
-                        let num = parse_str_radix($lexer.span_str($span))?;
-                        Ok(Duration::from_secs_f64(num))
-                }
-;
-
 /*
  * Wrappers for optional arguments.
  */
 maybe_duration -> Result<Option<Duration>, String>:
                 { Ok(None) }
-        |       duration { $1.map(Some) }
+        |       duration_expr { positive_duration($1?).map(Some) }
 ;
 
 %%
 
 use std::time::Duration;
 use crate::label::{Labels, Matcher, Matchers};
-use crate::parser::{AtModifier, BinModifier, Expr, FunctionArgs, LabelModifier, Offset, VectorMatchCardinality, VectorMatchFillValues};
+use crate::parser::{AtModifier, BinModifier, Expr, FunctionArgs, LabelModifier, VectorMatchCardinality, VectorMatchFillValues};
 use crate::parser::ast::check_ast;
 use crate::parser::function::get_function;
 use crate::parser::lex::is_label;
 use crate::parser::production::{lexeme_to_string, lexeme_to_token, span_to_string};
 use crate::parser::token::{Token, T_IDENTIFIER};
 use crate::util::{parse_duration, parse_str_radix, unquote_string};
+use crate::parser::duration_expr::{duration_call, duration_div, duration_mod, literal_seconds, positive_duration, signed_offset};
 
 fn update_optional_matching(
     modifier: Option<BinModifier>,
