@@ -14,16 +14,11 @@ both servers pay alike and shows the servers' own time more closely.
 """
 import argparse
 import http.client
-import os
 import statistics
-import sys
 import time
-import urllib.parse
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "tools", "peerbench"))
-import queries  # noqa: E402
+from peerbench_queries import QUERIES, request_path
 
 
 def main():
@@ -46,18 +41,10 @@ def main():
         conns[pt].request("GET", url)
         conns[pt].getresponse().read()
     end = a.end_ms / 1000.0
-    for name, kind, q, step in queries.QUERIES:
+    for name, kind, q, step in QUERIES:
         if a.only and name not in a.only:
             continue
-        if kind == "instant":
-            path, p = "/api/v1/query", {"query": q, "time": f"{end:.3f}"}
-        else:
-            path = "/api/v1/query_range"
-            p = {"query": q, "start": f"{end - a.window_s:.3f}", "end": f"{end:.3f}", "step": str(step)}
-        # As peerbench: nocache=1 turns off VictoriaMetrics' rollup result cache, which
-        # would otherwise answer every repeat of a range query from memory.
-        p["nocache"] = "1"
-        url = path + "?" + urllib.parse.urlencode(p)
+        url = request_path(kind, q, step, end, a.window_s)
         lat = {pt: [] for pt in ports}
         for pt in ports:  # one cold request each, not counted
             get(pt, url)

@@ -7,28 +7,17 @@ bucket: shows whether background work (maintenance, flushes) slows queries over 
 DATA_END_MS is the `data_end_ms` the peerbench load generator printed. A new connection
 per request, as peerbench's client does. Loopback only; bounded by SECONDS.
 """
-import os
 import sys
 import time
-import urllib.parse
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "tools", "peerbench"))
-import queries  # noqa: E402
+from peerbench_queries import QUERIES, request_path
 
 
 def main():
     port, end_ms, name, secs = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-    _, kind, q, step = next(x for x in queries.QUERIES if x[0] == name)
-    end = end_ms / 1000.0
-    if kind == "instant":
-        path, p = "/api/v1/query", {"query": q, "time": f"{end:.3f}"}
-    else:
-        path = "/api/v1/query_range"
-        p = {"query": q, "start": f"{end - 3600:.3f}", "end": f"{end:.3f}", "step": str(step)}
-    p["nocache"] = "1"
-    url = f"http://127.0.0.1:{port}{path}?" + urllib.parse.urlencode(p)
+    _, kind, q, step = next(x for x in QUERIES if x[0] == name)
+    url = f"http://127.0.0.1:{port}" + request_path(kind, q, step, end_ms / 1000.0, 3600)
     t0 = time.time()
     buckets = {}
     while time.time() - t0 < secs:

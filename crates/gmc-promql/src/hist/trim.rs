@@ -45,6 +45,14 @@ struct Kept {
     at: f64,
 }
 
+impl Kept {
+    /// Nothing kept.
+    const NONE: Kept = Kept {
+        count: 0.0,
+        at: 0.0,
+    };
+}
+
 /// Mean of the interval `[a, b]` under `spread`; an infinite end yields the finite one.
 fn mean(a: f64, b: f64, spread: Spread) -> f64 {
     match (a.is_infinite(), b.is_infinite()) {
@@ -76,10 +84,7 @@ fn trim_bucket(lo: f64, hi: f64, count: f64, cutoff: f64, keep: Keep, spread: Sp
         count,
         at: mean(lo, hi, spread),
     };
-    let none = Kept {
-        count: 0.0,
-        at: 0.0,
-    };
+    let none = Kept::NONE;
     let (whole_kept, whole_dropped) = match keep {
         Keep::Below => (hi <= cutoff, lo >= cutoff),
         Keep::Above => (lo >= cutoff, hi <= cutoff),
@@ -140,18 +145,13 @@ pub(crate) fn trim(h: &Histogram, cutoff: f64, keep: Keep) -> Histogram {
     if h.uses_custom_buckets() {
         for (idx, c) in p.pos.iter_mut() {
             let (lo, hi) = h.positive_bucket_bounds(*idx);
-            let kept = if lo == f64::NEG_INFINITY && hi.is_finite() && hi > 0.0 {
-                if cutoff >= 0.0 {
-                    trim_bucket(0.0, hi, *c, cutoff, keep, Spread::Linear)
-                } else if cutoff > f64::NEG_INFINITY {
-                    // Inside the unbounded part below zero: not interpolated, dropped.
-                    Kept {
-                        count: 0.0,
-                        at: 0.0,
-                    }
-                } else {
-                    trim_bucket(lo, hi, *c, cutoff, keep, Spread::Linear)
-                }
+            // The first bucket holds [0, bound] when its bound is positive; a cutoff below
+            // zero lies in its unbounded part, where it is not interpolated: dropped.
+            let first_positive = lo == f64::NEG_INFINITY && hi.is_finite() && hi > 0.0;
+            let kept = if first_positive && cutoff >= 0.0 {
+                trim_bucket(0.0, hi, *c, cutoff, keep, Spread::Linear)
+            } else if first_positive && cutoff > f64::NEG_INFINITY {
+                Kept::NONE
             } else {
                 trim_bucket(lo, hi, *c, cutoff, keep, Spread::Linear)
             };

@@ -70,58 +70,66 @@ fn window_points(
         Pv::F(f) => fs.push((t, f)),
         Pv::H(h) => hs.push((t, h)),
     };
-    if let Some(anchor) = sample_at_or_before(r, start, lookback) {
+    let from = Past::new(r, start);
+    let to = Past::new(r, end);
+    if let Some(anchor) = from.before(r, start - lookback) {
         push(fs, hs, anchor);
     }
-    let f = (
-        r.floats.partition_point(|p| p.0 <= start),
-        r.floats.partition_point(|p| p.0 <= end),
-    );
-    let h = (
-        r.hists.partition_point(|p| p.0 <= start),
-        r.hists.partition_point(|p| p.0 <= end),
-    );
-    fs.extend_from_slice(&r.floats[f.0..f.1]);
-    hs.extend_from_slice(&r.hists[h.0..h.1]);
+    fs.extend_from_slice(&r.floats[from.f..to.f]);
+    hs.extend_from_slice(&r.hists[from.h..to.h]);
     if smoothed {
-        if let Some(next) = sample_after(r, end, lookback) {
+        if let Some(next) = to.after(r, end + lookback) {
             push(fs, hs, next);
         }
     }
-    f.1 > f.0 || h.1 > h.0
+    to.f > from.f || to.h > from.h
 }
 
-/// The newest sample of `r` (float or histogram) in `(t - lookback, t]`.
-fn sample_at_or_before(r: &Raw, t: i64, lookback: i64) -> Option<(i64, Pv)> {
-    let fresh = |s: i64| s > t - lookback;
-    let f = r.floats[..r.floats.partition_point(|p| p.0 <= t)]
-        .last()
-        .filter(|p| fresh(p.0));
-    let h = r.hists[..r.hists.partition_point(|p| p.0 <= t)]
-        .last()
-        .filter(|p| fresh(p.0));
-    match (f, h) {
-        (Some(f), Some(h)) if f.0 > h.0 => Some((f.0, Pv::F(f.1))),
-        (_, Some(h)) => Some((h.0, Pv::H(Arc::clone(&h.1)))),
-        (Some(f), None) => Some((f.0, Pv::F(f.1))),
-        (None, None) => None,
+/// Where a time `t` falls in a series: the index of its first float and of its first
+/// histogram after `t`. One binary search per kind, shared by what is looked up around `t`.
+struct Past {
+    f: usize,
+    h: usize,
+}
+
+impl Past {
+    fn new(r: &Raw, t: i64) -> Past {
+        Past {
+            f: r.floats.partition_point(|p| p.0 <= t),
+            h: r.hists.partition_point(|p| p.0 <= t),
+        }
     }
-}
 
-/// The first sample of `r` (float or histogram) in `(t, t + lookback]`.
-fn sample_after(r: &Raw, t: i64, lookback: i64) -> Option<(i64, Pv)> {
-    let near = |s: i64| s <= t + lookback;
-    let f = r.floats[r.floats.partition_point(|p| p.0 <= t)..]
-        .first()
-        .filter(|p| near(p.0));
-    let h = r.hists[r.hists.partition_point(|p| p.0 <= t)..]
-        .first()
-        .filter(|p| near(p.0));
-    match (f, h) {
-        (Some(f), Some(h)) if f.0 < h.0 => Some((f.0, Pv::F(f.1))),
-        (_, Some(h)) => Some((h.0, Pv::H(Arc::clone(&h.1)))),
-        (Some(f), None) => Some((f.0, Pv::F(f.1))),
-        (None, None) => None,
+    /// The newest sample (float or histogram) at or before `t`, if after `lowest`.
+    fn before(&self, r: &Raw, lowest: i64) -> Option<(i64, Pv)> {
+        let f = self
+            .f
+            .checked_sub(1)
+            .map(|i| r.floats[i])
+            .filter(|p| p.0 > lowest);
+        let h = self
+            .h
+            .checked_sub(1)
+            .map(|i| &r.hists[i])
+            .filter(|p| p.0 > lowest);
+        match (f, h) {
+            (Some(f), Some(h)) if f.0 > h.0 => Some((f.0, Pv::F(f.1))),
+            (_, Some(h)) => Some((h.0, Pv::H(Arc::clone(&h.1)))),
+            (Some(f), None) => Some((f.0, Pv::F(f.1))),
+            (None, None) => None,
+        }
+    }
+
+    /// The first sample (float or histogram) after `t`, if at or before `highest`.
+    fn after(&self, r: &Raw, highest: i64) -> Option<(i64, Pv)> {
+        let f = r.floats.get(self.f).copied().filter(|p| p.0 <= highest);
+        let h = r.hists.get(self.h).filter(|p| p.0 <= highest);
+        match (f, h) {
+            (Some(f), Some(h)) if f.0 < h.0 => Some((f.0, Pv::F(f.1))),
+            (_, Some(h)) => Some((h.0, Pv::H(Arc::clone(&h.1)))),
+            (Some(f), None) => Some((f.0, Pv::F(f.1))),
+            (None, None) => None,
+        }
     }
 }
 
@@ -350,6 +358,21 @@ fn extended_value(
 }
 
 impl Evaluator<'_> {
+    /// The series of an extended range selector over every window of the grid (each
+    /// window reaching a lookback further back, and, smoothed, further ahead), with the
+    /// window ends, the range and the lookback (milliseconds).
+    fn extended_select(
+        &mut self,
+        ms: &MatrixSelector,
+        grid: Grid,
+    ) -> Result<(Vec<Raw>, Vec<i64>, i64, i64)> {
+        let lookback = self.lookback_ms();
+        let (ends, lo, hi, range) = self.matrix_windows(ms, grid);
+        let after = if ms.vs.smoothed { lookback } else { 0 };
+        let series = self.select(&ms.vs, lo - range - lookback + 1, hi + after)?;
+        Ok((series, ends, range, lookback))
+    }
+
     /// `func` over an `anchored` or `smoothed` range selector.
     pub(super) fn extended_range_fn(
         &mut self,
@@ -358,11 +381,8 @@ impl Evaluator<'_> {
         grid: Grid,
     ) -> Result<(Vec<Series>, Notes)> {
         let vs = &ms.vs;
-        let lookback = self.lookback_ms();
-        let (ends, lo, hi, range) = self.matrix_windows(ms, grid);
-        let after = if vs.smoothed { lookback } else { 0 };
-        // `select` counts the samples against the limit; released below.
-        let series = self.select(vs, lo - range - lookback + 1, hi + after)?;
+        let (series, ends, range, lookback) = self.extended_select(ms, grid)?;
+        // `select` counted the samples against the limit; released below.
         let loaded: usize = series.iter().map(|r| r.floats.len() + r.hists.len()).sum();
         let mut notes = Notes::default();
         let mut out = Vec::with_capacity(series.len());
@@ -402,11 +422,8 @@ impl Evaluator<'_> {
         grid: Grid,
     ) -> Result<Vec<Series>> {
         let vs = &ms.vs;
-        let lookback = self.lookback_ms();
-        let (ends, lo, hi, range) = self.matrix_windows(ms, grid);
-        let end = ends.first().copied().unwrap_or(lo);
-        let after = if vs.smoothed { lookback } else { 0 };
-        let series = self.select(vs, lo - range - lookback + 1, hi + after)?;
+        let (series, ends, range, lookback) = self.extended_select(ms, grid)?;
+        let end = ends.first().copied().unwrap_or(grid.start);
         let mut out = Vec::with_capacity(series.len());
         for mut r in series {
             gmc_model::drop_stale_floats(&mut r.floats);
@@ -461,9 +478,7 @@ impl Evaluator<'_> {
                     }
                 };
                 match v {
-                    _ if timestamps && v.is_some() => {
-                        s.floats.push((grid.ts(k), t as f64 / 1000.0));
-                    }
+                    Some(_) if timestamps => s.floats.push((grid.ts(k), t as f64 / 1000.0)),
                     Some(Pv::F(f)) => s.floats.push((grid.ts(k), f)),
                     Some(Pv::H(h)) => s.hists.push((grid.ts(k), h)),
                     None => {}
@@ -503,13 +518,14 @@ fn smoothed_at(
     lookback: i64,
     notes: &mut Notes,
 ) -> std::result::Result<Option<Pv>, Mixed> {
-    let Some((prev_t, prev)) = sample_at_or_before(r, t, lookback) else {
+    let at = Past::new(r, t);
+    let Some((prev_t, prev)) = at.before(r, t - lookback) else {
         return Ok(None);
     };
     if prev_t == t {
         return Ok(Some(prev));
     }
-    let Some(next) = sample_after(r, t, lookback) else {
+    let Some(next) = at.after(r, t + lookback) else {
         return Ok(Some(prev));
     };
     match (prev, next) {
