@@ -83,7 +83,11 @@ pub struct Part<'a> {
 /// order, split among the parts. A buffer whose framing breaks is returned whole, so the
 /// decoder reports the error exactly as for an unsplit request.
 ///
-/// The scan reads only keys and lengths: a few microseconds for a 10k-series request.
+/// The scan reads only keys and lengths, and stops at the last cut: the rest of the
+/// buffer is framed by the last part's decoder, which reports a break there at the same
+/// whole-request offset. (Each step of the scan is a cache miss in a freshly
+/// decompressed request: 226 µs for a 10k-series request scanned to its end, the
+/// request's one serial step after decompression.)
 pub fn split(buf: &[u8], parts: usize) -> Vec<Part<'_>> {
     let whole = vec![Part {
         bytes: buf,
@@ -113,6 +117,9 @@ pub fn split(buf: &[u8], parts: usize) -> Vec<Part<'_>> {
                 first_series: start_series,
             });
             (start, start_series) = (end, series);
+            if out.len() + 1 == parts {
+                break;
+            }
         }
     }
     if start < buf.len() {
