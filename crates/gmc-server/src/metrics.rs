@@ -55,6 +55,31 @@ impl Protocol {
     }
 }
 
+/// Steps of a stored write, the `stage` label of `gmc_ingest_stage_duration_seconds`:
+/// where a slow write spent its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestStage {
+    /// Waiting for a write slot and a thread (queueing behind other writes).
+    Wait,
+    /// Decompression, decoding and validation.
+    Decode,
+    /// The store's append, until the write is durable.
+    Store,
+}
+
+impl IngestStage {
+    const ALL: [IngestStage; 3] = [IngestStage::Wait, IngestStage::Decode, IngestStage::Store];
+
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestStage::Wait => "wait",
+            IngestStage::Decode => "decode",
+            IngestStage::Store => "store",
+        }
+    }
+}
+
 /// Upper bounds (seconds) of the request-duration histogram buckets.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
@@ -78,6 +103,21 @@ impl LatencyHistogram {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
+
+    /// The series of one histogram with `labels` (rendered, without braces), after its
+    /// family's HELP and TYPE lines.
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cum = 0u64;
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            cum += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cum}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {count}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {count}");
+    }
 }
 
 /// All server metrics.
@@ -88,6 +128,7 @@ pub struct ServerMetrics {
     rejected: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     http: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, std::sync::Arc<LatencyHistogram>>>,
+    stages: [LatencyHistogram; IngestStage::ALL.len()],
     overloaded: AtomicU64,
     scrapes: AtomicU64,
     scrape_failures: AtomicU64,
@@ -165,6 +206,11 @@ impl ServerMetrics {
             }
         };
         h.observe(elapsed);
+    }
+
+    /// A write spent `elapsed` in `stage`.
+    pub fn ingest_stage(&self, stage: IngestStage, elapsed: Duration) {
+        self.stages[stage as usize].observe(elapsed);
     }
 
     /// A PromQL query finished (`ok` = it produced a result).
@@ -259,27 +305,21 @@ impl ServerMetrics {
         out.push_str("# TYPE gmc_http_request_duration_seconds histogram\n");
         for (route, h) in self.latency.lock().iter() {
             let route = escape_label(route);
-            let mut cum = 0u64;
-            for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
-                cum += h.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "gmc_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {cum}"
-                );
-            }
-            let count = h.count.load(Ordering::Relaxed);
-            let _ = writeln!(
+            h.render(
                 out,
-                "gmc_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {count}"
+                "gmc_http_request_duration_seconds",
+                &format!("route=\"{route}\""),
             );
-            let sum = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-            let _ = writeln!(
+        }
+        out.push_str(
+            "# HELP gmc_ingest_stage_duration_seconds Time a stored write spent in each step: waiting for a slot, decoding, and the store's append until durable.\n",
+        );
+        out.push_str("# TYPE gmc_ingest_stage_duration_seconds histogram\n");
+        for st in IngestStage::ALL {
+            self.stages[st as usize].render(
                 out,
-                "gmc_http_request_duration_seconds_sum{{route=\"{route}\"}} {sum}"
-            );
-            let _ = writeln!(
-                out,
-                "gmc_http_request_duration_seconds_count{{route=\"{route}\"}} {count}"
+                "gmc_ingest_stage_duration_seconds",
+                &format!("stage=\"{}\"", st.as_str()),
             );
         }
     }
@@ -314,5 +354,43 @@ mod tests {
         assert!(s.contains("le=\"0.0005\"} 1\n"), "{s}");
         assert!(s.contains("le=\"0.005\"} 2\n"), "{s}");
         assert!(s.contains("gmc_ingest_rejected_total{protocol=\"influx\",reason=\"bad_line\"} 2"));
+        assert!(s.contains(
+            "gmc_http_request_duration_seconds_bucket{route=\"/api/v1/write\",le=\"+Inf\"} 2\n"
+        ));
+        assert!(s.contains("gmc_http_request_duration_seconds_count{route=\"/api/v1/write\"} 2\n"));
+    }
+
+    #[test]
+    fn ingest_stages_render_one_histogram_each() {
+        let m = ServerMetrics::default();
+        m.ingest_stage(IngestStage::Decode, Duration::from_millis(2));
+        m.ingest_stage(IngestStage::Store, Duration::from_millis(7));
+        let mut s = String::new();
+        m.encode_text(&mut s);
+        assert_eq!(
+            s.matches("# TYPE gmc_ingest_stage_duration_seconds histogram")
+                .count(),
+            1
+        );
+        assert!(
+            s.contains(
+                "gmc_ingest_stage_duration_seconds_bucket{stage=\"decode\",le=\"0.0025\"} 1\n"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains(
+                "gmc_ingest_stage_duration_seconds_bucket{stage=\"store\",le=\"0.005\"} 0\n"
+            ),
+            "{s}"
+        );
+        assert!(
+            s.contains("gmc_ingest_stage_duration_seconds_bucket{stage=\"store\",le=\"0.01\"} 1\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("gmc_ingest_stage_duration_seconds_count{stage=\"wait\"} 0\n"),
+            "{s}"
+        );
     }
 }

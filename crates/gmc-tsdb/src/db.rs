@@ -22,7 +22,7 @@ use crate::block::Resolution;
 use crate::config::Config;
 use crate::error::{Error, Result, SampleError};
 use crate::head::{Frozen, Head, Settings};
-use crate::metrics::Metrics;
+use crate::metrics::{AppendPhase, Metrics};
 use crate::querier::{Querier, Source, SourceSet};
 use crate::wal::Wal;
 pub use maintain::MaintenanceReport;
@@ -291,6 +291,7 @@ impl Db {
         }
         let _gate = inner.gate.read();
         let flushed_maxt = inner.flushed_maxt();
+        let started = Instant::now();
         let plans = crate::par::each(batches.to_vec(), |batch| {
             let mut plan = inner.head.prepare(batch, flushed_maxt);
             if !plan.touches_flushed.is_empty() {
@@ -298,6 +299,10 @@ impl Db {
             }
             plan
         });
+        let prepared = Instant::now();
+        inner
+            .metrics
+            .append_phase(AppendPhase::Prepare, prepared - started);
         let mut buf = Vec::new();
         let mut new_meta = Vec::new();
         for (batch, plan) in batches.iter().zip(&plans) {
@@ -317,6 +322,10 @@ impl Db {
             new_meta.extend(changed);
         }
         let written = inner.wal.write(&buf)?;
+        let logged = Instant::now();
+        inner
+            .metrics
+            .append_phase(AppendPhase::LogWrite, logged - prepared);
         // For a large write the head stores the parts while the log's sync is in flight
         // (the sync first, so the calling thread usually takes it and the pool the
         // parts): a 10 k-sample request no longer waits for the sync and then for the
@@ -347,6 +356,9 @@ impl Db {
         if done.iter().any(|d| matches!(d, Ok(true))) {
             inner.wake_recompressor();
         }
+        inner
+            .metrics
+            .append_phase(AppendPhase::StoreSync, logged.elapsed());
         done.into_iter().collect::<Result<Vec<bool>>>()?;
         // Exactly what was logged, so the head holds what a replay would rebuild.
         inner.head.set_metadata(&new_meta);

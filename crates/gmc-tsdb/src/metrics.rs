@@ -20,6 +20,7 @@ const HEAD_SERIES_CREATED: &str = "gmc_tsdb_head_series_created_total";
 const APPENDED: &str = "gmc_tsdb_appended_samples_total";
 const REJECTED: &str = "gmc_tsdb_rejected_samples_total";
 const WAL_FSYNC: &str = "gmc_tsdb_wal_fsync_duration_seconds";
+const APPEND_PHASE: &str = "gmc_tsdb_append_phase_duration_seconds";
 const WAL_BYTES: &str = "gmc_tsdb_wal_written_bytes_total";
 const WAL_WRITE_FAILURES: &str = "gmc_tsdb_wal_write_failures_total";
 const WAL_SEGMENTS: &str = "gmc_tsdb_wal_segments";
@@ -41,6 +42,35 @@ pub(crate) const REASONS: [&str; 4] = [
     "series_limit",
     "metric_series_limit",
 ];
+
+/// Phases of an append, the `phase` label of `gmc_tsdb_append_phase_duration_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AppendPhase {
+    /// Finding or creating the series, validating and reserving the samples (on the
+    /// cores, for a large write), and checking samples older than the flushed data.
+    Prepare,
+    /// Encoding the WAL records and writing them (one writer at a time).
+    LogWrite,
+    /// Storing the samples in the head while the log's sync is in flight; done when
+    /// both are.
+    StoreSync,
+}
+
+impl AppendPhase {
+    const ALL: [AppendPhase; 3] = [
+        AppendPhase::Prepare,
+        AppendPhase::LogWrite,
+        AppendPhase::StoreSync,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            AppendPhase::Prepare => "prepare",
+            AppendPhase::LogWrite => "log_write",
+            AppendPhase::StoreSync => "store_sync",
+        }
+    }
+}
 
 /// Upper bounds (seconds) of the latency histograms.
 const BUCKETS_S: [f64; 14] = [
@@ -70,15 +100,28 @@ impl LatencyHistogram {
 
     fn encode(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.encode_series(out, name, "");
+    }
+
+    /// The series lines only, each with `label` (`name="value"`, or empty) first.
+    fn encode_series(&self, out: &mut String, name: &str, label: &str) {
+        let sep = if label.is_empty() { "" } else { "," };
         let mut cum = 0;
         for (b, c) in BUCKETS_S.iter().zip(&self.buckets) {
             cum += c.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cum}");
+            let _ = writeln!(out, "{name}_bucket{{{label}{sep}le=\"{b}\"}} {cum}");
         }
         let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_bucket{{{label}{sep}le=\"+Inf\"}} {count}");
         let sum = self.sum_nanos.load(Relaxed) as f64 / 1e9;
-        let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        if label.is_empty() {
+            let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+        } else {
+            let _ = writeln!(
+                out,
+                "{name}_sum{{{label}}} {sum}\n{name}_count{{{label}}} {count}"
+            );
+        }
     }
 }
 
@@ -96,6 +139,7 @@ pub struct Metrics {
     pub(crate) appended_histograms: AtomicU64,
     pub(crate) rejected: [AtomicU64; REASONS.len()],
     pub(crate) wal_fsync: LatencyHistogram,
+    append_phases: [LatencyHistogram; AppendPhase::ALL.len()],
     pub(crate) wal_bytes: AtomicU64,
     pub(crate) wal_write_failures: AtomicU64,
     pub(crate) wal_segments: AtomicI64,
@@ -112,6 +156,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// An append spent `d` in `phase`.
+    pub(crate) fn append_phase(&self, phase: AppendPhase, d: Duration) {
+        self.append_phases[phase as usize].observe(d);
+    }
+
     /// Count a rejection by its stable reason string.
     pub(crate) fn reject(&self, reason: &str, samples: u64) {
         if let Some(i) = REASONS.iter().position(|r| *r == reason) {
@@ -243,6 +292,17 @@ impl Metrics {
         }
         self.wal_fsync
             .encode(out, WAL_FSYNC, "Latency of WAL fsyncs.");
+        let _ = writeln!(
+            out,
+            "# HELP {APPEND_PHASE} Time an append spent in each phase: prepare (series lookup, validation), log_write (WAL records encoded and written), store_sync (head stores the samples while the WAL syncs).\n# TYPE {APPEND_PHASE} histogram"
+        );
+        for ph in AppendPhase::ALL {
+            self.append_phases[ph as usize].encode_series(
+                out,
+                APPEND_PHASE,
+                &format!("phase=\"{}\"", ph.as_str()),
+            );
+        }
         counter(
             out,
             WAL_BYTES,
@@ -334,6 +394,16 @@ mod tests {
         assert!(s.contains("gmc_tsdb_rejected_samples_total{reason=\"out_of_order\"} 3"));
         assert!(s.contains("gmc_tsdb_wal_fsync_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(s.contains("gmc_tsdb_wal_fsync_duration_seconds_count 1"));
+        m.append_phase(AppendPhase::LogWrite, Duration::from_micros(80));
+        let mut s = String::new();
+        m.encode_text(&mut s);
+        assert!(s.contains(
+            "gmc_tsdb_append_phase_duration_seconds_bucket{phase=\"log_write\",le=\"0.0001\"} 1\n"
+        ));
+        assert!(s.contains(
+            "gmc_tsdb_append_phase_duration_seconds_bucket{phase=\"log_write\",le=\"0.00005\"} 0\n"
+        ));
+        assert!(s.contains("gmc_tsdb_append_phase_duration_seconds_count{phase=\"prepare\"} 0\n"));
         assert_eq!(
             s.matches("# TYPE gmc_tsdb_appended_samples_total").count(),
             1

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use gmc_model::{WriteBatch, NANOS_PER_SEC};
 
 use crate::api_error::ApiError;
-use crate::metrics::Protocol;
+use crate::metrics::{IngestStage, Protocol};
 use crate::state::AppState;
 
 pub(crate) mod decode;
@@ -169,6 +169,7 @@ where
         + Send
         + 'static,
 {
+    let queued = std::time::Instant::now();
     let wait = state.config.server.overload_wait;
     let permit = match tokio::time::timeout(wait, state.write_slots.clone().acquire_owned()).await {
         Ok(Ok(p)) => p,
@@ -183,6 +184,7 @@ where
     let st = state.clone();
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
+        st.metrics.ingest_stage(IngestStage::Wait, queued.elapsed());
         store_blocking(&st, p, &body, &ctx, decode)
     })
     .await
@@ -199,6 +201,7 @@ fn store_blocking<C, F>(
 where
     F: for<'a> FnOnce(&'a [u8], &'a mut Vec<u8>, &'a C) -> Result<Vec<Decoded<'a>>, Refusal>,
 {
+    let started = std::time::Instant::now();
     let mut scratch = state.decode_buffers.take();
     let parts = decode(body, &mut scratch, ctx).map_err(|r| {
         state.metrics.rejected(p, r.reason, 1);
@@ -209,10 +212,18 @@ where
     // per decoding thread rather than one per write in flight.
     let parts: Vec<Decoded<'static>> = parts.into_iter().map(Decoded::into_owned).collect();
     drop(scratch);
+    let decoded = std::time::Instant::now();
+    state
+        .metrics
+        .ingest_stage(IngestStage::Decode, decoded - started);
     if parts.is_empty() {
         return Ok(Outcome::default());
     }
-    commit_parts(state, p, parts)
+    let outcome = commit_parts(state, p, parts);
+    state
+        .metrics
+        .ingest_stage(IngestStage::Store, decoded.elapsed());
+    outcome
 }
 
 /// Store the decoded parts of one request (one, or several from `decode::remote_write`)
