@@ -55,8 +55,9 @@ impl Protocol {
     }
 }
 
-/// Steps of a stored write, the `stage` label of `gmc_ingest_stage_duration_seconds`:
-/// where a slow write spent its time.
+/// Steps of a write, the `stage` label of `gmc_ingest_stage_duration_seconds`: where a
+/// slow write spent its time. A write is timed in each step it reaches (one refused while
+/// decoding has no `store` time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestStage {
     /// Waiting for a write slot and a thread (queueing behind other writes).
@@ -312,7 +313,7 @@ impl ServerMetrics {
             );
         }
         out.push_str(
-            "# HELP gmc_ingest_stage_duration_seconds Time a stored write spent in each step: waiting for a slot, decoding, and the store's append until durable.\n",
+            "# HELP gmc_ingest_stage_duration_seconds Time writes spent in each step they reached: waiting for a write slot, decoding, the store's append until durable.\n",
         );
         out.push_str("# TYPE gmc_ingest_stage_duration_seconds histogram\n");
         for st in IngestStage::ALL {
