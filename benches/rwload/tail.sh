@@ -3,8 +3,9 @@
 # (optionally with a TOML config, e.g. `[storage] sync = "none"`), create the series with
 # a 2 s warm-up, then send 10k-sample requests at RATE samples/s for DUR seconds while
 # every server thread's CPU is sampled each 50 ms. Prints the latency summary, the
-# slowest requests, the WAL fsync histogram and, for each slow request, what the
-# server's threads did in the 400 ms before it.
+# slowest requests, the WAL fsync histogram, the mean time per write step (from
+# gmc_ingest_stage_* and gmc_tsdb_append_phase_*, warm-up included) and, for each slow
+# request, what the server's threads did in the 400 ms before it.
 #
 #   benches/rwload/tail.sh BIN RATE DUR [CONFIG]
 #   e.g. benches/rwload/tail.sh target/release/gmc 700000 12
@@ -48,6 +49,21 @@ start=$(date +%s.%N)
 wait $sampler
 cat "$dir.slow"
 curl -s 127.0.0.1:$port/metrics | grep -E '^gmc_tsdb_wal_fsync_duration_seconds_(bucket\{le="(0.001|0.01|0.1|1)"\}|count)' || true
+# Mean time per write step (server stages, then the store's append phases).
+curl -s 127.0.0.1:$port/metrics | python3 -c '
+import re, sys
+acc = {}
+for line in sys.stdin:
+    m = re.match(r"gmc_(ingest_stage|tsdb_append_phase)_duration_seconds_(sum|count)\{\w+=\"(\w+)\"\} (\S+)", line)
+    if m:
+        acc.setdefault((m[1], m[3]), {})[m[2]] = float(m[4])
+means = []
+for (family, step), v in acc.items():
+    if v.get("count"):
+        ms = v.get("sum", 0.0) / v["count"] * 1e3
+        means.append(f"{step}={ms:.2f}")
+print("mean ms per step:", "  ".join(means))
+' || true
 python3 - "$start" "$dir.threads" "$dir.slow" <<'PY'
 import collections, re, sys
 start, threads, slow = float(sys.argv[1]), sys.argv[2], sys.argv[3]
