@@ -22,7 +22,7 @@ args=(serve --listen 127.0.0.1:$port --data-dir "$dir")
 [ -n "$cfg" ] && args+=(--config "$cfg")
 "$bin" "${args[@]}" >"$dir.log" 2>&1 &
 pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir" "$dir.log"' EXIT
+trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$dir" "$dir.log" "$dir.slow" "$dir.threads"' EXIT
 for _ in $(seq 100); do curl -sf 127.0.0.1:$port/-/ready >/dev/null && break; sleep 0.1; done
 "$load" --addr 127.0.0.1:$port --samples 10000 --conc 4 --rate 200000 --duration-s 2 --start-offset-s 7200 >/dev/null
 python3 - "$pid" "$((dur + 1))" "$dir.threads" <<'PY' &
