@@ -44,7 +44,8 @@ pub struct Engine {
 }
 
 /// Parse a query, mapping parser errors to [`Error::Parse`] (with a position when the
-/// parser reports none of its own).
+/// parser reports none of its own). `step()` and `range()` in its durations are 0, as in
+/// an instant query.
 pub fn parse(query: &str) -> Result<Expr> {
     crate::eval::parse_query(query, 0, 0)
 }
@@ -81,8 +82,7 @@ impl Engine {
     /// Evaluate `query` at `time_ms`.
     pub fn instant_query(&self, db: &Db, query: &str, time_ms: i64) -> Result<QueryResult> {
         let started = Instant::now();
-        // `step()` and `range()` in durations: 0 for an instant query, as in Prometheus.
-        let expr = crate::eval::parse_query(query, 0, 0)?;
+        let expr = parse(query)?;
         let mut ev = Evaluator::new(db, &self.opts, started, time_ms, time_ms, 1);
         let value = ev.run(query, &expr, true)?;
         Ok(ev.finish(value, started))

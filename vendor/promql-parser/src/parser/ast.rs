@@ -1786,14 +1786,13 @@ fn check_ast_for_vector_selector(ex: VectorSelector) -> Result<Expr, String> {
 
 /// gmc: refuse a vector selector without a name whose matchers all match the empty string
 /// (it would select every series, usually by a typo), except as the label filter of
-/// `info()`, its second argument, where Prometheus allows it.
+/// `info()`, its second argument, where Prometheus allows it. (Not `util::walk_expr`: its
+/// visitor cannot skip one subtree, and it does not visit aggregation parameters.)
 pub(crate) fn check_empty_selectors(expr: &Expr) -> Result<(), String> {
-    let empty = |vs: &VectorSelector| vs.name.is_none() && vs.matchers.is_empty_matchers();
     match expr {
-        Expr::VectorSelector(vs) if empty(vs) => {
-            Err("vector selector must contain at least one non-empty matcher".into())
-        }
-        Expr::MatrixSelector(ms) if empty(&ms.vs) => {
+        Expr::VectorSelector(vs) | Expr::MatrixSelector(MatrixSelector { vs, .. })
+            if vs.name.is_none() && vs.matchers.is_empty_matchers() =>
+        {
             Err("vector selector must contain at least one non-empty matcher".into())
         }
         Expr::Aggregate(a) => {

@@ -102,34 +102,35 @@ impl Past {
 
     /// The newest sample (float or histogram) at or before `t`, if after `lowest`.
     fn before(&self, r: &Raw, lowest: i64) -> Option<(i64, Pv)> {
-        let f = self
-            .f
-            .checked_sub(1)
-            .map(|i| r.floats[i])
-            .filter(|p| p.0 > lowest);
-        let h = self
-            .h
-            .checked_sub(1)
-            .map(|i| &r.hists[i])
-            .filter(|p| p.0 > lowest);
-        match (f, h) {
-            (Some(f), Some(h)) if f.0 > h.0 => Some((f.0, Pv::F(f.1))),
-            (_, Some(h)) => Some((h.0, Pv::H(Arc::clone(&h.1)))),
-            (Some(f), None) => Some((f.0, Pv::F(f.1))),
-            (None, None) => None,
-        }
+        let f = self.f.checked_sub(1).map(|i| r.floats[i]);
+        let h = self.h.checked_sub(1).map(|i| &r.hists[i]);
+        pick(
+            f.filter(|p| p.0 > lowest),
+            h.filter(|p| p.0 > lowest),
+            |f, h| f > h,
+        )
     }
 
     /// The first sample (float or histogram) after `t`, if at or before `highest`.
     fn after(&self, r: &Raw, highest: i64) -> Option<(i64, Pv)> {
         let f = r.floats.get(self.f).copied().filter(|p| p.0 <= highest);
         let h = r.hists.get(self.h).filter(|p| p.0 <= highest);
-        match (f, h) {
-            (Some(f), Some(h)) if f.0 < h.0 => Some((f.0, Pv::F(f.1))),
-            (_, Some(h)) => Some((h.0, Pv::H(Arc::clone(&h.1)))),
-            (Some(f), None) => Some((f.0, Pv::F(f.1))),
-            (None, None) => None,
-        }
+        pick(f, h, |f, h| f < h)
+    }
+}
+
+/// The float `f` or the histogram `h` as one sample: the float when both exist and
+/// `float_first(its time, the histogram's)`, else whichever exists.
+fn pick(
+    f: Option<(i64, f64)>,
+    h: Option<&(i64, Arc<Histogram>)>,
+    float_first: impl Fn(i64, i64) -> bool,
+) -> Option<(i64, Pv)> {
+    match (f, h) {
+        (Some(f), Some(h)) if float_first(f.0, h.0) => Some((f.0, Pv::F(f.1))),
+        (_, Some(h)) => Some((h.0, Pv::H(Arc::clone(&h.1)))),
+        (Some(f), None) => Some((f.0, Pv::F(f.1))),
+        (None, None) => None,
     }
 }
 
